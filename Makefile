@@ -1,0 +1,45 @@
+# landeco: `make run` (everything, then serve) and `make test` (everything, then the suite).
+# Both rest on `make setup`, which installs only what is missing.
+
+VENV      ?= .venv
+# Debian's own Python 3.11, so that the venv works for every account (not only root's)
+PYTHON    ?= /usr/bin/python3
+BIN       := $(VENV)/bin
+# PostgreSQL + PostGIS for the store, GDAL's command-line tools for the interop tests.
+APT_PACKAGES := postgresql postgresql-postgis gdal-bin python3-venv
+
+.PHONY: setup apt venv run test lint db demo clean
+
+setup: apt venv
+
+apt:
+	@sh scripts/apt-ensure.sh $(APT_PACKAGES)
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+db: setup
+	$(BIN)/landeco db up
+	$(BIN)/landeco db migrate
+
+demo: db
+	$(BIN)/landeco demo
+
+run: demo
+	$(BIN)/landeco serve
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/landeco db up
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	-$(BIN)/landeco db down
+	rm -rf $(VENV) .landeco .pytest_cache

@@ -1,0 +1,40 @@
+"""The FastAPI application: ``create_app(settings)`` builds it, nothing is read at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import home
+from api.problems import install_problem_handlers
+from layers.database import database_url
+from layers.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A landeco application for ``settings`` (from the environment when omitted)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.database_url = database_url(settings)
+        yield
+
+    app = FastAPI(
+        title="landeco",
+        description="鄂托克前旗 land and ecology management: layers in PostGIS, "
+        "served as OGC API – Features",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/api",
+        docs_url="/api.html",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.include_router(home.router)
+    return app

@@ -1,0 +1,136 @@
+"""The command line: ``landeco db up|down|status|migrate``, ``demo``, ``serve``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from layers.cluster import Cluster
+from layers.database import database_url, ping
+from layers.errors import LandecoError
+from layers.settings import Settings
+
+app = typer.Typer(help="landeco — 鄂托克前旗土地与生态管理 land and ecology management.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db = typer.Typer(help="The database: the private local cluster or LANDECO_DATABASE_URL.",
+                 no_args_is_help=True)
+app.add_typer(db, name="db")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(exc: LandecoError) -> typer.Exit:
+    typer.secho(f"error [{exc.code}]: {exc}", fg="red", err=True)
+    return typer.Exit(1)
+
+
+def _cluster(settings: Settings) -> Cluster | None:
+    """The private cluster, or None when an external database is configured."""
+    if settings.database_url:
+        typer.echo("LANDECO_DATABASE_URL is set: using that server, not a local cluster.")
+        return None
+    return Cluster(settings.home, settings.pg_bindir)
+
+
+@db.command("up")
+def db_up() -> None:
+    """Create (on first use) and start the local PostGIS cluster."""
+    settings = _settings()
+    try:
+        cluster = _cluster(settings)
+        if cluster is not None:
+            info = cluster.start()
+            typer.echo(f"PostGIS running on 127.0.0.1:{info.port} (cluster in {cluster.home})")
+        url = database_url(settings)
+        typer.echo(json.dumps(ping(url)))
+    except LandecoError as exc:
+        raise _fail(exc) from exc
+
+
+@db.command("down")
+def db_down() -> None:
+    """Stop the local cluster (its data stays)."""
+    settings = _settings()
+    try:
+        cluster = _cluster(settings)
+        if cluster is not None:
+            cluster.stop()
+            typer.echo("PostGIS stopped.")
+    except LandecoError as exc:
+        raise _fail(exc) from exc
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say whether the database is up and which schema revision it has."""
+    from layers.migrate import current_revision, head_revision
+
+    settings = _settings()
+    try:
+        cluster = _cluster(settings)
+        state: dict[str, object] = cluster.status() if cluster is not None else {}
+        if cluster is None or state["running"]:
+            url = database_url(settings, start=False)
+            state.update(ping(url))
+            state["schema_revision"] = current_revision(url)
+            state["schema_head"] = head_revision()
+    except LandecoError as exc:
+        raise _fail(exc) from exc
+    typer.echo(json.dumps(state, ensure_ascii=False, indent=2))
+    if not state.get("postgis"):
+        raise typer.Exit(3)
+
+
+@db.command("migrate")
+def db_migrate(revision: str = typer.Argument("head", help="target revision")) -> None:
+    """Bring the schema to ``revision`` (default: the newest); safe to repeat."""
+    from layers.migrate import upgrade
+
+    try:
+        reached = upgrade(database_url(_settings()), revision)
+    except LandecoError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"schema at revision {reached}")
+
+
+@app.command("demo")
+def demo(
+    seed: int = typer.Option(20220701, help="random seed: the same seed gives the same township"),
+    parcels: int | None = typer.Option(None, help="number of caragana plots (benchmarks: "
+                                       "100000, 1000000); default: a township-sized 300–600"),
+    replace: bool = typer.Option(True, help="empty the layers before loading"),
+) -> None:
+    """Load the demo township (deterministic) into the database."""
+    from layers.demo import load_demo
+
+    from layers.migrate import upgrade
+
+    try:
+        url = database_url(_settings())
+        upgrade(url)
+        counts = load_demo(url, seed=seed, parcels=parcels, replace=replace)
+    except LandecoError as exc:
+        raise _fail(exc) from exc
+    for layer_id, n in counts.items():
+        typer.echo(f"{layer_id:18} {n:>9,}")
+
+
+@app.command("serve")
+def serve(
+    host: str | None = typer.Option(None, help="address (default LANDECO_HOST, 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="port (default LANDECO_PORT, 8000)"),
+    workers: int = typer.Option(1, help="worker processes"),
+) -> None:
+    """Serve the web API and pages."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run("api.main:app", host=host or settings.host, port=port or settings.port,
+                workers=workers, log_level="info")
+
+
+if __name__ == "__main__":
+    app()

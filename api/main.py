@@ -1,0 +1,5 @@
+"""The application object for ASGI servers (``uvicorn api.main:app``)."""
+
+from api.app import create_app
+
+app = create_app()

@@ -1,0 +1,95 @@
+"""Which database landeco uses, and the engine to it.
+
+``LANDECO_DATABASE_URL`` wins; without it landeco starts its private cluster (see
+:mod:`layers.cluster`) and uses the ``landeco`` database there, with PostGIS enabled.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from layers.cluster import DATABASE, Cluster
+from layers.errors import DatabaseUnavailableError
+from layers.settings import Settings
+
+__all__ = [
+    "create_database",
+    "database_url",
+    "drop_database",
+    "engine_for",
+    "ping",
+]
+
+
+def _normalise(url: str | URL) -> URL:
+    """Use the psycopg 3 driver whatever scheme the operator wrote."""
+    url = make_url(url)
+    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def database_url(settings: Settings, *, start: bool = True) -> URL:
+    """The URL of landeco's database: the configured one, or the private cluster's."""
+    if settings.database_url:
+        return _normalise(settings.database_url)
+    cluster = Cluster(settings.home, settings.pg_bindir)
+    info = cluster.start() if start else cluster.info
+    url = _normalise(info.url(DATABASE))
+    create_database(url, exists_ok=True)
+    return url
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    """One pooled engine per URL for the whole process."""
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _admin_engine(url: URL) -> Engine:
+    return sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                            poolclass=sa.pool.NullPool)
+
+
+def create_database(url: str | URL, *, exists_ok: bool = False) -> None:
+    """Create the database of ``url`` (on its server) and enable PostGIS in it."""
+    url = _normalise(url)
+    admin = _admin_engine(url)
+    with admin.connect() as conn:
+        found = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"),
+                            {"d": url.database})
+        if found and not exists_ok:
+            raise ValueError(f"database {url.database} exists")
+        if not found:
+            conn.execute(sa.text(f'CREATE DATABASE "{url.database}" ENCODING \'UTF8\' '
+                                 "TEMPLATE template0"))
+    admin.dispose()
+    db = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with db.begin() as conn:
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    db.dispose()
+
+
+def drop_database(url: str | URL) -> None:
+    """Drop the database of ``url``, closing other sessions to it first."""
+    url = _normalise(url)
+    admin = _admin_engine(url)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def ping(url: str | URL) -> dict[str, str]:
+    """Versions of PostgreSQL and PostGIS, or :class:`DatabaseUnavailableError`."""
+    engine = engine_for(_normalise(url).render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            pg = conn.scalar(sa.text("SHOW server_version"))
+            postgis = conn.scalar(sa.text("SELECT extversion FROM pg_extension "
+                                          "WHERE extname = 'postgis'"))
+    except sa.exc.OperationalError as exc:
+        raise DatabaseUnavailableError("the database cannot be reached") from exc
+    return {"postgresql": str(pg), "postgis": str(postgis)}

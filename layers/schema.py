@@ -1,0 +1,110 @@
+"""The tables of the registry's layers, with the rules the database itself enforces.
+
+The database refuses what is wrong, whoever writes: geometry valid, 2D, SRID 4326 and
+of the layer's type (the column's type modifier); coded values in their domain;
+numbers in their range; codes unique. Areas are computed by the database on the
+ellipsoid, so no client can store a wrong one.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+from sqlalchemy.dialects.postgresql import JSONB
+
+from layers.model import Field, Layer
+from layers.registry import LAYERS
+
+__all__ = ["AREA_M2_SQL", "M2_PER_MU", "metadata", "table_for"]
+
+#: 1 亩 = 10 000 / 15 m².
+M2_PER_MU = 10_000 / 15
+
+#: Geodesic area on the ellipsoid (PostGIS geography uses GeographicLib).
+AREA_M2_SQL = "ST_Area(geom::geography, true)"
+
+_TYPES: dict[str, sa.types.TypeEngine] = {
+    "text": sa.Text(),
+    "integer": sa.Integer(),
+    "real": sa.Double(),
+    "date": sa.Date(),
+    "monthday": sa.String(5),
+}
+_MONTHDAY = "^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _field_checks(f: Field) -> list[sa.CheckConstraint]:
+    """The CHECK constraints a field's declaration implies."""
+    checks = []
+    if f.choices:
+        values = ", ".join(f"'{v}'" for v in f.values)
+        checks.append(sa.CheckConstraint(f"{f.name} IN ({values})", name=f"{f.name}_domain"))
+    if f.minimum is not None:
+        checks.append(sa.CheckConstraint(f"{f.name} >= {f.minimum}", name=f"{f.name}_min"))
+    if f.maximum is not None:
+        checks.append(sa.CheckConstraint(f"{f.name} <= {f.maximum}", name=f"{f.name}_max"))
+    if f.type == "monthday":
+        checks.append(sa.CheckConstraint(f"{f.name} ~ '{_MONTHDAY}'", name=f"{f.name}_monthday"))
+    if f.type == "text" and f.required and not f.choices:
+        checks.append(sa.CheckConstraint(f"btrim({f.name}) <> ''", name=f"{f.name}_not_blank"))
+    return checks
+
+
+def _columns(layer: Layer) -> list[sa.Column]:
+    """Every column of a layer's table, in the order staff read them."""
+    cols = [sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True)]
+    for f in layer.all_fields:
+        col_type = _TYPES[f.type]
+        if f.name == "village_code":
+            cols.append(sa.Column(f.name, sa.Text,
+                                  sa.ForeignKey("villages.code", onupdate="CASCADE"),
+                                  index=True))
+        elif f.name == "code":
+            cols.append(sa.Column(f.name, sa.Text, nullable=False, unique=True))
+        else:
+            cols.append(sa.Column(f.name, col_type, nullable=not f.required))
+    cols += [
+        sa.Column("extra", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
+                  server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False,
+                  server_default=sa.func.now()),
+        sa.Column("geom", Geometry(layer.geometry_type, srid=4326, dimension=2,
+                                   spatial_index=True), nullable=False),
+    ]
+    if layer.is_polygonal:
+        cols += [
+            sa.Column("area_m2", sa.Double, sa.Computed(AREA_M2_SQL, persisted=True)),
+            sa.Column("area_mu", sa.Double,
+                      sa.Computed(f"{AREA_M2_SQL} / {M2_PER_MU!r}", persisted=True),
+                      index=True),
+        ]
+    return cols
+
+
+def _table(layer: Layer) -> sa.Table:
+    checks = [c for f in layer.all_fields for c in _field_checks(f)]
+    checks += [
+        sa.CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
+        sa.CheckConstraint("NOT ST_IsEmpty(geom)", name="geom_not_empty"),
+    ]
+    checks += [sa.CheckConstraint(sql, name=name) for name, sql in layer.checks]
+    return sa.Table(layer.table, metadata, *_columns(layer), *checks)
+
+
+_TABLES = {layer_id: _table(layer) for layer_id, layer in LAYERS.items()}
+
+
+def table_for(layer: Layer | str) -> sa.Table:
+    """The SQLAlchemy table of a layer (by declaration or id)."""
+    return _TABLES[layer if isinstance(layer, str) else layer.id]

@@ -1,0 +1,43 @@
+"""采煤沉陷区 — ground sunk over coal workings; herders relocated and compensated."""
+
+from layers.model import Choice, Field, Layer, Style
+
+LAYER = Layer(
+    id="subsidence_zones",
+    zh="采煤沉陷区",
+    en="Coal-mining subsidence zones",
+    geometry_type="MULTIPOLYGON",
+    overlaps_allowed=False,
+    description_zh="矿区塌陷区范围、搬迁户数与补偿安置资金",
+    description_en="Subsidence over coal workings: relocated households and compensation",
+    fields=(
+        Field("name", "text", "名称", "Name", aliases=("名称", "沉陷区名称", "塌陷区名称", "MC", "NAME")),
+        Field("mine", "text", "煤矿（开采主体）", "Mine operator",
+              aliases=("煤矿", "开采主体", "煤矿名称", "企业名称", "KCZT", "MINE")),
+        Field("severity", "text", "沉陷程度", "Severity", required=True,
+              choices=(Choice("light", "轻度", "Light", "#fdd49e"),
+                       Choice("moderate", "中度", "Moderate", "#fc8d59"),
+                       Choice("severe", "重度", "Severe", "#b30000")),
+              aliases=("沉陷程度", "塌陷程度", "程度", "CXCD", "SEVERITY")),
+        Field("max_depth_m", "real", "最大沉陷深度", "Maximum depth", unit="m", minimum=0,
+              aliases=("最大沉陷深度", "最大深度", "沉陷深度", "ZDSD", "MAX_DEPTH")),
+        Field("status", "text", "治理状态", "Status", required=True,
+              choices=(Choice("monitoring", "监测中", "Monitoring", "#fee08b"),
+                       Choice("relocating", "搬迁中", "Relocating", "#fdae61"),
+                       Choice("relocated", "已搬迁", "Relocated", "#f46d43"),
+                       Choice("rehabilitating", "治理中", "Rehabilitating", "#a6d96a"),
+                       Choice("rehabilitated", "已治理", "Rehabilitated", "#1a9850")),
+              aliases=("治理状态", "状态", "ZT", "STATUS")),
+        Field("households_total", "integer", "涉及户数", "Households", unit="户", minimum=0,
+              aliases=("涉及户数", "总户数", "户数", "SJHS", "HH_TOTAL")),
+        Field("households_relocated", "integer", "已搬迁户数", "Households relocated", unit="户",
+              minimum=0, aliases=("已搬迁户数", "搬迁户数", "BQHS", "HH_RELOC")),
+        Field("compensation_wan_yuan", "real", "补偿安置资金", "Compensation", unit="万元",
+              minimum=0, aliases=("补偿安置资金", "补偿资金", "补偿金额", "BCZJ", "COMP_WAN")),
+        Field("surveyed_on", "date", "调查日期", "Surveyed on",
+              aliases=("调查日期", "调查时间", "DCRQ", "SURVEYED", "SVY_DATE")),
+    ),
+    checks=(("households_relocated_le_total", "households_relocated <= households_total"),),
+    temporal=("surveyed_on", None),
+    style=Style(color="#b30000", by="severity"),
+)

@@ -74,7 +74,9 @@ def db_status() -> None:
         state: dict[str, object] = cluster.status() if cluster is not None else {}
         if cluster is None or state["running"]:
             url = database_url(settings, start=False)
-            state.update(ping(url))
+            versions = ping(url)
+            state["database"] = versions.pop("name")
+            state.update(versions)
             state["schema_revision"] = current_revision(url)
             state["schema_head"] = head_revision()
     except LandecoError as exc:
@@ -104,14 +106,27 @@ def demo(
     replace: bool = typer.Option(True, help="empty the layers before loading"),
 ) -> None:
     """Load the demo township (deterministic) into the database."""
-    from layers.demo import load_demo
+    from rich.progress import Progress
 
+    from layers.demo import load_demo
     from layers.migrate import upgrade
 
     try:
         url = database_url(_settings())
         upgrade(url)
-        counts = load_demo(url, seed=seed, parcels=parcels, replace=replace)
+        with Progress(transient=True) as bar:
+            task = bar.add_task("generating the township…", total=None)
+
+            current = {"layer": ""}
+
+            def advance(layer_id: str, k: int, total: int) -> None:
+                if layer_id != current["layer"]:
+                    current["layer"] = layer_id
+                    bar.reset(task, total=total, description=f"loading {layer_id}")
+                bar.advance(task, k)
+
+            counts = load_demo(url, seed=seed, parcels=parcels, replace=replace,
+                               progress=advance)
     except LandecoError as exc:
         raise _fail(exc) from exc
     for layer_id, n in counts.items():

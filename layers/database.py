@@ -83,7 +83,7 @@ def drop_database(url: str | URL) -> None:
 
 
 def ping(url: str | URL) -> dict[str, str]:
-    """Versions of PostgreSQL and PostGIS, or :class:`DatabaseUnavailableError`."""
+    """Versions of PostgreSQL and PostGIS and the database name, or an error if unreachable."""
     engine = engine_for(_normalise(url).render_as_string(hide_password=False))
     try:
         with engine.connect() as conn:
@@ -92,4 +92,4 @@ def ping(url: str | URL) -> dict[str, str]:
                                           "WHERE extname = 'postgis'"))
     except sa.exc.OperationalError as exc:
         raise DatabaseUnavailableError("the database cannot be reached") from exc
-    return {"postgresql": str(pg), "postgis": str(postgis)}
+    return {"postgresql": str(pg), "postgis": str(postgis), "name": str(_normalise(url).database)}

@@ -7,7 +7,8 @@ LAYER = Layer(
     zh="禁牧休牧区",
     en="Grazing-ban areas",
     geometry_type="MULTIPOLYGON",
-    overlaps_allowed=False,
+    # re-delineated areas overlap their predecessors in space, not in time
+    overlaps_allowed=True,
     description_zh="禁牧、休牧、划区轮牧和草畜平衡区域及其有效期",
     description_en="Full ban, seasonal rest, rotational grazing and balance areas, by validity",
     fields=(

@@ -1,0 +1,86 @@
+"""The first look: the landing document and the health check."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from layers.settings import Settings
+
+LANDECO = Path(sys.executable).with_name("landeco")
+
+
+def _url_text(url):
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def client(db_url, tmp_path):
+    app = create_app(Settings(database_url=_url_text(db_url), home=tmp_path / "unused"))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def test_landing_lists_the_layers_and_links(client):
+    res = client.get("/")
+    assert res.status_code == 200
+    body = res.json()
+    assert {layer["id"] for layer in body["layers"]} == {
+        "villages", "subsidence_zones", "grazing_bans", "caragana_plots", "land_leases"}
+    assert "采煤沉陷区" in {layer["title"] for layer in body["layers"]}
+    rels = {link["rel"]: link["href"] for link in body["links"]}
+    assert rels["service-desc"].endswith("/api")
+    assert client.get(rels["service-desc"]).json()["info"]["title"] == "landeco"
+
+
+def test_health_reports_the_database(client, db_url):
+    res = client.get("/health")
+    assert res.status_code == 200
+    body = res.json()
+    assert body["status"] == "ok"
+    assert body["database"]["postgis"].startswith("3.")
+    assert body["database"]["name"] == db_url.database
+    assert set(body["features"]) >= {"villages", "land_leases"}
+
+
+def test_health_says_when_the_schema_is_not_migrated(empty_db_url, tmp_path):
+    app = create_app(Settings(database_url=_url_text(empty_db_url), home=tmp_path))
+    with TestClient(app) as test_client:
+        res = test_client.get("/health")
+    assert res.status_code == 503
+    assert res.headers["content-type"] == "application/problem+json"
+    assert res.json()["code"] == "schema_not_migrated"
+
+
+def test_health_says_when_the_database_is_down(db_url, tmp_path):
+    dead = db_url.set(port=1)  # nothing listens there
+    app = create_app(Settings(database_url=_url_text(dead), home=tmp_path))
+    with TestClient(app) as test_client:
+        res = test_client.get("/health")
+    assert res.status_code == 503
+    assert res.json()["code"] == "database_unavailable"
+    assert "password" not in res.text.lower()
+
+
+def test_unknown_path_is_a_problem(client):
+    res = client.get("/no/such/thing")
+    assert res.status_code == 404
+    assert res.headers["content-type"] == "application/problem+json"
+    assert res.json()["code"] == "not_found"
+
+
+def test_landeco_database_url_is_honoured(db_url, tmp_path):
+    """With the variable set, landeco uses that server and creates no cluster."""
+    home = tmp_path / "home"
+    env = {**os.environ, "LANDECO_DATABASE_URL": _url_text(db_url), "LANDECO_HOME": str(home)}
+    out = subprocess.run([str(LANDECO), "db", "status"], env=env, capture_output=True,
+                         text=True, check=True, timeout=60)
+    state = json.loads(out.stdout.split("\n", 1)[1])  # first line says which server
+    assert state["database"] == db_url.database
+    assert state["schema_revision"] == state["schema_head"]
+    assert not home.exists()

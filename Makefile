@@ -5,17 +5,22 @@ VENV      ?= .venv
 # Debian's own Python 3.11, so that the venv works for every account (not only root's)
 PYTHON    ?= /usr/bin/python3
 BIN       := $(VENV)/bin
-# PostgreSQL + PostGIS for the store, GDAL's command-line tools for the interop tests.
-APT_PACKAGES := postgresql postgresql-postgis gdal-bin python3-venv
+# PostgreSQL + PostGIS for the store, GDAL's command-line tools for the interop tests,
+# Chromium for the browser tests, Noto CJK for Chinese text on printed maps.
+APT_PACKAGES := postgresql postgresql-postgis gdal-bin python3-venv chromium fonts-noto-cjk
 
-.PHONY: setup apt venv run test lint db demo clean
+.PHONY: setup apt venv assets run test lint db demo clean
 
-setup: apt venv
+setup: apt venv assets
 
 apt:
 	@sh scripts/apt-ensure.sh $(APT_PACKAGES)
 
 venv: $(VENV)/.installed
+
+# Leaflet and friends, served by landeco itself (no CDN): see assets/package.json
+assets:
+	@sh scripts/install-assets.sh
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

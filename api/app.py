@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from api import home
+from api import features, home, maps, query, tiles, uploads
+from api.pages import STATIC_DIR
 from api.problems import install_problem_handlers
 from layers.database import database_url
 from layers.settings import Settings
@@ -36,5 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    app.include_router(home.router)
+    for module in (home, features, tiles, uploads, query, maps):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from api import cli_import, cli_map, cli_query
 from layers.cluster import Cluster
 from layers.database import database_url, ping
 from layers.errors import LandecoError
@@ -145,6 +146,10 @@ def serve(
     settings = _settings()
     uvicorn.run("api.main:app", host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level="info")
+
+
+for _area in (cli_import, cli_query, cli_map):
+    _area.register(app)
 
 
 if __name__ == "__main__":

@@ -7,17 +7,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from layers.errors import DatabaseUnavailableError, LandecoError, UnknownLayerError
+from layers.errors import LandecoError
 
 __all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem"]
 
 PROBLEM_JSON = "application/problem+json"
-
-#: Domain error → (HTTP status, title). The error's ``code`` is the stable problem code.
-STATUS: dict[type[LandecoError], tuple[int, str]] = {
-    UnknownLayerError: (404, "Unknown layer"),
-    DatabaseUnavailableError: (503, "Database unavailable"),
-}
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: object) -> JSONResponse:
@@ -32,9 +26,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LandecoError)
     async def domain_error(request: Request, exc: LandecoError) -> JSONResponse:
-        status, title = next((v for k, v in STATUS.items() if isinstance(exc, k)),
-                             (400, "Bad request"))
-        return problem(status, exc.code, title, str(exc))
+        return problem(exc.status, exc.code, exc.title, str(exc), **exc.extra())
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

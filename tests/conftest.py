@@ -7,9 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
+from api.app import create_app
 from layers.database import create_database, database_url, drop_database, engine_for
+from layers.demo import load_demo
 from layers.migrate import upgrade
 from layers.settings import Settings
 
@@ -63,3 +66,27 @@ def conn(engine: sa.Engine) -> Iterator[sa.Connection]:
         trans = connection.begin()
         yield connection
         trans.rollback()
+
+
+@pytest.fixture(scope="session")
+def demo_url(server_url: URL) -> Iterator[URL]:
+    """A throwaway database holding the demo township (seed 20220701). Read it, never write."""
+    url = _throwaway(server_url, "landeco_test_demo")
+    upgrade(url)
+    load_demo(url)
+    yield url
+    engine_for(url.render_as_string(hide_password=False)).dispose()
+    drop_database(url)
+
+
+def client_for(url: URL, home) -> TestClient:
+    """A TestClient of the app configured for the database at ``url``."""
+    settings = Settings(database_url=url.render_as_string(hide_password=False), home=home)
+    return TestClient(create_app(settings))
+
+
+@pytest.fixture(scope="session")
+def demo_client(demo_url: URL, tmp_path_factory) -> Iterator[TestClient]:
+    """The app over the demo township, for tests that only read."""
+    with client_for(demo_url, tmp_path_factory.mktemp("home")) as client:
+        yield client

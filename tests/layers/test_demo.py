@@ -10,24 +10,17 @@ import shapely
 import sqlalchemy as sa
 
 from layers.database import create_database, drop_database, engine_for
-from layers.demo import DEMO_AS_OF, generate, load_demo
-from layers.migrate import upgrade
+from layers.demo import DEMO_AS_OF, generate
 from layers.registry import LAYERS
 
 LANDECO = Path(sys.executable).with_name("landeco")
 
 
 @pytest.fixture(scope="module")
-def demo(server_url):
-    url = server_url.set(database="landeco_test_demo")
-    drop_database(url)
-    create_database(url)
-    upgrade(url)
-    counts = load_demo(url)
-    engine = engine_for(url.render_as_string(hide_password=False))
-    yield counts, engine
-    engine.dispose()
-    drop_database(url)
+def demo(demo_url):
+    engine = engine_for(demo_url.render_as_string(hide_password=False))
+    counts = generate().counts()  # what the generator made, compared with what was stored
+    return counts, engine
 
 
 def _scalar(engine, sql, **params):

@@ -50,6 +50,22 @@ class Field:
         """The allowed codes of a coded field (empty when the field is free)."""
         return tuple(c.value for c in self.choices)
 
+    def file_names(self) -> frozenset[str]:
+        """Every column name a surveyor's file may use for this field, upper-cased.
+
+        The name and aliases, plus their DBF truncations: a DBF field name holds 10 bytes,
+        so ArcGIS and QGIS cut ``SEASON_START`` to ``SEASON_STA`` and a Chinese name to
+        5 characters in GBK or 3 in UTF-8.
+        """
+        names = set()
+        for name in (self.name, *self.aliases):
+            names.add(name.upper())
+            for encoding in ("gbk", "utf-8"):
+                cut = name.upper().encode(encoding)[:10].decode(encoding, errors="ignore")
+                if cut:
+                    names.add(cut)
+        return frozenset(names)
+
     def label(self, lang: str = "zh") -> str:
         """The field's label in ``lang`` (``zh`` or ``en``)."""
         return self.en if lang == "en" else self.zh
@@ -110,6 +126,22 @@ class Layer:
         """Every attribute a feature carries: code, village, the layer's own, note."""
         village = (VILLAGE_CODE,) if self.has_village else ()
         return (CODE, *village, *self.fields, NOTE)
+
+    def file_columns(self) -> dict[str, Field]:
+        """Upper-cased file column name → field, for reading surveyors' files.
+
+        Explicit names and aliases win; a DBF truncation that two fields share
+        (``HOUSEHOLDS`` from both ``households_total`` and ``households_relocated``)
+        is ambiguous and left out, so such a column stays unmapped rather than guessed.
+        """
+        explicit = {n.upper(): f for f in self.all_fields for n in (f.name, *f.aliases)}
+        derived: dict[str, set[str]] = {}
+        for f in self.all_fields:
+            for n in f.file_names() - explicit.keys():
+                derived.setdefault(n, set()).add(f.name)
+        by_name = {f.name: f for f in self.all_fields}
+        unique = {n: by_name[next(iter(fs))] for n, fs in derived.items() if len(fs) == 1}
+        return {**unique, **explicit}
 
     def get_field(self, name: str) -> Field:
         """The attribute called ``name``; ``KeyError`` if the layer has none."""

@@ -1,5 +1,169 @@
-"""Routes of this area; the owner of the module fills them in."""
+"""Map pages for ecology staff: every layer, one layer, one village, one feature, printed maps.
 
-from fastapi import APIRouter
+Thin routes: parse, fetch the map layers (:mod:`layers.mapdata`), draw them
+(:mod:`gis.maps`, :mod:`gis.printing`), answer. Pages load scripts only from
+``/static/vendor``; basemap tiles are the only thing from outside.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import os
+from datetime import date
+from typing import Annotated, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from api.pages import LangDep, render
+from gis.maps import NO_BASEMAP, Basemap, build_map, osm_basemap, page_parts, tianditu_basemaps
+from layers.database import engine_for
+from layers.errors import BadRequestError
+from layers.mapdata import MapScope, map_bounds, map_layers, scope_for
+from layers.model import Layer
+from layers.registry import LAYERS, get_layer
+from layers.symbology import InvalidStyleFieldError, MapContext, style_fields
+
+__all__ = ["TIANDITU_KEY_ENV", "BasemapUnavailableError", "router"]
+
+router = APIRouter(tags=["maps"])
+
+#: Drawing order: large areas under small parcels, so that every feature can be clicked.
+_ORDER = ("villages", "grazing_bans", "subsidence_zones", "land_leases", "caragana_plots")
+
+#: Environment variable holding the Tianditu (天地图) browser key.
+TIANDITU_KEY_ENV = "LANDECO_TIANDITU_KEY"
+
+BasemapName = Literal["osm", "tianditu_vec", "tianditu_img", "none"]
+BasemapDep = Annotated[BasemapName | None, Query(
+    description="background shown first: osm, tianditu_vec, tianditu_img (need "
+    "LANDECO_TIANDITU_KEY) or none; default Tianditu vector with a key, else OpenStreetMap")]
+OnDep = Annotated[date | None, Query(
+    description="map date (YYYY-MM-DD, default today): grazing bans in force and their rest "
+    "season, leases ending within 90 days")]
+ByDep = Annotated[str | None, Query(
+    description="field to colour the layer by, e.g. survival_rate for caragana plots")]
+
+_TITLES = {
+    "overview": ("鄂托克前旗某镇 · 土地与生态总图", "Township land and ecology overview"),
+    "layer": ("{title}", "{title}"),
+    "village": ("{name} · 土地与生态图", "{name} · land and ecology"),
+    "feature": ("{title} · {code}", "{title} · {code}"),
+}
+
+
+class BasemapUnavailableError(BadRequestError):
+    """A Tianditu basemap was asked for but no key is configured."""
+
+    code = "basemap_unavailable"
+    title = "Basemap unavailable"
+
+    def __init__(self, basemap: str) -> None:
+        super().__init__(f"basemap {basemap!r} needs a Tianditu key: set {TIANDITU_KEY_ENV}")
+        self.basemap = basemap
+
+    def extra(self) -> dict[str, object]:
+        """The basemap asked for."""
+        return {"basemap": self.basemap}
+
+
+def _basemaps(lang: str, wanted: str | None) -> tuple[list[Basemap], str]:
+    """The backgrounds on offer and the one shown first."""
+    key = os.environ.get(TIANDITU_KEY_ENV, "").strip()
+    en = lang == "en"
+    maps = [osm_basemap("OpenStreetMap")]
+    if key:
+        maps += tianditu_basemaps(key, "Tianditu vector" if en else "天地图矢量",
+                                  "Tianditu imagery" if en else "天地图影像")
+    maps.append(Basemap(NO_BASEMAP.key, "No basemap" if en else NO_BASEMAP.title))
+    if wanted is None:
+        return maps, "tianditu_vec" if key else "osm"
+    if wanted.startswith("tianditu") and not key:
+        raise BasemapUnavailableError(wanted)
+    return maps, wanted
+
+
+def _ordered() -> list[str]:
+    """Every registered layer, known ones in drawing order, new ones on top."""
+    return [*[i for i in _ORDER if i in LAYERS], *[i for i in LAYERS if i not in _ORDER]]
+
+
+def _connect(request: Request) -> sa.Connection:
+    url = request.app.state.database_url
+    return engine_for(url.render_as_string(hide_password=False)).connect()
+
+
+def _page(request: Request, lang: str, basemap: str | None, title: str, layer_ids: list[str],
+          ctx: MapContext, scope_args: dict, hidden: tuple[str, ...] = ()) -> HTMLResponse:
+    base = str(request.base_url).rstrip("/")
+    maps, first = _basemaps(lang, basemap)
+    with _connect(request) as conn:
+        scope = scope_for(conn, **scope_args) if scope_args else MapScope()
+        if scope.feature is not None:
+            code = conn.scalar(sa.text(f"SELECT code FROM {scope.feature[0]} WHERE id = :i"),
+                               {"i": scope.feature[1]})
+            title = title.format(code=code)
+        if scope.village is not None:
+            name = conn.scalar(sa.text("SELECT name FROM villages WHERE code = :c"), {"c": scope.village})
+            title = title.format(name=name)
+        layers = map_layers(conn, layer_ids, ctx, scope=scope, hidden=hidden,
+                            tiles_url=f"{base}/collections/{{layer}}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}",
+                            feature_link=f"{base}/maps/{{layer}}/features/{{id}}"
+                            + ("?lang=en" if lang == "en" else ""))
+        bounds = map_bounds(conn, scope)
+    en = lang == "en"
+    m = build_map(layers, title=title, bounds=bounds, basemaps=maps, basemap=first,
+                  legend_title="Legend" if en else "图例", vendor_url=f"{base}/static/vendor",
+                  link_text="Map of this feature" if en else "要素地图")
+    return render(request, "maps/map.html", lang, title=title, map=page_parts(m))
+
+
+def _title(kind: str, lang: str, **values: str) -> str:
+    zh, en = _TITLES[kind]
+    # keep the placeholders filled later (village name, feature code) for the second format
+    values = {"name": "{name}", "code": "{code}", **values}
+    return (en if lang == "en" else zh).format(**values)
+
+
+@router.get("/maps", response_class=HTMLResponse, summary="Overview map of every layer")
+def overview(request: Request, lang: LangDep = "zh", basemap: BasemapDep = None,
+             on: OnDep = None) -> HTMLResponse:
+    """Every layer over the village frames, with layer control, legend, scale and popups."""
+    ctx = MapContext(lang=lang, on=on or date.today())
+    return _page(request, lang, basemap, _title("overview", lang), _ordered(), ctx, {})
+
+
+@router.get("/maps/villages/{code}", response_class=HTMLResponse, summary="Map of one village")
+def village_map(request: Request, code: str, lang: LangDep = "zh", basemap: BasemapDep = None,
+                on: OnDep = None) -> HTMLResponse:
+    """One village's features of every layer, zoomed to it; the other frames for orientation."""
+    ctx = MapContext(lang=lang, on=on or date.today())
+    return _page(request, lang, basemap, _title("village", lang), _ordered(), ctx,
+                 {"village": code})
+
+
+@router.get("/maps/{layer_id}/features/{feature_id}", response_class=HTMLResponse,
+            summary="Map of one feature")
+def feature_map(request: Request, layer_id: str, feature_id: int, lang: LangDep = "zh",
+                basemap: BasemapDep = None) -> HTMLResponse:
+    """One feature, zoomed to it, over the village frames."""
+    layer = get_layer(layer_id)
+    ctx = MapContext(lang=lang)
+    title = _title("feature", lang, title=layer.title(lang))
+    return _page(request, lang, basemap, title, [layer.id], ctx, {"feature": (layer, feature_id)})
+
+
+@router.get("/maps/{layer_id}", response_class=HTMLResponse, summary="Map of one layer")
+def layer_map(request: Request, layer_id: str, lang: LangDep = "zh", basemap: BasemapDep = None,
+              on: OnDep = None, by: ByDep = None) -> HTMLResponse:
+    """One layer over the village frames, coloured by its style field or by ``by``."""
+    layer = get_layer(layer_id)
+    _check_by(layer, by)
+    ctx = MapContext(lang=lang, on=on or date.today(), by=by)
+    return _page(request, lang, basemap, _title("layer", lang, title=layer.title(lang)), [layer.id], ctx, {})
+
+
+def _check_by(layer: Layer, by: str | None) -> None:
+    if by is not None and by not in style_fields(layer):
+        raise InvalidStyleFieldError(layer, by)
+

@@ -1,0 +1,445 @@
+"""Interactive maps with Folium: styled GeoJSON or vector-tile layers, legend, basemaps.
+
+The page loads every script and stylesheet from landeco's own origin (``vendor_url``,
+filled by ``scripts/install-assets.sh``), never from a CDN: on the township's network a
+CDN is unreachable and a map would be a blank page. Only basemap tiles come from outside,
+and a map without them still shows every layer.
+
+This module knows nothing of the database or the web: it takes GeoJSON feature
+collections whose features already carry their Leaflet style (``properties["_style"]``)
+and their display values, and returns a :class:`folium.Map` or its page parts.
+
+Examples
+--------
+>>> fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1,
+...       "geometry": {"type": "Polygon", "coordinates": [[[107, 38], [107.1, 38], [107.1, 38.1],
+...       [107, 38]]]}, "properties": {"code": "A1", "_style": {"color": "#333"}}}]}
+>>> layer = MapLayer(key="plots", title="地块", geojson=fc, popup=(("code", "编号"),))
+>>> m = build_map([layer], title="示例", bounds=((38, 107), (38.1, 107.1)), basemaps=[NO_BASEMAP])
+>>> parts = page_parts(m)
+>>> "cdn" in parts.header
+False
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import folium
+from branca.element import Figure, MacroElement
+from folium.elements import JSCSSMixin
+from folium.map import Layer
+from folium.template import Template
+from folium.utilities import JsCode
+
+__all__ = [
+    "NO_BASEMAP",
+    "Basemap",
+    "LegendItem",
+    "LegendSection",
+    "MapLayer",
+    "PageParts",
+    "TileStyle",
+    "build_map",
+    "osm_basemap",
+    "page_parts",
+    "tianditu_basemaps",
+    "vendor_assets",
+]
+
+
+def vendor_assets(vendor_url: str = "/static/vendor") -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Folium's scripts and stylesheets, served from ``vendor_url`` instead of CDNs.
+
+    The same names as Folium's ``default_js``/``default_css``, so plugins that look
+    for them find them. Glyphicons and the rotated awesome-marker stylesheet are left
+    out: they only serve marker icons, which landeco's maps do not draw.
+    """
+    v = vendor_url.rstrip("/")
+    js = [
+        ("leaflet", f"{v}/leaflet/leaflet.js"),
+        ("jquery", f"{v}/jquery/jquery.min.js"),
+        ("bootstrap", f"{v}/bootstrap/bootstrap.bundle.min.js"),
+        ("awesome_markers", f"{v}/awesome-markers/leaflet.awesome-markers.min.js"),
+    ]
+    css = [
+        ("leaflet_css", f"{v}/leaflet/leaflet.css"),
+        ("bootstrap_css", f"{v}/bootstrap/bootstrap.min.css"),
+        ("awesome_markers_font_css", f"{v}/fontawesome/css/all.min.css"),
+        ("awesome_markers_css", f"{v}/awesome-markers/leaflet.awesome-markers.css"),
+    ]
+    return js, css
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """A background: tile URL templates drawn together (imagery + labels), or none."""
+
+    key: str
+    title: str
+    tiles: tuple[str, ...] = ()
+    attribution: str = ""
+    subdomains: str = "abc"
+    max_zoom: int = 18
+
+
+#: The empty background: the village frames carry the orientation.
+NO_BASEMAP = Basemap("none", "无底图")
+
+
+def osm_basemap(title: str = "OpenStreetMap") -> Basemap:
+    """OpenStreetMap's standard tiles."""
+    return Basemap("osm", title, ("https://tile.openstreetmap.org/{z}/{x}/{y}.png",),
+                   attribution='&copy; <a href="https://www.openstreetmap.org/copyright">'
+                   "OpenStreetMap</a>", max_zoom=19)
+
+
+def _tianditu(layer: str, key: str) -> str:
+    return (f"https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile"
+            f"&VERSION=1.0.0&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+            f"&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={key}")
+
+
+def tianditu_basemaps(key: str, vector_title: str = "天地图矢量",
+                      imagery_title: str = "天地图影像") -> list[Basemap]:
+    """Tianditu (天地图) vector and imagery, each with its Chinese annotation layer.
+
+    Tianditu's Web Mercator tiles are in CGCS2000, which agrees with WGS 84 to well
+    under a metre: no offset as with GCJ-02 maps.
+    """
+    attribution = '&copy; <a href="https://www.tianditu.gov.cn/">天地图</a>'
+    return [
+        Basemap("tianditu_vec", vector_title, (_tianditu("vec", key), _tianditu("cva", key)),
+                attribution, subdomains="01234567"),
+        Basemap("tianditu_img", imagery_title, (_tianditu("img", key), _tianditu("cia", key)),
+                attribution, subdomains="01234567"),
+    ]
+
+
+@dataclass(frozen=True)
+class LegendItem:
+    """One swatch of a legend: how a class of features is drawn, and its label."""
+
+    label: str
+    stroke: str
+    fill: str | None = None
+    fill_opacity: float = 0.6
+    weight: float = 1.0
+    dash: str | None = None
+
+
+@dataclass(frozen=True)
+class LegendSection:
+    """A titled group of swatches (e.g. 沉陷程度 with its three classes)."""
+
+    title: str
+    items: tuple[LegendItem, ...]
+
+
+@dataclass(frozen=True)
+class TileStyle:
+    """How vector-tile features are coloured in the browser, from one property.
+
+    Categories map a value to a colour; otherwise ``breaks`` (ascending, one more
+    than ``colors``) split numbers into classes.
+    """
+
+    field: str
+    categories: Mapping[str, str] = field(default_factory=dict)
+    breaks: tuple[float, ...] = ()
+    colors: tuple[str, ...] = ()
+    default: str = "#999999"
+    stroke: str = "#555555"
+    weight: float = 0.5
+    fill_opacity: float = 0.7
+
+
+@dataclass(frozen=True)
+class MapLayer:
+    """One overlay: inline GeoJSON (styled per feature) or vector tiles.
+
+    ``popup`` lists (property, label) rows shown on click. For tiles, ``tile_labels``
+    maps a property to its label, unit and value labels, since tile properties are raw.
+    """
+
+    key: str
+    title: str
+    geojson: Mapping[str, Any] | None = None
+    popup: tuple[tuple[str, str], ...] = ()
+    tiles_url: str | None = None
+    tile_style: TileStyle | None = None
+    tile_labels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    legend: tuple[LegendSection, ...] = ()
+    label: str | None = None
+    show: bool = True
+    interactive: bool = True
+    link: str | None = None
+
+
+class _Basemap(Layer):
+    """A base layer: a group of tile layers (none for the empty background)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.layerGroup([
+        {%- for url in this.tiles %}
+            L.tileLayer({{ url|tojson }}, {{ this.options|tojson }}),
+        {%- endfor %}
+        ]);
+        {% endmacro %}
+    """)
+
+    def __init__(self, basemap: Basemap, show: bool) -> None:
+        super().__init__(name=basemap.title, overlay=False, control=True, show=show)
+        self._name = "Basemap"
+        self.tiles = basemap.tiles
+        self.options = {"attribution": basemap.attribution, "subdomains": basemap.subdomains,
+                        "maxZoom": basemap.max_zoom}
+
+
+class _VectorTiles(JSCSSMixin, Layer):
+    """A Leaflet.VectorGrid layer drawing a landeco MVT collection on canvas."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = (function () {
+            var style = {{ this.style|tojson }};
+            var labels = {{ this.labels|tojson }};
+            function fillOf(p) {
+                var v = p[style.field];
+                if (v === undefined || v === null) { return style.default; }
+                if (Object.keys(style.categories).length) {
+                    return style.categories[String(v)] || style.default;
+                }
+                for (var i = 0; i < style.colors.length; i++) {
+                    if (v < style.breaks[i + 1]) { return style.colors[i]; }
+                }
+                return style.colors.length ? style.colors[style.colors.length - 1] : style.default;
+            }
+            var styles = {};
+            styles[{{ this.tile_layer|tojson }}] = function (p) {
+                return {fill: true, fillColor: fillOf(p), fillOpacity: style.fill_opacity,
+                        color: style.stroke, weight: style.weight};
+            };
+            var layer = L.vectorGrid.protobuf({{ this.url|tojson }}, {
+                rendererFactory: L.canvas.tile, interactive: true, maxNativeZoom: 22,
+                vectorTileLayerStyles: styles,
+                getFeatureId: function (f) { return f.properties.id; }
+            });
+            layer.on("click", function (e) {
+                var p = e.layer.properties || {};
+                function esc(t) {
+                    return String(t).replace(/[&<>"]/g,
+                        function (c) { return "&#" + c.charCodeAt(0) + ";"; });
+                }
+                var rows = "";
+                Object.keys(labels).forEach(function (k) {
+                    if (p[k] === undefined || p[k] === null) { return; }
+                    var d = labels[k], v = p[k];
+                    if (d.values && d.values[String(v)]) { v = d.values[String(v)]; }
+                    else if (typeof v === "number" && d.scale) { v = (v * d.scale).toFixed(d.digits); }
+                    else if (typeof v === "number" && d.digits !== undefined) { v = v.toFixed(d.digits); }
+                    var text = String(v) + (d.unit ? " " + d.unit : "");
+                    rows += "<tr><th>" + esc(d.label) + "</th><td>" + esc(text) + "</td></tr>";
+                });
+                {%- if this.link %}
+                var link = {{ this.link|tojson }}.replace("{id}", encodeURIComponent(p.id));
+                rows += '<tr><td colspan="2"><a href="' + esc(link) + '">' + esc({{ this.link_text|tojson }})
+                    + "</a></td></tr>";
+                {%- endif %}
+                L.popup().setLatLng(e.latlng)
+                    .setContent('<table class="landeco-popup">' + rows + "</table>")
+                    .openOn({{ this._parent.get_name() }});
+            });
+            return layer;
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, layer: MapLayer, vendor_url: str, link_text: str) -> None:
+        super().__init__(name=layer.title, overlay=True, control=True, show=layer.show)
+        self._name = "VectorTiles"
+        self.default_js = [("vectorGrid", f"{vendor_url}/vectorgrid/Leaflet.VectorGrid.bundled.min.js")]
+        self.default_css = []
+        self.url = layer.tiles_url
+        self.tile_layer = layer.key
+        style = layer.tile_style or TileStyle(field="id")
+        self.style = {"field": style.field, "categories": dict(style.categories),
+                      "breaks": list(style.breaks), "colors": list(style.colors),
+                      "default": style.default, "stroke": style.stroke, "weight": style.weight,
+                      "fill_opacity": style.fill_opacity}
+        self.labels = {k: dict(v) for k, v in layer.tile_labels.items()}
+        self.link = layer.link
+        self.link_text = link_text
+
+
+def _swatch(item: LegendItem) -> str:
+    fill = html.escape(item.fill) if item.fill else "none"
+    dash = f' stroke-dasharray="{html.escape(item.dash)}"' if item.dash else ""
+    return (f'<svg width="22" height="14" aria-hidden="true"><rect x="1" y="1" width="20" height="12" '
+            f'fill="{fill}" fill-opacity="{item.fill_opacity if item.fill else 0}" '
+            f'stroke="{html.escape(item.stroke)}" stroke-width="{min(item.weight, 3)}"{dash}/></svg>')
+
+
+def _legend_html(layers: Sequence[tuple[str, MapLayer]], title: str) -> str:
+    parts = [f'<div class="landeco-legend-title">{html.escape(title)}</div>']
+    for js_name, layer in layers:
+        hidden = "" if layer.show else ' style="display:none"'
+        parts.append(f'<div class="landeco-legend-layer" data-layer="{js_name}"{hidden}>'
+                     f'<div class="landeco-legend-name">{html.escape(layer.title)}</div>')
+        for section in layer.legend:
+            if section.title:
+                parts.append(f'<div class="landeco-legend-section">{html.escape(section.title)}</div>')
+            parts.extend(f'<div class="landeco-legend-item">{_swatch(i)}'
+                         f'<span>{html.escape(i.label)}</span></div>' for i in section.items)
+        parts.append("</div>")
+    return "".join(parts)
+
+
+class _Controls(MacroElement):
+    """Title, legend (following the layer control) and a metric scale bar."""
+
+    _template = Template("""
+        {% macro header(this, kwargs) %}
+        <style>
+        .landeco-map-title { background: rgba(255,255,255,.9); padding: 4px 10px; font-size: 16px;
+            font-weight: 600; border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.3); }
+        .landeco-legend { background: rgba(255,255,255,.92); padding: 6px 10px; font-size: 12px;
+            line-height: 1.4; border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.3);
+            max-height: 60vh; overflow-y: auto; }
+        .landeco-legend-title { font-weight: 700; margin-bottom: 2px; }
+        .landeco-legend-name { font-weight: 600; margin-top: 4px; }
+        .landeco-legend-section { color: #555; margin-top: 2px; }
+        .landeco-legend-item svg { vertical-align: middle; margin-right: 4px; }
+        .landeco-village-label { background: transparent; border: none; box-shadow: none;
+            font-weight: 600; color: #333; text-shadow: 0 0 3px #fff, 0 0 3px #fff; }
+        .landeco-popup th { padding-right: 8px; font-weight: 600; white-space: nowrap; vertical-align: top; }
+        </style>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        (function (map) {
+            var title = L.control({position: "topleft"});
+            title.onAdd = function () {
+                var div = L.DomUtil.create("div", "landeco-map-title");
+                div.textContent = {{ this.title|tojson }};
+                return div;
+            };
+            title.addTo(map);
+            var legend = L.control({position: "bottomright"});
+            legend.onAdd = function () {
+                var div = L.DomUtil.create("div", "landeco-legend");
+                div.innerHTML = {{ this.legend|tojson }};
+                L.DomEvent.disableScrollPropagation(div);
+                return div;
+            };
+            legend.addTo(map);
+            var names = {{ this.names|tojson }};
+            function toggle(e, shown) {
+                for (var name in names) {
+                    if (window[name] === e.layer) {
+                        var el = document.querySelector('.landeco-legend-layer[data-layer="' + name + '"]');
+                        if (el) { el.style.display = shown ? "" : "none"; }
+                    }
+                }
+            }
+            map.on("overlayadd", function (e) { toggle(e, true); });
+            map.on("overlayremove", function (e) { toggle(e, false); });
+            L.control.scale({imperial: false, position: "bottomleft"}).addTo(map);
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, title: str, legend: str, names: Sequence[str]) -> None:
+        super().__init__()
+        self._name = "LandecoControls"
+        self.title = title
+        self.legend = legend
+        self.names = {n: True for n in names}
+
+
+def _geojson_layer(layer: MapLayer) -> folium.GeoJson:
+    """An inline GeoJSON overlay, each feature drawn with its own ``_style``."""
+    popup = None
+    if layer.popup and layer.interactive and (layer.geojson or {}).get("features"):
+        popup = folium.GeoJsonPopup(fields=[p for p, _ in layer.popup],
+                                    aliases=[label for _, label in layer.popup],
+                                    class_name="landeco-popup", max_width=360)
+    label = None
+    if layer.label:
+        # one permanent label per feature, at its centre (a GeoJson tooltip would be one per layer)
+        label = JsCode(f"""function (feature, layer) {{
+            layer.bindTooltip(String(feature.properties[{json.dumps(layer.label)}]),
+                {{permanent: true, direction: "center", className: "landeco-village-label"}});
+        }}""")
+    return folium.GeoJson(
+        dict(layer.geojson or {"type": "FeatureCollection", "features": []}),
+        name=layer.title,
+        style_function=lambda f: f["properties"].get("_style", {}),
+        highlight_function=(lambda f: {"weight": 3, "fillOpacity": 0.8}) if layer.interactive else None,
+        popup=popup,
+        on_each_feature=label,
+        overlay=True,
+        show=layer.show,
+        smooth_factor=0.5,
+        zoom_on_click=False,
+        embed=True,
+    )
+
+
+Bounds = tuple[tuple[float, float], tuple[float, float]]
+
+
+def build_map(layers: Sequence[MapLayer], *, title: str, bounds: Bounds,
+              basemaps: Sequence[Basemap], basemap: str | None = None, legend_title: str = "图例",
+              vendor_url: str = "/static/vendor", link_text: str = "详情") -> folium.Map:
+    """A Folium map of ``layers`` over ``basemaps``, fitted to ``bounds`` ((S, W), (N, E)).
+
+    ``basemap`` is the key of the background shown first (the first one when omitted);
+    the others wait in the layer control and load nothing until chosen.
+    """
+    js, css = vendor_assets(vendor_url)
+    m = folium.Map(location=None, tiles=None, zoom_start=10, control_scale=False,
+                   prefer_canvas=False, width="100%", height="100%")
+    m.default_js, m.default_css = js, css
+    first = basemap if basemap in {b.key for b in basemaps} else (basemaps[0].key if basemaps else None)
+    for b in basemaps:
+        _Basemap(b, show=b.key == first).add_to(m)
+    names: list[tuple[str, MapLayer]] = []
+    for layer in layers:
+        element = (_VectorTiles(layer, vendor_url.rstrip("/"), link_text) if layer.tiles_url
+                   else _geojson_layer(layer))
+        element.add_to(m)
+        names.append((element.get_name(), layer))
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    _Controls(title, _legend_html(names, legend_title), [n for n, _ in names]).add_to(m)
+    (south, west), (north, east) = bounds
+    m.fit_bounds([[south, west], [north, east]])
+    return m
+
+
+@dataclass(frozen=True)
+class PageParts:
+    """A rendered map split for embedding in a page: ``<head>`` links, body, script."""
+
+    header: str
+    body: str
+    script: str
+
+
+def page_parts(m: folium.Map) -> PageParts:
+    """Render ``m`` once and return its head, body and script parts."""
+    figure = m.get_root()
+    if not isinstance(figure, Figure):  # pragma: no cover - folium always gives a Figure
+        raise TypeError("the map has no Figure")
+    for child in figure._children.values():
+        child.render()
+    header = figure.header.render()
+    body = figure.html.render()
+    script = figure.script.render()
+    return PageParts(header=header, body=body, script=script)
+
+

@@ -1,0 +1,190 @@
+"""The features a map shows, fetched from PostGIS, and the map layers built from them.
+
+GeoJSON is built in PostGIS (``ST_AsGeoJSON``, 5 decimals ≈ 1 m, plenty for a screen);
+a layer with more than ``inline_limit`` features in view is drawn from vector tiles
+instead, so that the page stays small. Villages are always inline: their frames give a
+map its orientation when no basemap can be loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from gis.maps import MapLayer
+from layers.errors import NotFoundError
+from layers.model import Layer
+from layers.registry import LAYERS
+from layers.symbology import MapContext, style_fields, symbology
+
+__all__ = [
+    "INLINE_LIMIT",
+    "MapScope",
+    "UnknownFeatureError",
+    "UnknownVillageError",
+    "map_bounds",
+    "map_layers",
+    "scope_for",
+    "village_names",
+]
+
+#: Above this many features in view, a layer is drawn from vector tiles.
+INLINE_LIMIT = 2000
+_PRECISION = 5
+_DROP = ("geom", "extra", "created_at", "updated_at", "area_m2")
+
+
+class UnknownVillageError(NotFoundError):
+    """No village has that code."""
+
+    code = "unknown_village"
+    title = "Unknown village"
+
+    def __init__(self, village: str) -> None:
+        super().__init__(f"no village with code {village!r}")
+        self.village = village
+
+    def extra(self) -> dict[str, object]:
+        """The code asked for."""
+        return {"village": self.village}
+
+
+class UnknownFeatureError(NotFoundError):
+    """The layer has no feature with that id."""
+
+    code = "unknown_feature"
+    title = "Unknown feature"
+
+    def __init__(self, layer: Layer, feature_id: int) -> None:
+        super().__init__(f"layer {layer.id!r} has no feature {feature_id}")
+        self.layer_id, self.feature_id = layer.id, feature_id
+
+    def extra(self) -> dict[str, object]:
+        """The layer and the id asked for."""
+        return {"layer": self.layer_id, "feature_id": self.feature_id}
+
+
+@dataclass(frozen=True)
+class MapScope:
+    """Which features a map shows: all, one village's, or one feature."""
+
+    village: str | None = None
+    feature: tuple[str, int] | None = None
+
+    def where(self, layer: Layer, ctx: MapContext) -> tuple[str, dict[str, Any]]:
+        """SQL condition on table alias ``t`` and its bound parameters."""
+        clauses, params = ["TRUE"], {}
+        if self.feature is not None:
+            if layer.id != self.feature[0]:
+                return "FALSE", {}
+            clauses.append("t.id = :feature_id")
+            params["feature_id"] = self.feature[1]
+        elif self.village is not None and layer.has_village:
+            clauses.append("t.village_code = :village")
+            params["village"] = self.village
+        if layer.temporal == ("valid_from", "valid_to") and self.feature is None:
+            # re-delineated areas: show the delineation in force on the map date
+            clauses.append("(t.valid_from IS NULL OR t.valid_from <= :on) "
+                           "AND (t.valid_to IS NULL OR t.valid_to >= :on)")
+            params["on"] = ctx.on
+        return " AND ".join(clauses), params
+
+
+def scope_for(conn: sa.Connection, *, village: str | None = None,
+              feature: tuple[Layer, int] | None = None) -> MapScope:
+    """A checked scope: :class:`UnknownVillageError`/:class:`UnknownFeatureError` if absent."""
+    if village is not None:
+        if not conn.scalar(sa.text("SELECT 1 FROM villages WHERE code = :c"), {"c": village}):
+            raise UnknownVillageError(village)
+        return MapScope(village=village)
+    if feature is not None:
+        layer, fid = feature
+        if not conn.scalar(sa.text(f"SELECT 1 FROM {layer.table} WHERE id = :i"), {"i": fid}):
+            raise UnknownFeatureError(layer, fid)
+        return MapScope(feature=(layer.id, fid))
+    return MapScope()
+
+
+def village_names(conn: sa.Connection) -> dict[str, str]:
+    """Village names by code."""
+    return dict(conn.execute(sa.text("SELECT code, name FROM villages ORDER BY code")).all())
+
+
+def _features(conn: sa.Connection, layer: Layer, where: str, params: Mapping[str, Any]) -> list[dict]:
+    drop = " - ".join(f"'{c}'" for c in _DROP)
+    join = ("LEFT JOIN villages v ON v.code = t.village_code" if layer.has_village else "")
+    name = "v.name" if layer.has_village else "NULL::text"
+    sql = (f"SELECT t.id, ST_AsGeoJSON(t.geom, {_PRECISION})::json AS geometry, "
+           f"to_jsonb(t) - {drop} || jsonb_build_object('village_name', {name}) AS properties "
+           f"FROM {layer.table} t {join} WHERE {where} ORDER BY t.id")
+    return [{"type": "Feature", "id": r.id, "geometry": r.geometry, "properties": r.properties}
+            for r in conn.execute(sa.text(sql), dict(params))]
+
+
+def _stats(conn: sa.Connection, layer: Layer, by: str | None) -> dict[str, tuple[Any, Any]]:
+    if by is None or layer.get_field(by).type not in ("integer", "real"):
+        return {}
+    lo, hi = conn.execute(sa.text(f"SELECT min({by}), max({by}) FROM {layer.table}")).one()
+    return {by: (lo, hi)}
+
+
+def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *,
+               scope: MapScope = MapScope(), tiles_url: str | None = None,
+               inline_limit: int = INLINE_LIMIT, feature_link: str | None = None,
+               hidden: Iterable[str] = ()) -> list[MapLayer]:
+    """The overlays of a map: villages first (frames), then each layer, styled for ``ctx``.
+
+    ``tiles_url`` is the vector-tile URL template with ``{layer}`` (and Leaflet's
+    ``{z}/{x}/{y}``); without it every layer is inlined. ``feature_link`` is the URL
+    template of a feature's own map (``{layer}``, ``{id}``), linked from tile popups.
+    """
+    names = village_names(conn)
+    hidden = set(hidden)
+    out = []
+    for layer_id in ("villages", *[i for i in layer_ids if i != "villages"]):
+        layer = LAYERS[layer_id]
+        # ``by`` colours the layers that can be coloured by it; the others keep their own
+        layer_ctx = ctx if ctx.by in style_fields(layer) else replace(ctx, by=None)
+        by = layer_ctx.by or layer.style.by
+        sym = symbology(layer, layer_ctx, _stats(conn, layer, by))
+        where, params = scope.where(layer, ctx)
+        if layer_id == "villages":
+            where, params = "TRUE", {}
+        count = conn.scalar(sa.text(f"SELECT count(*) FROM {layer.table} t WHERE {where}"), params)
+        common = {"key": layer.id, "title": layer.title(ctx.lang), "legend": sym.legend(),
+                  "show": layer.id not in hidden}
+        if tiles_url and count > inline_limit and layer_id != "villages":
+            link = feature_link.replace("{layer}", layer.id) if feature_link else None
+            out.append(MapLayer(**common, tiles_url=tiles_url.replace("{layer}", layer.id),
+                                tile_style=sym.tile_style(), tile_labels=sym.tile_labels(names),
+                                link=link))
+            continue
+        features = _features(conn, layer, where, params)
+        for f in features:
+            f["properties"] = sym.display(f["properties"])
+        out.append(MapLayer(**common, geojson={"type": "FeatureCollection", "features": features},
+                            popup=sym.popup_rows(),
+                            label="name" if layer_id == "villages" else None))
+    return out
+
+
+def map_bounds(conn: sa.Connection, scope: MapScope) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((south, west), (north, east)) of what the map is about: the scope, else the villages."""
+    if scope.village is not None:
+        parts = ["SELECT geom FROM villages WHERE code = :village"]
+        params: dict[str, Any] = {"village": scope.village}
+    elif scope.feature is not None:
+        layer = LAYERS[scope.feature[0]]
+        parts = [f"SELECT geom FROM {layer.table} WHERE id = :feature_id"]
+        params = {"feature_id": scope.feature[1]}
+    else:  # every feature lies in a village: the township's frame holds them all
+        parts, params = ["SELECT geom FROM villages"], {}
+    sql = (f"SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) "
+           f"FROM (SELECT ST_Extent(geom) AS e FROM ({' UNION ALL '.join(parts)}) g) x")
+    row = conn.execute(sa.text(sql), params).one()
+    if row[0] is None:  # nothing at all: the demo township's frame
+        return (37.9, 106.8), (38.5, 107.6)
+    return (row[0], row[1]), (row[2], row[3])

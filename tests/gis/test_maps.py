@@ -1,0 +1,95 @@
+"""Folium rendering: own-origin assets, legend, basemaps, vector tiles."""
+
+import re
+
+from gis.maps import (
+    NO_BASEMAP,
+    LegendItem,
+    LegendSection,
+    MapLayer,
+    TileStyle,
+    build_map,
+    osm_basemap,
+    page_parts,
+    tianditu_basemaps,
+    vendor_assets,
+)
+
+SQUARE = {"type": "Polygon", "coordinates": [[[107, 38], [107.1, 38], [107.1, 38.1], [107, 38.1], [107, 38]]]}
+BOUNDS = ((38.0, 107.0), (38.1, 107.1))
+
+
+def _layer(**kw) -> MapLayer:
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": 7, "geometry": SQUARE,
+         "properties": {"code": "NT-7", "name": "八一村",
+                        "_style": {"color": "#123456", "fillColor": "#abcdef"}}}]}
+    args = {"key": "plots", "title": "柠条地块", "geojson": fc, "popup": (("code", "编号"),),
+            "legend": (LegendSection("种植年份", (LegendItem("2015–2016", "#333", "#edf8e9"),)),)}
+    return MapLayer(**{**args, **kw})
+
+
+def _script(parts) -> str:
+    """The page script with JSON's \\uXXXX escapes decoded, as the browser reads it."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), parts.script)
+
+
+def _urls(text: str) -> set[str]:
+    return set(re.findall(r"""(?:src|href)=["']([^"']+)["']""", text))
+
+
+def test_every_script_and_stylesheet_comes_from_the_vendor_folder():
+    parts = page_parts(build_map([_layer()], title="t", bounds=BOUNDS, basemaps=[NO_BASEMAP],
+                                 vendor_url="/static/vendor"))
+    urls = _urls(parts.header)
+    assert urls, "the page loads Leaflet"
+    assert all(u.startswith("/static/vendor/") for u in urls), urls
+    assert "/static/vendor/leaflet/leaflet.js" in urls
+    assert "https://" not in parts.header + parts.script
+
+
+def test_vendor_assets_name_what_folium_names():
+    import folium
+
+    js, css = vendor_assets()
+    assert {n for n, _ in js} <= {n for n, _ in folium.Map.default_js}
+    assert {n for n, _ in css} <= {n for n, _ in folium.Map.default_css}
+    assert folium.Map.default_js[0][1].startswith("https://"), "folium's own defaults stay untouched"
+
+
+def test_feature_style_legend_and_popup_reach_the_page():
+    script = _script(page_parts(build_map([_layer()], title="总图", bounds=BOUNDS, basemaps=[NO_BASEMAP])))
+    assert "#abcdef" in script
+    assert "柠条地块" in script and "种植年份" in script and "2015–2016" in script
+    assert "总图" in script
+    assert '"编号"' in script  # popup alias
+
+
+def test_village_labels_are_bound_per_feature():
+    parts = page_parts(build_map([_layer(label="name")], title="t", bounds=BOUNDS, basemaps=[NO_BASEMAP]))
+    assert "bindTooltip" in parts.script and "landeco-village-label" in parts.script
+
+
+def test_only_the_first_basemap_is_added_and_tianditu_carries_its_key():
+    maps = [osm_basemap(), *tianditu_basemaps("KEY123"), NO_BASEMAP]
+    parts = page_parts(build_map([_layer()], title="t", bounds=BOUNDS, basemaps=maps, basemap="none"))
+    assert "tk=KEY123" in parts.script and "LAYER=cva" in parts.script and "LAYER=cia" in parts.script
+    added = re.findall(r"(basemap_\w+)\.addTo", parts.script)
+    assert len(added) == 1, added
+    assert "天地图矢量" in _script(parts) and "无底图" in _script(parts)
+
+
+def test_a_tiled_layer_draws_from_the_tile_url_with_vectorgrid():
+    layer = _layer(geojson=None, tiles_url="/collections/plots/tiles/WebMercatorQuad/{z}/{x}/{y}",
+                   tile_style=TileStyle("planted_year", breaks=(2015, 2018, 2023), colors=("#aaa", "#bbb")))
+    parts = page_parts(build_map([layer], title="t", bounds=BOUNDS, basemaps=[NO_BASEMAP]))
+    assert "/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js" in _urls(parts.header)
+    assert "L.vectorGrid.protobuf" in parts.script
+    assert "/collections/plots/tiles/WebMercatorQuad/{z}/{x}/{y}" in parts.script
+    assert '"plots"' in parts.script  # the MVT layer name is the collection id
+
+
+def test_an_empty_layer_still_renders_with_its_legend():
+    empty = _layer(geojson={"type": "FeatureCollection", "features": []})
+    script = _script(page_parts(build_map([empty], title="t", bounds=BOUNDS, basemaps=[NO_BASEMAP])))
+    assert "柠条地块" in script

@@ -19,12 +19,12 @@ from api.pages import LangDep, render
 from gis.maps import NO_BASEMAP, Basemap, build_map, osm_basemap, page_parts, tianditu_basemaps
 from layers.database import engine_for
 from layers.errors import BadRequestError
-from layers.mapdata import MapScope, map_bounds, map_layers, scope_for
+from layers.mapdata import INLINE_LIMIT, MapScope, map_bounds, map_layers, scope_for
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.symbology import InvalidStyleFieldError, MapContext, style_fields
 
-__all__ = ["TIANDITU_KEY_ENV", "BasemapUnavailableError", "router"]
+__all__ = ["INLINE_LIMIT_ENV", "TIANDITU_KEY_ENV", "BasemapUnavailableError", "router"]
 
 router = APIRouter(tags=["maps"])
 
@@ -33,6 +33,9 @@ _ORDER = ("villages", "grazing_bans", "subsidence_zones", "land_leases", "caraga
 
 #: Environment variable holding the Tianditu (天地图) browser key.
 TIANDITU_KEY_ENV = "LANDECO_TIANDITU_KEY"
+
+#: Environment variable overriding :data:`layers.mapdata.INLINE_LIMIT`.
+INLINE_LIMIT_ENV = "LANDECO_MAP_INLINE_LIMIT"
 
 BasemapName = Literal["osm", "tianditu_vec", "tianditu_img", "none"]
 BasemapDep = Annotated[BasemapName | None, Query(
@@ -88,6 +91,12 @@ def _ordered() -> list[str]:
     return [*[i for i in _ORDER if i in LAYERS], *[i for i in LAYERS if i not in _ORDER]]
 
 
+def _inline_limit(request: Request) -> int:
+    """Features per layer drawn inline; beyond, vector tiles (``LANDECO_MAP_INLINE_LIMIT``)."""
+    limit = getattr(request.app.state, "map_inline_limit", None)
+    return int(limit if limit is not None else os.environ.get(INLINE_LIMIT_ENV, INLINE_LIMIT))
+
+
 def _connect(request: Request) -> sa.Connection:
     url = request.app.state.database_url
     return engine_for(url.render_as_string(hide_password=False)).connect()
@@ -107,6 +116,7 @@ def _page(request: Request, lang: str, basemap: str | None, title: str, layer_id
             name = conn.scalar(sa.text("SELECT name FROM villages WHERE code = :c"), {"c": scope.village})
             title = title.format(name=name)
         layers = map_layers(conn, layer_ids, ctx, scope=scope, hidden=hidden,
+                            inline_limit=_inline_limit(request),
                             tiles_url=f"{base}/collections/{{layer}}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}",
                             feature_link=f"{base}/maps/{{layer}}/features/{{id}}"
                             + ("?lang=en" if lang == "en" else ""))

@@ -13,10 +13,11 @@ from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from api.pages import LangDep, render
 from gis.maps import NO_BASEMAP, Basemap, build_map, osm_basemap, page_parts, tianditu_basemaps
+from gis.printing import print_map
 from layers.database import engine_for
 from layers.errors import BadRequestError
 from layers.mapdata import INLINE_LIMIT, MapScope, map_bounds, map_layers, scope_for
@@ -24,7 +25,7 @@ from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.symbology import InvalidStyleFieldError, MapContext, style_fields
 
-__all__ = ["INLINE_LIMIT_ENV", "TIANDITU_KEY_ENV", "BasemapUnavailableError", "router"]
+__all__ = ["INLINE_LIMIT_ENV", "TIANDITU_KEY_ENV", "BasemapUnavailableError", "printed_map", "router"]
 
 router = APIRouter(tags=["maps"])
 
@@ -161,6 +162,33 @@ def feature_map(request: Request, layer_id: str, feature_id: int, lang: LangDep 
     ctx = MapContext(lang=lang)
     title = _title("feature", lang, title=layer.title(lang))
     return _page(request, lang, basemap, title, [layer.id], ctx, {"feature": (layer, feature_id)})
+
+
+def printed_map(conn: sa.Connection, layer: Layer, ctx: MapContext, fmt: Literal["png", "pdf"]) -> bytes:
+    """A printable map of ``layer`` over the village frames, as PNG or PDF bytes."""
+    layers = map_layers(conn, [layer.id], ctx, inline_limit=10**9)
+    en = ctx.lang == "en"
+    subtitle = (f"Map date {ctx.on.isoformat()} · landeco · UTM projection, areas on the ellipsoid" if en
+                else f"制图日期 {ctx.on.isoformat()} · landeco · UTM 投影，面积按椭球计算")
+    title = layer.title(ctx.lang)
+    if ctx.by:
+        title += f" · {layer.get_field(ctx.by).label(ctx.lang)}"
+    return print_map(layers, title=title, subtitle=subtitle, lang=ctx.lang, fmt=fmt)
+
+
+@router.get("/maps/{layer_id}.{fmt}", summary="Printable map of one layer (PNG or PDF)",
+            responses={200: {"content": {"image/png": {}, "application/pdf": {}}}})
+def layer_print(request: Request, layer_id: str, fmt: Literal["png", "pdf"], lang: LangDep = "zh",
+                on: OnDep = None, by: ByDep = None) -> Response:
+    """A static map for reports: title, legend, scale bar, north arrow, Chinese text."""
+    layer = get_layer(layer_id)
+    _check_by(layer, by)
+    ctx = MapContext(lang=lang, on=on or date.today(), by=by)
+    with _connect(request) as conn:
+        body = printed_map(conn, layer, ctx, fmt)
+    media = "image/png" if fmt == "png" else "application/pdf"
+    return Response(body, media_type=media,
+                    headers={"Content-Disposition": f'inline; filename="{layer.id}.{fmt}"'})
 
 
 @router.get("/maps/{layer_id}", response_class=HTMLResponse, summary="Map of one layer")

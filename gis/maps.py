@@ -221,14 +221,19 @@ class _VectorTiles(JSCSSMixin, Layer):
                 return style.colors.length ? style.colors[style.colors.length - 1] : style.default;
             }
             var styles = {};
-            styles[{{ this.tile_layer|tojson }}] = function (p) {
+            styles[{{ this.tile_layer|tojson }}] = function (p, zoom) {
+                // outlines only once parcels are big enough to see them apart
                 return {fill: true, fillColor: fillOf(p), fillOpacity: style.fill_opacity,
-                        color: style.stroke, weight: style.weight};
+                        stroke: zoom >= 13, color: style.stroke, weight: style.weight};
             };
             var layer = L.vectorGrid.protobuf({{ this.url|tojson }}, {
                 rendererFactory: L.canvas.tile, interactive: true, maxNativeZoom: 22,
                 vectorTileLayerStyles: styles,
                 getFeatureId: function (f) { return f.properties.id; }
+            });
+            // a hook for tests and benchmarks: when every visible tile is drawn
+            layer.on("load", function () {
+                document.documentElement.dataset.tilesLoaded = String(performance.now());
             });
             layer.on("click", function (e) {
                 var p = e.layer.properties || {};
@@ -405,6 +410,9 @@ def build_map(layers: Sequence[MapLayer], *, title: str, bounds: Bounds,
     m = folium.Map(location=None, tiles=None, zoom_start=10, control_scale=False,
                    prefer_canvas=False, width="100%", height="100%")
     m.default_js, m.default_css = js, css
+    # the view first: layers added later load tiles for the final view only
+    (south, west), (north, east) = bounds
+    m.fit_bounds([[south, west], [north, east]])
     first = basemap if basemap in {b.key for b in basemaps} else (basemaps[0].key if basemaps else None)
     for b in basemaps:
         _Basemap(b, show=b.key == first).add_to(m)
@@ -416,8 +424,6 @@ def build_map(layers: Sequence[MapLayer], *, title: str, bounds: Bounds,
         names.append((element.get_name(), layer))
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     _Controls(title, _legend_html(names, legend_title), [n for n, _ in names]).add_to(m)
-    (south, west), (north, east) = bounds
-    m.fit_bounds([[south, west], [north, east]])
     return m
 
 

@@ -207,6 +207,11 @@ class _VectorTiles(JSCSSMixin, Layer):
     _template = Template("""
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }} = (function () {
+            // VectorGrid 1.3's canvas click calls L.DomEvent.fakeStop, gone since Leaflet 1.8
+            // (Leaflet.VectorGrid#274): mark the event stopped the way Leaflet 1.9 reads it
+            if (!L.DomEvent.fakeStop) {
+                L.DomEvent.fakeStop = function (e) { e._stopped = true; };
+            }
             var style = {{ this.style|tojson }};
             var labels = {{ this.labels|tojson }};
             function fillOf(p) {
@@ -242,9 +247,9 @@ class _VectorTiles(JSCSSMixin, Layer):
                         function (c) { return "&#" + c.charCodeAt(0) + ";"; });
                 }
                 var rows = "";
-                Object.keys(labels).forEach(function (k) {
-                    if (p[k] === undefined || p[k] === null) { return; }
-                    var d = labels[k], v = p[k];
+                labels.forEach(function (pair) {
+                    var k = pair[0], d = pair[1], v = p[k];
+                    if (v === undefined || v === null) { return; }
                     if (d.values && d.values[String(v)]) { v = d.values[String(v)]; }
                     else if (typeof v === "number" && d.scale) { v = (v * d.scale).toFixed(d.digits); }
                     else if (typeof v === "number" && d.digits !== undefined) { v = v.toFixed(d.digits); }
@@ -256,7 +261,8 @@ class _VectorTiles(JSCSSMixin, Layer):
                 rows += '<tr><td colspan="2"><a href="' + esc(link) + '">' + esc({{ this.link_text|tojson }})
                     + "</a></td></tr>";
                 {%- endif %}
-                L.popup().setLatLng(e.latlng)
+                var at = e.latlng || {{ this._parent.get_name() }}.mouseEventToLatLng(e.originalEvent);
+                L.popup().setLatLng(at)
                     .setContent('<table class="landeco-popup">' + rows + "</table>")
                     .openOn({{ this._parent.get_name() }});
             });
@@ -277,7 +283,8 @@ class _VectorTiles(JSCSSMixin, Layer):
                       "breaks": list(style.breaks), "colors": list(style.colors),
                       "default": style.default, "stroke": style.stroke, "weight": style.weight,
                       "fill_opacity": style.fill_opacity}
-        self.labels = {k: dict(v) for k, v in layer.tile_labels.items()}
+        # a list of pairs: tojson sorts object keys, the popup keeps the declaration's order
+        self.labels = [[k, dict(v)] for k, v in layer.tile_labels.items()]
         self.link = layer.link
         self.link_text = link_text
 

@@ -25,7 +25,8 @@ from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.symbology import InvalidStyleFieldError, MapContext, style_fields
 
-__all__ = ["INLINE_LIMIT_ENV", "TIANDITU_KEY_ENV", "BasemapUnavailableError", "printed_map", "router"]
+__all__ = ["INLINE_LIMIT_ENV", "MAX_IDS", "TIANDITU_KEY_ENV", "BasemapUnavailableError", "InvalidIdsError",
+           "printed_map", "router"]
 
 router = APIRouter(tags=["maps"])
 
@@ -45,6 +46,10 @@ BasemapDep = Annotated[BasemapName | None, Query(
 OnDep = Annotated[date | None, Query(
     description="map date (YYYY-MM-DD, default today): grazing bans in force and their rest "
     "season, leases ending within 90 days")]
+IdsDep = Annotated[str | None, Query(
+    description="only these features (comma-separated ids), e.g. a query result or a conflict check")]
+#: Most feature ids one selection map takes (a longer URL would not survive proxies anyway).
+MAX_IDS = 5000
 ByDep = Annotated[str | None, Query(
     description="field to colour the layer by, e.g. survival_rate for caragana plots")]
 
@@ -53,7 +58,15 @@ _TITLES = {
     "layer": ("{title}", "{title}"),
     "village": ("{name} · 土地与生态图", "{name} · land and ecology"),
     "feature": ("{title} · {code}", "{title} · {code}"),
+    "selection": ("{title} · 选定的 {n} 个要素", "{title} · {n} selected features"),
 }
+
+
+class InvalidIdsError(BadRequestError):
+    """``ids`` is not a list of feature ids."""
+
+    code = "invalid_ids"
+    title = "Invalid feature ids"
 
 
 class BasemapUnavailableError(BadRequestError):
@@ -104,11 +117,13 @@ def _connect(request: Request) -> sa.Connection:
 
 
 def _page(request: Request, lang: str, basemap: str | None, title: str, layer_ids: list[str],
-          ctx: MapContext, scope_args: dict, hidden: tuple[str, ...] = ()) -> HTMLResponse:
+          ctx: MapContext, scope_args: dict, hidden: tuple[str, ...] = (),
+          scope: MapScope | None = None) -> HTMLResponse:
     base = str(request.base_url).rstrip("/")
     maps, first = _basemaps(lang, basemap)
     with _connect(request) as conn:
-        scope = scope_for(conn, **scope_args) if scope_args else MapScope()
+        if scope is None:
+            scope = scope_for(conn, **scope_args) if scope_args else MapScope()
         if scope.feature is not None:
             code = conn.scalar(sa.text(f"SELECT code FROM {scope.feature[0]} WHERE id = :i"),
                                {"i": scope.feature[1]})
@@ -193,12 +208,32 @@ def layer_print(request: Request, layer_id: str, fmt: Literal["png", "pdf"], lan
 
 @router.get("/maps/{layer_id}", response_class=HTMLResponse, summary="Map of one layer")
 def layer_map(request: Request, layer_id: str, lang: LangDep = "zh", basemap: BasemapDep = None,
-              on: OnDep = None, by: ByDep = None) -> HTMLResponse:
-    """One layer over the village frames, coloured by its style field or by ``by``."""
+              on: OnDep = None, by: ByDep = None, ids: IdsDep = None) -> HTMLResponse:
+    """One layer over the village frames, coloured by its style field or by ``by``.
+
+    With ``ids`` (e.g. a query result or the features of a conflict check), only those
+    features, zoomed to them.
+    """
     layer = get_layer(layer_id)
     _check_by(layer, by)
     ctx = MapContext(lang=lang, on=on or date.today(), by=by)
-    return _page(request, lang, basemap, _title("layer", lang, title=layer.title(lang)), [layer.id], ctx, {})
+    if ids is None:
+        return _page(request, lang, basemap, _title("layer", lang, title=layer.title(lang)), [layer.id],
+                     ctx, {})
+    selection = _parse_ids(ids)
+    title = _title("selection", lang, title=layer.title(lang), n=str(len(selection)))
+    return _page(request, lang, basemap, title, [layer.id], ctx, {},
+                 scope=MapScope(selection=(layer.id, selection)))
+
+
+def _parse_ids(ids: str) -> tuple[int, ...]:
+    try:
+        parsed = tuple(dict.fromkeys(int(i) for i in ids.split(",") if i.strip()))
+    except ValueError:
+        raise InvalidIdsError("ids must be feature ids separated by commas, e.g. 3,17,42") from None
+    if not parsed or len(parsed) > MAX_IDS:
+        raise InvalidIdsError(f"give between 1 and {MAX_IDS} feature ids")
+    return parsed
 
 
 def _check_by(layer: Layer, by: str | None) -> None:

@@ -163,7 +163,8 @@ class MapLayer:
     """One overlay: inline GeoJSON (styled per feature) or vector tiles.
 
     ``popup`` lists (property, label) rows shown on click. For tiles, ``tile_labels``
-    maps a property to its label, unit and value labels, since tile properties are raw.
+    maps a property to its label, unit and value labels, since tile properties are raw;
+    ``tile_filter`` (property, value) draws only the tile features that match.
     """
 
     key: str
@@ -178,6 +179,7 @@ class MapLayer:
     show: bool = True
     interactive: bool = True
     link: str | None = None
+    tile_filter: tuple[str, str] | None = None
 
 
 class _Basemap(Layer):
@@ -226,7 +228,9 @@ class _VectorTiles(JSCSSMixin, Layer):
                 return style.colors.length ? style.colors[style.colors.length - 1] : style.default;
             }
             var styles = {};
+            var only = {{ this.filter|tojson }};
             styles[{{ this.tile_layer|tojson }}] = function (p, zoom) {
+                if (only && String(p[only[0]]) !== only[1]) { return []; }  // not drawn
                 // outlines only once parcels are big enough to see them apart
                 return {fill: true, fillColor: fillOf(p), fillOpacity: style.fill_opacity,
                         stroke: zoom >= 13, color: style.stroke, weight: style.weight};
@@ -286,6 +290,7 @@ class _VectorTiles(JSCSSMixin, Layer):
         # a list of pairs: tojson sorts object keys, the popup keeps the declaration's order
         self.labels = [[k, dict(v)] for k, v in layer.tile_labels.items()]
         self.link = layer.link
+        self.filter = list(layer.tile_filter) if layer.tile_filter else None
         self.link_text = link_text
 
 

@@ -69,14 +69,23 @@ class UnknownFeatureError(NotFoundError):
 
 @dataclass(frozen=True)
 class MapScope:
-    """Which features a map shows: all, one village's, or one feature."""
+    """Which features a map shows: all, one village's, one feature, or a selection.
+
+    A selection (layer id, feature ids) is how a query result or a conflict check is
+    mapped: those features of that layer, over the village frames.
+    """
 
     village: str | None = None
     feature: tuple[str, int] | None = None
+    selection: tuple[str, tuple[int, ...]] | None = None
 
     def where(self, layer: Layer, ctx: MapContext) -> tuple[str, dict[str, Any]]:
         """SQL condition on table alias ``t`` and its bound parameters."""
         clauses, params = ["TRUE"], {}
+        if self.selection is not None:
+            if layer.id != self.selection[0]:
+                return "FALSE", {}
+            return "t.id = ANY(:ids)", {"ids": list(self.selection[1])}
         if self.feature is not None:
             if layer.id != self.feature[0]:
                 return "FALSE", {}
@@ -156,11 +165,13 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
         count = conn.scalar(sa.text(f"SELECT count(*) FROM {layer.table} t WHERE {where}"), params)
         common = {"key": layer.id, "title": layer.title(ctx.lang), "legend": sym.legend(),
                   "show": layer.id not in hidden}
-        if tiles_url and count > inline_limit and layer_id != "villages":
+        tiled = scope.feature is None and scope.selection is None  # those are small: inline
+        if tiles_url and tiled and count > inline_limit and layer_id != "villages":
             link = feature_link.replace("{layer}", layer.id) if feature_link else None
+            only = ("village_code", scope.village) if scope.village and layer.has_village else None
             out.append(MapLayer(**common, tiles_url=tiles_url.replace("{layer}", layer.id),
                                 tile_style=sym.tile_style(), tile_labels=sym.tile_labels(names),
-                                link=link))
+                                link=link, tile_filter=only))
             continue
         features = _features(conn, layer, where, params)
         for f in features:
@@ -176,6 +187,10 @@ def map_bounds(conn: sa.Connection, scope: MapScope) -> tuple[tuple[float, float
     if scope.village is not None:
         parts = ["SELECT geom FROM villages WHERE code = :village"]
         params: dict[str, Any] = {"village": scope.village}
+    elif scope.selection is not None:
+        layer = LAYERS[scope.selection[0]]
+        parts = [f"SELECT geom FROM {layer.table} WHERE id = ANY(:ids)"]
+        params = {"ids": list(scope.selection[1])}
     elif scope.feature is not None:
         layer = LAYERS[scope.feature[0]]
         parts = [f"SELECT geom FROM {layer.table} WHERE id = :feature_id"]

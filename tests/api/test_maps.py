@@ -79,3 +79,15 @@ def test_tianditu_needs_a_key(demo_client, monkeypatch):
     monkeypatch.setenv("LANDECO_TIANDITU_KEY", "0123abcd")
     page = _decoded(demo_client.get("/maps").text)
     assert "tk=0123abcd" in page and "天地图影像" in page
+
+
+def test_selection_map_and_bad_ids(demo_url, demo_client):
+    with engine_for(demo_url.render_as_string(hide_password=False)).connect() as conn:
+        codes = dict(conn.execute(sa.text("SELECT id, code FROM land_leases ORDER BY id LIMIT 3")).all())
+    r = demo_client.get("/maps/land_leases", params={"ids": ",".join(map(str, codes))})
+    page = _decoded(r.text)
+    assert r.status_code == 200 and "选定的 3 个要素" in page
+    assert all(code in page for code in codes.values())
+    for bad in ("a,b", "", ",".join(str(i) for i in range(6000))):
+        r = demo_client.get("/maps/land_leases", params={"ids": bad})
+        assert r.status_code == 400 and r.json()["code"] == "invalid_ids", bad

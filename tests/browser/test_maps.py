@@ -114,3 +114,11 @@ def test_feature_map_zooms_to_the_feature_and_its_popup(watched, demo):
     text = _click_centre(watched)
     assert code in text and "承租方" in text
     assert watched.errors == [] and watched.outside == []
+
+
+def test_selection_map_draws_the_selected_features_only(watched, demo):
+    ids = demo.scalars(sa.text("SELECT id FROM subsidence_zones WHERE severity = 'severe' ORDER BY id")).all()
+    watched.open(f"/maps/subsidence_zones?basemap=none&ids={','.join(map(str, ids))}")
+    assert f"选定的 {len(ids)} 个要素" in watched.page.inner_text(".landeco-map-title")
+    assert watched.paths() == len(ids) + _count(demo, "villages")
+    assert watched.errors == [] and watched.outside == []

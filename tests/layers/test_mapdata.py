@@ -85,3 +85,24 @@ def test_layers_over_the_limit_come_from_tiles(demo):
     assert "area_mu" in plots.tile_labels and "village_code" in plots.tile_labels
     assert layers["subsidence_zones"].geojson is not None, "small layers stay inline"
     assert layers["villages"].geojson is not None
+
+
+def test_a_selection_maps_exactly_those_features_even_beyond_the_inline_limit(demo):
+    ids = tuple(demo.scalars(sa.text("SELECT id FROM caragana_plots ORDER BY id DESC LIMIT 7")))
+    scope = MapScope(selection=("caragana_plots", ids))
+    layers = _by_key(map_layers(demo, ["caragana_plots", "land_leases"], MapContext(), scope=scope,
+                                tiles_url="/t/{layer}/{z}/{x}/{y}", inline_limit=3))
+    assert {f["id"] for f in layers["caragana_plots"].geojson["features"]} == set(ids)
+    assert layers["land_leases"].geojson["features"] == []
+    (south, west), (north, east) = map_bounds(demo, scope)
+    inside = demo.scalar(sa.text(
+        "SELECT bool_and(ST_Within(geom, ST_MakeEnvelope(:w, :s, :e, :n, 4326))) FROM caragana_plots "
+        "WHERE id = ANY(:ids)"), {"w": west, "s": south, "e": east, "n": north, "ids": list(ids)})
+    assert inside
+
+
+def test_a_tiled_village_map_draws_that_villages_tiles_only(demo):
+    code = demo.scalar(sa.text("SELECT village_code FROM caragana_plots LIMIT 1"))
+    layers = _by_key(map_layers(demo, ["caragana_plots"], MapContext(), scope=MapScope(village=code),
+                                tiles_url="/t/{layer}/{z}/{x}/{y}", inline_limit=1))
+    assert layers["caragana_plots"].tile_filter == ("village_code", code)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import geopandas as gpd
 from matplotlib import font_manager, rc_context
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrow, Patch, Rectangle
@@ -88,7 +89,8 @@ def _draw_layer(ax, frame: gpd.GeoDataFrame) -> None:
 
 def _handle(item: LegendItem) -> Patch:
     dash = _dash({"dashArray": item.dash})
-    return Patch(facecolor=item.fill or "none", alpha=None, edgecolor=item.stroke,
+    face = to_rgba(item.fill, item.fill_opacity) if item.fill else "none"  # as translucent as on the map
+    return Patch(facecolor=face, edgecolor=item.stroke,
                  linewidth=min(item.weight, 3) * 0.6, linestyle=dash,
                  fill=bool(item.fill) and item.fill_opacity > 0)
 

@@ -117,8 +117,7 @@ def _connect(request: Request) -> sa.Connection:
 
 
 def _page(request: Request, lang: str, basemap: str | None, title: str, layer_ids: list[str],
-          ctx: MapContext, scope_args: dict, hidden: tuple[str, ...] = (),
-          scope: MapScope | None = None) -> HTMLResponse:
+          ctx: MapContext, scope_args: dict, scope: MapScope | None = None) -> HTMLResponse:
     base = str(request.base_url).rstrip("/")
     maps, first = _basemaps(lang, basemap)
     with _connect(request) as conn:
@@ -131,7 +130,7 @@ def _page(request: Request, lang: str, basemap: str | None, title: str, layer_id
         if scope.village is not None:
             name = conn.scalar(sa.text("SELECT name FROM villages WHERE code = :c"), {"c": scope.village})
             title = title.format(name=name)
-        layers = map_layers(conn, layer_ids, ctx, scope=scope, hidden=hidden,
+        layers = map_layers(conn, layer_ids, ctx, scope=scope,
                             inline_limit=_inline_limit(request),
                             tiles_url=f"{base}/collections/{{layer}}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}",
                             feature_link=f"{base}/maps/{{layer}}/features/{{id}}"

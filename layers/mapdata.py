@@ -142,8 +142,7 @@ def _stats(conn: sa.Connection, layer: Layer, by: str | None) -> dict[str, tuple
 
 def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *,
                scope: MapScope = MapScope(), tiles_url: str | None = None,
-               inline_limit: int = INLINE_LIMIT, feature_link: str | None = None,
-               hidden: Iterable[str] = ()) -> list[MapLayer]:
+               inline_limit: int = INLINE_LIMIT, feature_link: str | None = None) -> list[MapLayer]:
     """The overlays of a map: villages first (frames), then each layer, styled for ``ctx``.
 
     ``tiles_url`` is the vector-tile URL template with ``{layer}`` (and Leaflet's
@@ -151,7 +150,6 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
     template of a feature's own map (``{layer}``, ``{id}``), linked from tile popups.
     """
     names = village_names(conn)
-    hidden = set(hidden)
     out = []
     for layer_id in ("villages", *[i for i in layer_ids if i != "villages"]):
         layer = LAYERS[layer_id]
@@ -163,8 +161,7 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
         if layer_id == "villages":
             where, params = "TRUE", {}
         count = conn.scalar(sa.text(f"SELECT count(*) FROM {layer.table} t WHERE {where}"), params)
-        common = {"key": layer.id, "title": layer.title(ctx.lang), "legend": sym.legend(),
-                  "show": layer.id not in hidden}
+        common = {"key": layer.id, "title": layer.title(ctx.lang), "legend": sym.legend()}
         tiled = scope.feature is None and scope.selection is None  # those are small: inline
         if tiles_url and tiled and count > inline_limit and layer_id != "villages":
             link = feature_link.replace("{layer}", layer.id) if feature_link else None

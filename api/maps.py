@@ -180,7 +180,7 @@ def feature_map(request: Request, layer_id: str, feature_id: int, lang: LangDep 
 
 def printed_map(conn: sa.Connection, layer: Layer, ctx: MapContext, fmt: Literal["png", "pdf"]) -> bytes:
     """A printable map of ``layer`` over the village frames, as PNG or PDF bytes."""
-    layers = map_layers(conn, [layer.id], ctx, inline_limit=10**9)
+    layers = map_layers(conn, [layer.id], ctx, inline_limit=10**9, popups=False)
     en = ctx.lang == "en"
     subtitle = (f"Map date {ctx.on.isoformat()} · landeco · UTM projection, areas on the ellipsoid" if en
                 else f"制图日期 {ctx.on.isoformat()} · landeco · UTM 投影，面积按椭球计算")

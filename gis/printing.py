@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Literal
 
 import geopandas as gpd
+import numpy as np
+import shapely
 from matplotlib import font_manager, rc_context
+from matplotlib.collections import PathCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrow, Patch, Rectangle
+from matplotlib.path import Path as MplPath
 
 from gis.maps import LegendItem, MapLayer
 
@@ -76,15 +80,33 @@ def _nice_length(metres: float) -> float:
     return max(m * exp for m in (1, 2, 5) if m * exp <= metres)
 
 
+def _paths(geoms: gpd.GeoSeries) -> list[MplPath]:
+    """One compound path per (multi)polygon, holes included, built without a per-ring loop."""
+    parts, part_of = shapely.get_parts(geoms.values, return_index=True)
+    # holes wound against their exterior: matplotlib fills by the non-zero rule
+    rings, ring_of = shapely.get_rings(shapely.orient_polygons(parts), return_index=True)
+    coords, coord_of = shapely.get_coordinates(rings, return_index=True)
+    codes = np.full(len(coords), MplPath.LINETO, dtype=MplPath.code_type)
+    starts = np.flatnonzero(np.diff(coord_of, prepend=-1))
+    codes[starts] = MplPath.MOVETO
+    codes[np.r_[starts[1:], len(coords)] - 1] = MplPath.CLOSEPOLY
+    owner = part_of[ring_of[coord_of]]
+    cuts = np.flatnonzero(np.diff(owner)) + 1
+    return [MplPath(v, c) for v, c in zip(np.split(coords, cuts), np.split(codes, cuts), strict=True)]
+
+
 def _draw_layer(ax, frame: gpd.GeoDataFrame) -> None:
-    # faces and edges apart: a face's transparency must not fade its outline
-    for (fill, alpha), part in frame.groupby(["_fill", "_alpha"], sort=False):
-        if fill != "none" and alpha > 0:
-            part.plot(ax=ax, color=fill, alpha=alpha, linewidth=0)
-    dash_key = frame["_dash"].astype(str).rename("_dash_key")
-    for (edge, width, _), part in frame.groupby(["_edge", "_width", dash_key], sort=False):
-        part.boundary.plot(ax=ax, color=edge, linewidth=width,
-                           linestyle=part["_dash"].iloc[0])
+    """All features of a layer as one collection.
+
+    Each face has its own transparency, outlines stay opaque, each feature keeps its dash.
+    """
+    frame = frame[~frame.geometry.is_empty]
+    faces = [to_rgba(f, a) if f != "none" else (0, 0, 0, 0)
+             for f, a in zip(frame["_fill"], frame["_alpha"], strict=True)]
+    ax.add_collection(PathCollection(_paths(frame.geometry), facecolors=faces,
+                                     edgecolors=list(frame["_edge"]), linewidths=list(frame["_width"]),
+                                     linestyles=list(frame["_dash"])))
+    ax.autoscale_view()
 
 
 def _handle(item: LegendItem) -> Patch:

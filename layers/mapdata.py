@@ -142,7 +142,8 @@ def _stats(conn: sa.Connection, layer: Layer, by: str | None) -> dict[str, tuple
 
 def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *,
                scope: MapScope = MapScope(), tiles_url: str | None = None,
-               inline_limit: int = INLINE_LIMIT, feature_link: str | None = None) -> list[MapLayer]:
+               inline_limit: int = INLINE_LIMIT, feature_link: str | None = None,
+               popups: bool = True) -> list[MapLayer]:
     """The overlays of a map: villages first (frames), then each layer, styled for ``ctx``.
 
     ``tiles_url`` is the vector-tile URL template with ``{layer}`` (and Leaflet's
@@ -172,7 +173,10 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
             continue
         features = _features(conn, layer, where, params)
         for f in features:
-            f["properties"] = sym.display(f["properties"])
+            props = f["properties"]
+            # without popups (a printed map) only the style and the label are needed
+            f["properties"] = (sym.display(props) if popups else
+                               {"_style": sym.style(props), "name": props.get("name")})
         out.append(MapLayer(**common, geojson={"type": "FeatureCollection", "features": features},
                             popup=sym.popup_rows(),
                             label="name" if layer_id == "villages" else None))

@@ -64,3 +64,27 @@ def test_english_and_empty_input():
 @pytest.mark.parametrize(("metres", "nice"), [(9_300, 5_000), (12_000, 10_000), (2_500, 2_000), (140, 100)])
 def test_scale_bar_lengths_are_round(metres, nice):
     assert _nice_length(metres) == nice
+
+
+def test_one_path_per_feature_with_its_holes():
+    import geopandas as gpd
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import PathCollection
+    from matplotlib.figure import Figure
+    from shapely.geometry import MultiPolygon, Polygon
+
+    from gis.printing import _paths
+
+    holed = Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (2, 1), (2, 2), (1, 2)]])
+    pair = MultiPolygon([Polygon([(5, 5), (6, 5), (6, 6)]), Polygon([(7, 7), (8, 7), (8, 8)])])
+    paths = _paths(gpd.GeoSeries([holed, pair, Polygon([(9, 9), (10, 9), (10, 10)])]))
+    assert len(paths) == 3
+    assert [int((p.codes == p.MOVETO).sum()) for p in paths] == [2, 2, 1]
+    fig = Figure(figsize=(4, 4), dpi=50)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1), xlim=(0, 4), ylim=(0, 4))
+    ax.add_collection(PathCollection(paths[:1], facecolors=["red"], edgecolors="none"))
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())
+    assert tuple(pixels[200 - 150, 150][:3]) == (255, 0, 0), "the polygon is filled"
+    assert tuple(pixels[200 - 75, 75][:3]) == (255, 255, 255), "its hole is not"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
@@ -120,6 +121,9 @@ def _page(request: Request, lang: str, basemap: str | None, title: str, layer_id
           ctx: MapContext, scope_args: dict, scope: MapScope | None = None) -> HTMLResponse:
     base = str(request.base_url).rstrip("/")
     maps, first = _basemaps(lang, basemap)
+    # links to other maps keep the reader's language and background
+    kept = {k: v for k, v in (("lang", lang if lang == "en" else None), ("basemap", basemap)) if v}
+    suffix = "?" + urlencode(kept) if kept else ""
     with _connect(request) as conn:
         if scope is None:
             scope = scope_for(conn, **scope_args) if scope_args else MapScope()
@@ -133,8 +137,8 @@ def _page(request: Request, lang: str, basemap: str | None, title: str, layer_id
         layers = map_layers(conn, layer_ids, ctx, scope=scope,
                             inline_limit=_inline_limit(request),
                             tiles_url=f"{base}/collections/{{layer}}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}",
-                            feature_link=f"{base}/maps/{{layer}}/features/{{id}}"
-                            + ("?lang=en" if lang == "en" else ""))
+                            feature_link=f"{base}/maps/{{layer}}/features/{{id}}{suffix}",
+                            village_link=f"{base}/maps/villages/{{code}}{suffix}")
         bounds = map_bounds(conn, scope)
     en = lang == "en"
     m = build_map(layers, title=title, bounds=bounds, basemaps=maps, basemap=first,

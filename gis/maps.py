@@ -28,6 +28,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import folium
 from branca.element import Figure, MacroElement
@@ -162,7 +163,8 @@ class TileStyle:
 class MapLayer:
     """One overlay: inline GeoJSON (styled per feature) or vector tiles.
 
-    ``popup`` lists (property, label) rows shown on click. For tiles, ``tile_labels``
+    ``popup`` lists (property, label) rows shown on click; ``link`` is the URL template
+    (``{id}``, ``{code}``) of a page about the feature, linked from its popup. For tiles, ``tile_labels``
     maps a property to its label, unit and value labels, since tile properties are raw;
     ``tile_filter`` (property, value) draws only the tile features that match.
     """
@@ -378,24 +380,45 @@ class _Controls(MacroElement):
         self.names = {n: True for n in names}
 
 
-def _geojson_layer(layer: MapLayer) -> folium.GeoJson:
-    """An inline GeoJSON overlay, each feature drawn with its own ``_style``."""
+def _geojson_layer(layer: MapLayer, link_text: str) -> folium.GeoJson:
+    """An inline GeoJSON overlay, each feature drawn with its own ``_style``.
+
+    Folium's popups and Leaflet's tooltips insert text as HTML: every value is escaped
+    here, since attributes come from surveyors' files. Styles move out of the features
+    into Folium's style table, so the page carries each style once.
+    """
+    source = (layer.geojson or {}).get("features", [])
+    rows = [p for p, _ in layer.popup]
+    styles: dict[Any, dict[str, Any]] = {}
+    features = []
+    for f in source:
+        raw = f.get("properties") or {}
+        props = dict(raw)
+        styles[f.get("id")] = props.pop("_style", {})
+        props = {k: html.escape(str(v)) if k in rows or k == layer.label else v
+                 for k, v in props.items() if k in rows or k == layer.label}
+        if layer.link and f.get("id") is not None:
+            url = html.escape(layer.link.replace("{id}", quote(str(f["id"])))
+                              .replace("{code}", quote(str(raw.get("code", "")))))
+            props["_link"] = f'<a href="{url}">{html.escape(link_text)}</a>'
+        features.append({**f, "properties": props})
     popup = None
-    if layer.popup and layer.interactive and (layer.geojson or {}).get("features"):
-        popup = folium.GeoJsonPopup(fields=[p for p, _ in layer.popup],
-                                    aliases=[label for _, label in layer.popup],
-                                    class_name="landeco-popup", max_width=360)
+    if layer.popup and layer.interactive and features:
+        fields = [*rows, *(["_link"] if layer.link else [])]
+        aliases = [label for _, label in layer.popup] + ([""] if layer.link else [])
+        popup = folium.GeoJsonPopup(fields=fields, aliases=aliases, class_name="landeco-popup", max_width=360)
     label = None
     if layer.label:
-        # one permanent label per feature, at its centre (a GeoJson tooltip would be one per layer)
+        # one permanent label per feature, at its centre (a GeoJson tooltip would be one per layer);
+        # the text is already escaped
         label = JsCode(f"""function (feature, layer) {{
             layer.bindTooltip(String(feature.properties[{json.dumps(layer.label)}]),
                 {{permanent: true, direction: "center", className: "landeco-village-label"}});
         }}""")
     return folium.GeoJson(
-        dict(layer.geojson or {"type": "FeatureCollection", "features": []}),
+        {"type": "FeatureCollection", "features": features},
         name=layer.title,
-        style_function=lambda f: f["properties"].get("_style", {}),
+        style_function=lambda f: styles.get(f.get("id"), {}),
         highlight_function=(lambda f: {"weight": 3, "fillOpacity": 0.8}) if layer.interactive else None,
         popup=popup,
         on_each_feature=label,
@@ -431,7 +454,7 @@ def build_map(layers: Sequence[MapLayer], *, title: str, bounds: Bounds,
     names: list[tuple[str, MapLayer]] = []
     for layer in layers:
         element = (_VectorTiles(layer, vendor_url.rstrip("/"), link_text) if layer.tiles_url
-                   else _geojson_layer(layer))
+                   else _geojson_layer(layer, link_text))
         element.add_to(m)
         names.append((element.get_name(), layer))
     folium.LayerControl(collapsed=False, position="topright").add_to(m)

@@ -143,12 +143,13 @@ def _stats(conn: sa.Connection, layer: Layer, by: str | None) -> dict[str, tuple
 def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *,
                scope: MapScope = MapScope(), tiles_url: str | None = None,
                inline_limit: int = INLINE_LIMIT, feature_link: str | None = None,
-               popups: bool = True) -> list[MapLayer]:
+               popups: bool = True, village_link: str | None = None) -> list[MapLayer]:
     """The overlays of a map: villages first (frames), then each layer, styled for ``ctx``.
 
     ``tiles_url`` is the vector-tile URL template with ``{layer}`` (and Leaflet's
     ``{z}/{x}/{y}``); without it every layer is inlined. ``feature_link`` is the URL
-    template of a feature's own map (``{layer}``, ``{id}``), linked from tile popups.
+    template of a feature's own map (``{layer}``, ``{id}``) and ``village_link`` that of a
+    village's map (``{code}``), linked from popups.
     """
     names = village_names(conn)
     out = []
@@ -177,8 +178,11 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
             # without popups (a printed map) only the style and the label are needed
             f["properties"] = (sym.display(props) if popups else
                                {"_style": sym.style(props), "name": props.get("name")})
+        link = feature_link.replace("{layer}", layer.id) if feature_link and scope.feature is None else None
+        if layer_id == "villages":
+            link = village_link
         out.append(MapLayer(**common, geojson={"type": "FeatureCollection", "features": features},
-                            popup=sym.popup_rows(),
+                            popup=sym.popup_rows(), link=link,
                             label="name" if layer_id == "villages" else None))
     return out
 

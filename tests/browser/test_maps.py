@@ -56,6 +56,10 @@ def test_a_click_opens_the_popup_of_that_plot(watched, demo):
     watched.map_js(ZOOM_TO, [lon, lat])
     text = _click_centre(watched)
     assert code in text and str(year) in text and "种植年份" in text and "亩" in text
+    link = watched.page.locator(".leaflet-popup-content a", has_text="要素地图")
+    link.click()
+    watched.page.wait_for_selector(".landeco-map-title")
+    assert code in watched.page.inner_text(".landeco-map-title"), "the link opens the plot's own map"
     assert watched.errors == [] and watched.outside == []
 
 

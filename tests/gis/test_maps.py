@@ -93,3 +93,12 @@ def test_an_empty_layer_still_renders_with_its_legend():
     empty = _layer(geojson={"type": "FeatureCollection", "features": []})
     script = _script(page_parts(build_map([empty], title="t", bounds=BOUNDS, basemaps=[NO_BASEMAP])))
     assert "柠条地块" in script
+
+
+def test_values_from_files_are_escaped_and_popups_link_to_the_feature():
+    layer = _layer(popup=(("code", "编号"), ("name", "名称")), label="name", link="/maps/plots/features/{id}")
+    layer.geojson["features"][0]["properties"]["name"] = '<img src=x onerror="alert(1)">'
+    script = _script(page_parts(build_map([layer], title="t", bounds=BOUNDS, basemaps=[NO_BASEMAP])))
+    assert "<img" not in script and "&lt;img src=x" in script
+    assert '<a href=\\"/maps/plots/features/7\\">详情</a>' in script
+    assert "#abcdef" in script and '"_style"' not in script, "styles live in the style table only"

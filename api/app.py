@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api import features, home, maps, query, tiles, uploads
@@ -38,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    # GeoJSON and tiles compress 5-10x; level 5 keeps large pages fast to stream.
+    # Responses that set their own Content-Encoding pass through untouched.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     for module in (home, features, tiles, uploads, query, maps):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

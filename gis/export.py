@@ -1,0 +1,108 @@
+"""Writing the files planners open: GeoJSON, GeoPackage, zipped shapefile, CSV, XLSX.
+
+Vector formats go through GDAL (pyogrio); XLSX through openpyxl. Shapefiles carry a
+``.cpg`` naming their encoding (``UTF-8``, or ``936`` for GBK, which ArcGIS and QGIS both
+read) and a ``.prj`` of the chosen CRS, so Chinese text opens intact.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from gis.errors import InputError
+
+__all__ = ["CRSS", "ENCODINGS", "FORMATS", "write_frames"]
+
+#: format → (file suffix, media type)
+FORMATS: dict[str, tuple[str, str]] = {
+    "geojson": (".geojson", "application/geo+json"),
+    "gpkg": (".gpkg", "application/geopackage+sqlite3"),
+    "shp": (".zip", "application/zip"),
+    "csv": (".csv", "text/csv; charset=utf-8"),
+    "xlsx": (".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+}
+#: CRSs a file may be written in: WGS 84, CGCS2000 geographic, CGCS2000 3° GK CM 108E.
+CRSS = (4326, 4490, 4545)
+#: shapefile text encodings → the ``.cpg`` written
+ENCODINGS = {"utf-8": "UTF-8", "gbk": "936"}
+
+
+def _check(fmt: str, crs: int, encoding: str) -> None:
+    if fmt not in FORMATS:
+        raise InputError("unknown_format", f"no export format {fmt!r}", hint=", ".join(FORMATS))
+    if crs not in CRSS:
+        raise InputError("unsupported_crs", f"EPSG:{crs} is not offered",
+                         hint="EPSG:4326 (WGS 84), 4490 (CGCS2000) or 4545 (CGCS2000 GK CM 108E)")
+    if encoding not in ENCODINGS:
+        raise InputError("unknown_encoding", f"no shapefile encoding {encoding!r}", hint="utf-8 or gbk")
+
+
+def _one(frames: dict[str, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """All frames in one, with a ``layer`` column when there are several."""
+    if len(frames) == 1:
+        return next(iter(frames.values()))
+    parts = [f.assign(layer=name) for name, f in frames.items()]
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=parts[0].crs)
+
+
+def _xlsx(frames: dict[str, gpd.GeoDataFrame], path: Path, headers: dict[str, dict[str, str]]) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, frame in frames.items():
+        ws = wb.create_sheet(name[:31])
+        cols = [c for c in frame.columns if c != "geometry"]
+        ws.append([headers.get(name, {}).get(c, c) for c in cols])
+        for row in frame[cols].itertuples(index=False):
+            ws.append([None if pd.isna(v) else v for v in row])
+        ws.freeze_panes = "A2"
+    wb.save(path)
+
+
+def write_frames(frames: dict[str, gpd.GeoDataFrame], fmt: str, path: Path, *, crs: int = 4326,
+                 encoding: str = "utf-8", csv_geometry: str = "wkt",
+                 headers: dict[str, dict[str, str]] | None = None) -> Path:
+    """Write ``frames`` (layer name → lon/lat frame) to ``path`` in ``fmt``; return the file.
+
+    ``shp`` is a zip of one shapefile per frame; ``csv`` and ``geojson`` hold every frame in
+    one table with a ``layer`` column; ``gpkg`` and ``xlsx`` one layer or sheet per frame.
+    XLSX carries no geometry (a cell holds at most 32 767 characters); ``headers`` gives
+    its column titles.
+    """
+    _check(fmt, crs, encoding)
+    frames = {n: f.to_crs(crs) for n, f in frames.items()}
+    path = Path(path)
+    if fmt == "geojson":
+        opts = {"RFC7946": "YES"} if crs == 4326 else {}
+        pyogrio.write_dataframe(_one(frames), path, driver="GeoJSON", layer_options=opts)
+    elif fmt == "gpkg":
+        for name, frame in frames.items():
+            pyogrio.write_dataframe(frame, path, layer=name, driver="GPKG")
+    elif fmt == "shp":
+        folder = path.with_suffix("")
+        folder.mkdir(parents=True, exist_ok=True)
+        gdal_encoding = "UTF-8" if encoding == "utf-8" else "CP936"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, frame in frames.items():
+                shp = folder / f"{name}.shp"
+                pyogrio.write_dataframe(frame, shp, driver="ESRI Shapefile", encoding=gdal_encoding)
+                shp.with_suffix(".cpg").write_text(ENCODINGS[encoding], "ascii")
+                for part in sorted(folder.glob(f"{name}.*")):
+                    zf.write(part, part.name)
+    elif fmt == "csv":
+        frame = _one(frames)
+        if csv_geometry == "none":
+            pyogrio.write_dataframe(pd.DataFrame(frame.drop(columns="geometry")), path, driver="CSV",
+                                    layer_options={"WRITE_BOM": "YES"})
+        else:
+            pyogrio.write_dataframe(frame, path, driver="CSV",
+                                    layer_options={"GEOMETRY": "AS_WKT", "WRITE_BOM": "YES"})
+    else:
+        _xlsx(frames, path, headers or {})
+    return path

@@ -1,0 +1,176 @@
+"""Conflicts between layers: overlays giving each overlapping piece and its area in 亩.
+
+A check pairs features of two layers whose interiors overlap (``ST_Intersects`` on the
+GiST index, then ``ST_Intersection``), or finds the part of a feature lying outside the
+village it names (``ST_Difference``). Pieces are ellipsoidal areas; pieces under
+:data:`MIN_M2` are slivers of shared edges and left out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from gis.area import M2_PER_MU
+from layers.errors import NotFoundError
+from layers.mapdata import UnknownVillageError
+from layers.registry import LAYERS
+
+__all__ = ["CHECKS", "MIN_M2", "Check", "UnknownCheckError", "check_features", "run_check"]
+
+#: pieces smaller than this (m²) are floating-point slivers along shared edges, not conflicts
+MIN_M2 = 1.0
+_ACTIVE = ("{t}.status = 'active' AND ({t}.start_date IS NULL OR {t}.start_date <= :on) "
+           "AND ({t}.end_date IS NULL OR {t}.end_date >= :on)")
+_IN_FORCE = ("({t}.valid_from IS NULL OR {t}.valid_from <= :on) "
+             "AND ({t}.valid_to IS NULL OR {t}.valid_to >= :on)")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One overlay: layer ``a`` against layer ``b`` (``b`` None: outside the named village)."""
+
+    id: str
+    zh: str
+    en: str
+    a: str | None
+    b: str | None
+    a_cond: str = "TRUE"
+    b_cond: str = "TRUE"
+    a_props: tuple[str, ...] = ()
+    b_props: tuple[str, ...] = ()
+    group: str | None = None  # a b-side field the summary totals by
+    same_layer: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        """Id, titles and layers, for the list of checks."""
+        return {"id": self.id, "title_zh": self.zh, "title_en": self.en,
+                "layers": [x for x in (self.a, self.b) if x] or [x for x in LAYERS if x != "villages"]}
+
+
+CHECKS: dict[str, Check] = {c.id: c for c in (
+    Check("leases_on_subsidence", "租赁地块位于采煤沉陷区", "Leases on subsidence zones",
+          "land_leases", "subsidence_zones", _ACTIVE.format(t="a"),
+          a_props=("lessee", "project", "purpose"), b_props=("name", "severity", "status"), group="severity"),
+    Check("leases_in_grazing_bans", "租赁地块位于禁牧休牧区", "Leases inside grazing bans",
+          "land_leases", "grazing_bans", _ACTIVE.format(t="a"), _IN_FORCE.format(t="b"),
+          a_props=("lessee", "project", "purpose"), b_props=("name", "regime"), group="regime"),
+    Check("leases_overlapping", "租赁地块相互重叠", "Leases overlapping each other",
+          "land_leases", "land_leases", _ACTIVE.format(t="a"), _ACTIVE.format(t="b"),
+          a_props=("lessee", "purpose"), b_props=("lessee", "purpose"), same_layer=True),
+    Check("caragana_in_leases", "柠条地块位于租赁用地内", "Caragana plots inside active leases",
+          "caragana_plots", "land_leases", "TRUE", _ACTIVE.format(t="b"),
+          a_props=("planted_year", "method"), b_props=("lessee", "purpose"), group="purpose"),
+    Check("outside_village", "要素超出所属嘎查村", "Features outside the village they name", None, None),
+)}
+
+
+class UnknownCheckError(NotFoundError):
+    """No conflict check of that id."""
+
+    code = "unknown_check"
+    title = "Unknown conflict check"
+
+    def __init__(self, check_id: str) -> None:
+        super().__init__(f"no conflict check called {check_id!r}")
+        self.check_id = check_id
+
+    def extra(self) -> dict[str, object]:
+        """The checks there are."""
+        return {"checks": list(CHECKS)}
+
+
+def _props(side: str, names: tuple[str, ...]) -> str:
+    return "".join(f", '{side}_{n}', {side}.{n}" for n in names)
+
+
+def _pair_sql(c: Check, village: bool) -> str:
+    pair = " AND a.id < b.id" if c.same_layer else ""
+    vcond = " AND a.village_code = :village" if village else ""
+    return (
+        f"SELECT '{c.a}' AS a_layer, a.id AS a_id, a.code AS a_code, '{c.b}' AS b_layer, b.id AS b_id, "
+        f"b.code AS b_code, {_group_sql(c)} AS grp, "
+        f"json_build_object('check', '{c.id}'{_props('a', c.a_props)}{_props('b', c.b_props)}) AS props, "
+        f"ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS piece "
+        f"FROM {c.a} a JOIN {c.b} b ON ST_Intersects(a.geom, b.geom){pair} "
+        f"WHERE {c.a_cond} AND {c.b_cond}{vcond}")
+
+
+def _group_sql(c: Check) -> str:
+    return f"b.{c.group}" if c.group else "NULL::text"
+
+
+def _outside_sql(village: bool) -> str:
+    vcond = " AND a.village_code = :village" if village else ""
+    parts = [
+        f"SELECT '{layer.id}' AS a_layer, a.id AS a_id, a.code AS a_code, 'villages' AS b_layer, "
+        f"v.id AS b_id, v.code AS b_code, NULL::text AS grp, "
+        f"json_build_object('check', 'outside_village', 'village_name', v.name) AS props, "
+        f"ST_CollectionExtract(ST_Difference(a.geom, v.geom), 3) AS piece "
+        f"FROM {layer.table} a JOIN villages v ON v.code = a.village_code "
+        f"WHERE NOT ST_CoveredBy(a.geom, v.geom){vcond}"
+        for layer in LAYERS.values() if layer.has_village and layer.is_polygonal]
+    return " UNION ALL ".join(parts)
+
+
+def check_features(conn: sa.Connection, check_id: str, *, on: date, village: str | None = None
+                   ) -> list[dict[str, Any]]:
+    """The overlapping pieces of one check as GeoJSON features (dicts), largest first."""
+    c = CHECKS.get(check_id)
+    if c is None:
+        raise UnknownCheckError(check_id)
+    if village is not None and conn.scalar(sa.text("SELECT 1 FROM villages WHERE code = :c"),
+                                           {"c": village}) is None:
+        raise UnknownVillageError(village)
+    inner = _outside_sql(village is not None) if c.a is None else _pair_sql(c, village is not None)
+    sql = (f"WITH pairs AS ({inner}), sized AS (SELECT *, ST_Area(piece::geography) AS m2 FROM pairs "
+           f"WHERE NOT ST_IsEmpty(piece)) "
+           f"SELECT json_build_object('type', 'Feature', 'geometry', ST_AsGeoJSON(piece, 7)::json, "
+           f"'properties', (json_build_object('a_layer', a_layer, 'a_id', a_id, 'a_code', a_code, "
+           f"'b_layer', b_layer, 'b_id', b_id, 'b_code', b_code, 'overlap_m2', m2, "
+           f"'overlap_mu', m2 / {M2_PER_MU!r})::jsonb || props::jsonb))::text AS f, grp, m2 "
+           f"FROM sized WHERE m2 >= :min_m2 ORDER BY m2 DESC, a_layer, a_id, b_id")
+    params: dict[str, Any] = {"on": on, "min_m2": MIN_M2}
+    if village is not None:
+        params["village"] = village
+    out = []
+    for row in conn.execute(sa.text(sql), params):
+        feature = json.loads(row.f)
+        feature["properties"]["group"] = row.grp
+        out.append(feature)
+    return out
+
+
+def run_check(conn: sa.Connection, check_id: str, *, on: date, village: str | None = None,
+              map_base: str = "", lang: str = "zh") -> str:
+    """A FeatureCollection of the check's pieces with a summary and links to maps of both sides."""
+    features = check_features(conn, check_id, on=on, village=village)
+    c = CHECKS[check_id]
+    total = sum(f["properties"]["overlap_mu"] for f in features)
+    groups: dict[str, dict[str, float]] = {}
+    ids: dict[str, set[int]] = {}
+    for f in features:
+        p = f["properties"]
+        p.setdefault("group", None)
+        g = p.pop("group")
+        if c.group and g is not None:
+            s = groups.setdefault(g, {"count": 0, "area_mu": 0.0})
+            s["count"] += 1
+            s["area_mu"] = round(s["area_mu"] + p["overlap_mu"], 4)
+        ids.setdefault(p["a_layer"], set()).add(p["a_id"])
+        ids.setdefault(p["b_layer"], set()).add(p["b_id"])
+    suffix = "&lang=en" if lang == "en" else ""
+    links = [{"rel": "map", "layer": layer, "type": "text/html",
+              "href": f"{map_base}/maps/{layer}?ids={','.join(map(str, sorted(s)[:5000]))}{suffix}"}
+             for layer, s in ids.items()]
+    summary = {"check": c.id, "title_zh": c.zh, "title_en": c.en, "on": on.isoformat(),
+               "count": len(features), "area_mu": round(total, 4), "area_wan_mu": round(total / 10_000, 6),
+               "area_ha": round(total / 15, 4)}
+    if c.group:
+        summary["by"] = {"field": c.group, "groups": groups}
+    return json.dumps({"type": "FeatureCollection", "features": features, "summary": summary,
+                       "links": links}, ensure_ascii=False)

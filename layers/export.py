@@ -1,0 +1,146 @@
+"""Exports of a layer or a query's answer, in the files planners use (see :mod:`gis.export`).
+
+Columns are the layer's declared fields plus ``area_m2``/``area_mu`` (and
+``area_inside_mu`` for a place query). A shapefile column name holds 10 bytes, so
+long names are written as the short alias the layer declares (``HH_TOTAL``), which
+the importer maps back.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import shapely
+import sqlalchemy as sa
+
+from gis.errors import InputError
+from gis.export import CRSS, ENCODINGS, FORMATS, write_frames
+from layers.errors import BadRequestError
+from layers.model import Layer
+from layers.query import QuerySpec, query_rows
+from layers.registry import get_layer
+
+__all__ = ["ExportError", "ExportFile", "export_layer", "export_query", "frame_of", "layer_frame",
+           "shapefile_names"]
+
+
+class ExportError(BadRequestError):
+    """The export cannot be written as asked (format, CRS, encoding); ``code`` says which."""
+
+    title = "Invalid export"
+
+    def __init__(self, err: InputError) -> None:
+        super().__init__(err.detail)
+        self.code = err.code
+        self.hint = err.hint
+
+    def extra(self) -> dict[str, object]:
+        """What would work instead."""
+        return {"hint": self.hint} if self.hint else {}
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A written export: its path (in a temporary folder the caller removes), name and type."""
+
+    path: Path
+    filename: str
+    media_type: str
+
+
+def shapefile_names(layer: Layer) -> dict[str, str]:
+    """Field name → a DBF column name of at most 10 ASCII bytes (a declared short alias)."""
+    out = {}
+    for f in layer.all_fields:
+        if len(f.name) <= 10:
+            continue
+        short = [a for a in f.aliases if a.isascii() and len(a) <= 10]
+        if short:
+            out[f.name] = short[-1]
+    return out
+
+
+def frame_of(layer: Layer, rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
+    """A lon/lat GeoDataFrame of rows with WKB ``geometry``; dates as ISO text."""
+    geoms = shapely.from_wkb([bytes(r.pop("geometry")) for r in rows]) if rows else []
+    for r in rows:
+        for k, v in r.items():
+            if isinstance(v, date):
+                r[k] = v.isoformat()
+    columns = ["id", *(f.name for f in layer.all_fields), "area_m2", "area_mu"]
+    if rows and "area_inside_mu" in rows[0]:
+        columns.append("area_inside_mu")
+    frame = gpd.GeoDataFrame(rows, columns=columns, geometry=list(geoms), crs=4326)
+    for f in layer.all_fields:
+        if f.type in ("text", "date", "monthday"):
+            frame[f.name] = frame[f.name].astype(object)
+    return frame
+
+
+def layer_frame(conn: sa.Connection, layer: Layer) -> gpd.GeoDataFrame:
+    """Every feature of ``layer``."""
+    cols = ", ".join(["id", *(f.name for f in layer.all_fields), "area_m2", "area_mu"])
+    rows = [dict(r._mapping) for r in conn.execute(
+        sa.text(f"SELECT {cols}, ST_AsBinary(geom) AS geometry FROM {layer.table} ORDER BY id"))]
+    return frame_of(layer, rows)
+
+
+def _headers(layer: Layer, lang: str) -> dict[str, str]:
+    names = {f.name: f"{f.label(lang)}" + (f" ({f.unit})" if f.unit else "") for f in layer.all_fields}
+    zh = lang != "en"
+    names.update(id="ID", area_m2="面积 (m²)" if zh else "Area (m²)",
+                 area_mu="面积 (亩)" if zh else "Area (mu)",
+                 area_inside_mu="范围内面积 (亩)" if zh else "Area inside (mu)")
+    return names
+
+
+def _write(frames: dict[str, tuple[Layer, gpd.GeoDataFrame]], fmt: str, stem: str, crs: int,
+           encoding: str, csv_geometry: str, lang: str) -> ExportFile:
+    if fmt not in FORMATS:
+        raise ExportError(InputError("unknown_format", f"no export format {fmt!r}",
+                                     hint=", ".join(FORMATS)))
+    if fmt == "shp":
+        frames = {n: (lay, f.rename(columns=shapefile_names(lay))) for n, (lay, f) in frames.items()}
+    folder = Path(tempfile.mkdtemp(prefix="landeco-export-"))
+    suffix, media = FORMATS[fmt]
+    try:
+        path = write_frames({n: f for n, (_, f) in frames.items()}, fmt, folder / f"{stem}{suffix}",
+                            crs=crs, encoding=encoding, csv_geometry=csv_geometry,
+                            headers={n: _headers(lay, lang) for n, (lay, _) in frames.items()})
+    except InputError as err:
+        raise ExportError(err) from None
+    return ExportFile(path, path.name, media)
+
+
+def export_layer(conn: sa.Connection, layer_id: str, fmt: str, *, crs: int = 4326, encoding: str = "utf-8",
+                 csv_geometry: str = "wkt", lang: str = "zh") -> ExportFile:
+    """Write a whole layer to a file."""
+    layer = get_layer(layer_id)
+    _precheck(fmt, crs, encoding)
+    return _write({layer.id: (layer, layer_frame(conn, layer))}, fmt, layer.id, crs, encoding,
+                  csv_geometry, lang)
+
+
+def export_query(conn: sa.Connection, spec: QuerySpec, fmt: str, *, crs: int = 4326,
+                 encoding: str = "utf-8", csv_geometry: str = "wkt", lang: str = "zh") -> ExportFile:
+    """Write every feature answering ``spec`` (all of them unless it sets ``limit``)."""
+    _precheck(fmt, crs, encoding)
+    frames = {layer.id: (layer, frame_of(layer, rows)) for layer, rows, _ in query_rows(conn, spec)}
+    return _write(frames, fmt, "query", crs, encoding, csv_geometry, lang)
+
+
+def _precheck(fmt: str, crs: int, encoding: str) -> None:
+    """Refuse a bad format, CRS or encoding before reading anything."""
+    if fmt not in FORMATS:
+        raise ExportError(InputError("unknown_format", f"no export format {fmt!r}", hint=", ".join(FORMATS)))
+    if crs not in CRSS:
+        raise ExportError(InputError("unsupported_crs", f"EPSG:{crs} is not offered",
+                                     hint="EPSG:4326, 4490 or 4545"))
+    if encoding not in ENCODINGS:
+        raise ExportError(InputError("unknown_encoding", f"no shapefile encoding {encoding!r}",
+                                     hint="utf-8 or gbk"))

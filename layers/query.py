@@ -1,0 +1,479 @@
+"""Planners' queries: features of one or more layers by size, place and attributes, with totals.
+
+The answer is built in PostGIS, one statement per layer, so the API only passes text on.
+The size filter compares the stored ``area_mu`` (btree-indexed); a place query finds
+candidates with ``ST_Intersects`` (GiST) and clips only those that the place does not
+wholly cover (``ST_CoveredBy``). Clipped areas are ellipsoidal
+(``ST_Area(ST_Intersection(...)::geography)``), as every area in landeco.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+import shapely
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from gis.area import M2_PER_MU, to_m2
+from layers.errors import BadRequestError
+from layers.mapdata import UnknownVillageError
+from layers.model import Field, Layer
+from layers.registry import get_layer
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "AreaRange",
+    "InvalidAreaError",
+    "InvalidBboxError",
+    "InvalidBufferError",
+    "InvalidFieldValueError",
+    "InvalidGeometryError",
+    "InvalidLimitError",
+    "InvalidPlaceError",
+    "InvalidSortError",
+    "LayerResult",
+    "Place",
+    "QueryResult",
+    "QuerySpec",
+    "UnknownFieldError",
+    "compile_query",
+    "feature_collection",
+    "query_rows",
+    "run_query",
+    "sql_column",
+]
+
+#: Features answered per layer when the request gives no ``limit`` (totals count them all).
+DEFAULT_LIMIT = 1000
+#: Most features one JSON answer carries per layer; exports have no limit.
+MAX_LIMIT = 50_000
+_PRECISION = 7  # decimals of GeoJSON coordinates: about 1 cm
+_MU = repr(M2_PER_MU)
+
+
+# --- the request -------------------------------------------------------------------------
+
+class AreaRange(BaseModel):
+    """Feature area between ``min`` and ``max`` (inclusive) in ``unit``."""
+
+    model_config = ConfigDict(extra="forbid")
+    min: float | None = None
+    max: float | None = None
+    unit: Literal["mu", "ha", "m2"] = "mu"
+
+
+class Place(BaseModel):
+    """Where: village codes (or names), a GeoJSON geometry, or a bbox (lon/lat)."""
+
+    model_config = ConfigDict(extra="forbid")
+    villages: list[str] | None = None
+    geometry: dict[str, Any] | None = None
+    bbox: list[float] | None = None
+
+
+class QuerySpec(BaseModel):
+    """A planner's question: which features of these layers, how large, where, with what."""
+
+    model_config = ConfigDict(extra="forbid")
+    layers: list[str]
+    area: AreaRange | None = None
+    place: Place | None = None
+    buffer_m: float | None = None
+    where: dict[str, Any] = {}
+    sort: str | None = None
+    limit: int | None = None
+
+
+# --- errors --------------------------------------------------------------------------------
+
+class InvalidAreaError(BadRequestError):
+    """The area range is negative or empty."""
+
+    code = "invalid_area"
+    title = "Invalid area range"
+
+
+class InvalidGeometryError(BadRequestError):
+    """The place geometry is not valid GeoJSON, not valid, or not in lon/lat."""
+
+    code = "invalid_geometry"
+    title = "Invalid geometry"
+
+    def __init__(self, detail: str, reason: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+    def extra(self) -> dict[str, object]:
+        """Why GEOS finds the geometry invalid, and where."""
+        return {"reason": self.reason} if self.reason else {}
+
+
+class InvalidBboxError(BadRequestError):
+    """The bbox is not four numbers west, south, east, north in lon/lat."""
+
+    code = "invalid_bbox"
+    title = "Invalid bbox"
+
+
+class InvalidPlaceError(BadRequestError):
+    """The place gives none or more than one of villages, geometry, bbox, or has no area."""
+
+    code = "invalid_place"
+    title = "Invalid place"
+
+
+class InvalidBufferError(BadRequestError):
+    """The buffer is negative, too large, or given without a place."""
+
+    code = "invalid_buffer"
+    title = "Invalid buffer"
+
+
+class UnknownFieldError(BadRequestError):
+    """A ``where`` or ``sort`` names a field the layer does not have."""
+
+    code = "unknown_field"
+    title = "Unknown field"
+
+    def __init__(self, layer: str, name: str, known: list[str]) -> None:
+        super().__init__(f"layer {layer!r} has no field {name!r}")
+        self.layer, self.field, self.known = layer, name, known
+
+    def extra(self) -> dict[str, object]:
+        """The layer, the field asked for and the fields there are."""
+        return {"layer": self.layer, "field": self.field, "fields": self.known}
+
+
+class InvalidFieldValueError(BadRequestError):
+    """A ``where`` value is not of the field's type or not in its domain."""
+
+    code = "invalid_field_value"
+    title = "Invalid field value"
+
+    def __init__(self, name: str, value: object, detail: str, allowed: list[str] | None = None) -> None:
+        super().__init__(detail)
+        self.field, self.value, self.allowed = name, value, allowed
+
+    def extra(self) -> dict[str, object]:
+        """The field, the value, and the allowed codes of a coded field."""
+        out: dict[str, object] = {"field": self.field, "value": str(self.value)}
+        if self.allowed:
+            out["allowed"] = self.allowed
+        return out
+
+
+class InvalidSortError(BadRequestError):
+    """``sort`` is not a field name with an optional leading ``-``."""
+
+    code = "invalid_sort"
+    title = "Invalid sort"
+
+
+class InvalidLimitError(BadRequestError):
+    """``limit`` is out of range."""
+
+    code = "invalid_limit"
+    title = "Invalid limit"
+
+
+# --- validation and SQL --------------------------------------------------------------------
+
+def _place_geometry(geojson: dict[str, Any]) -> BaseGeometry:
+    """A shapely geometry from a GeoJSON geometry, Feature or FeatureCollection (lon/lat)."""
+    try:
+        kind = geojson.get("type")
+        if kind == "Feature":
+            geom = shape(geojson["geometry"])
+        elif kind == "FeatureCollection":
+            geom = shapely.union_all([shape(f["geometry"]) for f in geojson["features"]])
+        else:
+            geom = shape(geojson)
+    except Exception as exc:  # shapely raises several kinds for malformed GeoJSON
+        raise InvalidGeometryError(f"place.geometry is not a GeoJSON geometry: {exc}") from None
+    if geom.is_empty:
+        raise InvalidGeometryError("place.geometry is empty")
+    if not geom.is_valid:
+        raise InvalidGeometryError("place.geometry is not a valid geometry (self-intersecting, "
+                                   "unclosed or with a wrongly placed hole)",
+                                   reason=shapely.is_valid_reason(geom))
+    w, s, e, n = geom.bounds
+    if w < -180 or e > 180 or s < -90 or n > 90:
+        raise InvalidGeometryError("place.geometry must be in longitude/latitude (EPSG:4326 or "
+                                   "CGCS2000 EPSG:4490), not projected metres")
+    return shapely.force_2d(geom)
+
+
+def _value(layer: Layer, f: Field, value: object) -> object:
+    """``value`` as the field's type, checked against its domain."""
+    try:
+        if f.type == "integer":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)  # type: ignore[arg-type]
+        if f.type == "real":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)  # type: ignore[arg-type]
+        if f.type == "date":
+            return value if isinstance(value, date) else date.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        raise InvalidFieldValueError(f.name, value, f"{value!r} is not a {f.type} value for "
+                                     f"field {f.name!r}") from None
+    if not isinstance(value, str):
+        raise InvalidFieldValueError(f.name, value, f"field {f.name!r} takes text, not {value!r}")
+    if f.choices and value not in f.values:
+        raise InvalidFieldValueError(f.name, value, f"{value!r} is not a value of {layer.id}.{f.name}",
+                                     allowed=list(f.values))
+    return value
+
+
+def _field(layer: Layer, name: str) -> Field:
+    try:
+        return layer.get_field(name)
+    except KeyError:
+        raise UnknownFieldError(layer.id, name, [f.name for f in layer.all_fields]) from None
+
+
+#: Columns one can sort by besides the layer's fields.
+_SORT_EXTRA = ("id", "area_mu", "area_m2", "area_inside_mu")
+
+
+def sql_column(layer: Layer, name: str) -> str:
+    """A column name checked against the registry (identifiers never come from the request)."""
+    if name in ("id", "area_mu", "area_m2"):
+        return name
+    return _field(layer, name).name
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One layer's statement: the ``kept`` rows (CTEs) and their parameters."""
+
+    layer: Layer
+    ctes: str
+    params: dict[str, Any]
+    order: str
+    limit: int | None
+    clipped: bool
+
+
+def _resolve_villages(conn: sa.Connection, names: list[str]) -> list[str]:
+    """Village codes for codes or names; :class:`UnknownVillageError` for the first unknown."""
+    rows = conn.execute(sa.text("SELECT code, name FROM villages WHERE code = ANY(:v) OR name = ANY(:v)"),
+                        {"v": names}).all()
+    codes = []
+    for wanted in names:
+        match = next((c for c, n in rows if wanted in (c, n)), None)
+        if match is None:
+            raise UnknownVillageError(wanted)
+        codes.append(match)
+    return sorted(set(codes))
+
+
+def _place_sql(conn: sa.Connection, spec: QuerySpec, params: dict[str, Any]) -> str | None:
+    """The SQL expression of the place (buffered), or None when the query has no place."""
+    place = spec.place
+    if spec.buffer_m is not None and (spec.buffer_m < 0 or spec.buffer_m > 100_000):
+        raise InvalidBufferError("buffer_m must be between 0 and 100000 metres")
+    if place is None:
+        if spec.buffer_m:
+            raise InvalidBufferError("buffer_m needs a place to buffer")
+        return None
+    given = [k for k in ("villages", "geometry", "bbox") if getattr(place, k) is not None]
+    if len(given) != 1:
+        raise InvalidPlaceError("place takes exactly one of villages, geometry, bbox")
+    if place.villages is not None:
+        if not place.villages:
+            raise InvalidPlaceError("place.villages is empty")
+        params["place_villages"] = _resolve_villages(conn, place.villages)
+        expr = "(SELECT ST_Union(geom) FROM villages WHERE code = ANY(%(place_villages)s))"
+    elif place.bbox is not None:
+        b = place.bbox
+        if len(b) != 4 or not (-180 <= b[0] < b[2] <= 180 and -90 <= b[1] < b[3] <= 90):
+            raise InvalidBboxError("bbox is [west, south, east, north] in lon/lat, west < east, "
+                                   "south < north")
+        params.update(bw=b[0], bs=b[1], be=b[2], bn=b[3])
+        expr = "ST_MakeEnvelope(%(bw)s, %(bs)s, %(be)s, %(bn)s, 4326)"
+    else:
+        geom = _place_geometry(place.geometry or {})
+        if shapely.area(geom) == 0 and not spec.buffer_m:
+            raise InvalidPlaceError("a point or line place needs buffer_m to enclose an area")
+        params["place_wkt"] = geom.wkt
+        expr = "ST_GeomFromText(%(place_wkt)s, 4326)"
+    if spec.buffer_m:
+        params["buffer_m"] = spec.buffer_m
+        expr = f"ST_Buffer(({expr})::geography, %(buffer_m)s)::geometry"
+    return expr
+
+
+def _order(layer: Layer, sort: str | None, clipped: bool) -> str:
+    if not sort:
+        return "id"
+    keys = []
+    for part in sort.split(","):
+        part = part.strip()
+        desc = part.startswith("-")
+        name = part.lstrip("+-")
+        if not name:
+            raise InvalidSortError(f"bad sort {sort!r}: give field names, '-' for descending")
+        if name == "area_inside_mu":
+            if not clipped:
+                raise InvalidSortError("area_inside_mu is only known for a place query")
+            col = "counted_mu"
+        else:
+            col = sql_column(layer, name)
+        keys.append(f"{col} {'DESC' if desc else 'ASC'} NULLS LAST")
+    return ", ".join([*keys, "id"])
+
+
+def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = False) -> list[Compiled]:
+    """Check ``spec`` and build one statement per layer; raise a domain error for bad input."""
+    if not spec.layers:
+        raise BadRequestError("layers is empty: name at least one layer")
+    layers = [get_layer(name) for name in dict.fromkeys(spec.layers)]
+    limit = spec.limit
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise InvalidLimitError(f"limit must be between 1 and {MAX_LIMIT}")
+    if limit is None and not for_export:
+        limit = DEFAULT_LIMIT
+    base: dict[str, Any] = {}
+    conds = []
+    if spec.area is not None:
+        a = spec.area
+        for v in (a.min, a.max):
+            if v is not None and v < 0:
+                raise InvalidAreaError("area.min and area.max must not be negative")
+        if a.min is not None and a.max is not None and a.min > a.max:
+            raise InvalidAreaError("area.min is larger than area.max")
+        if a.min is not None:
+            base["area_min"] = to_m2(a.min, a.unit) / M2_PER_MU
+            conds.append("t.area_mu >= %(area_min)s")
+        if a.max is not None:
+            base["area_max"] = to_m2(a.max, a.unit) / M2_PER_MU
+            conds.append("t.area_mu <= %(area_max)s")
+    place = _place_sql(conn, spec, base)
+    out = []
+    for layer in layers:
+        if not layer.is_polygonal:
+            raise BadRequestError(f"layer {layer.id!r} has no area to query")
+        params = dict(base)
+        where = list(conds)
+        for i, (name, value) in enumerate(spec.where.items()):
+            f = _field(layer, name)
+            values = value if isinstance(value, list) else [value]
+            if value is None or values == [None]:
+                where.append(f"t.{f.name} IS NULL")
+                continue
+            params[f"w{i}"] = [_value(layer, f, v) for v in values]
+            where.append(f"t.{f.name} = ANY(%(w{i})s)")
+        cols = ", ".join(f"t.{f.name}" for f in layer.all_fields)
+        cond = " AND ".join(where) or "TRUE"
+        if place is None:
+            ctes = (f"kept AS (SELECT t.id, {cols}, t.area_m2, t.area_mu, t.geom, t.area_mu AS counted_mu "
+                    f"FROM {layer.table} t WHERE {cond})")
+        else:
+            ctes = (
+                f"place AS MATERIALIZED (SELECT {place} AS g), "
+                f"hits AS MATERIALIZED (SELECT t.id, {cols}, t.area_m2, t.area_mu, t.geom, "
+                f"CASE WHEN ST_CoveredBy(t.geom, place.g) THEN t.area_mu ELSE "
+                f"ST_Area(ST_CollectionExtract(ST_Intersection(t.geom, place.g), 3)::geography) / {_MU} "
+                f"END AS counted_mu FROM {layer.table} t, place "
+                f"WHERE ST_Intersects(t.geom, place.g) AND {cond}), "
+                f"kept AS (SELECT * FROM hits WHERE counted_mu > 0)")
+        out.append(Compiled(layer, ctes, params, _order(layer, spec.sort, place is not None), limit,
+                            place is not None))
+    return out
+
+
+def json_sql(c: Compiled) -> str:
+    """The statement answering one layer: totals, and the features (limited) as GeoJSON text."""
+    props = [f"'layer', '{c.layer.id}'", "'id', id"]
+    props += [f"'{f.name}', {f.name}" for f in c.layer.all_fields]
+    props += ["'area_m2', area_m2", "'area_mu', area_mu"]
+    if c.clipped:
+        props.append("'area_inside_mu', counted_mu")
+    limit = f" LIMIT {int(c.limit)}" if c.limit is not None else ""
+    return (
+        f"WITH {c.ctes}, "
+        f"page AS (SELECT * FROM kept ORDER BY {c.order}{limit}) "
+        f"SELECT (SELECT count(*) FROM kept) AS n, (SELECT coalesce(sum(counted_mu), 0) FROM kept) AS mu, "
+        f"(SELECT count(*) FROM page) AS returned, "
+        f"(SELECT array_agg(id ORDER BY {c.order}) FROM page) AS ids, "
+        f"(SELECT coalesce(string_agg(json_build_object('type', 'Feature', 'id', '{c.layer.id}.' || id, "
+        f"'geometry', ST_AsGeoJSON(geom, {_PRECISION})::json, "
+        f"'properties', json_build_object({', '.join(props)}))::text, ',' ORDER BY {c.order}), '') "
+        f"FROM page) AS features")
+
+
+@dataclass
+class LayerResult:
+    """One layer's answer: totals over every match, the returned features as GeoJSON text."""
+
+    layer: Layer
+    count: int
+    area_mu: float
+    returned: int
+    ids: list[int]
+    features: str
+    clipped: bool
+
+    def summary(self) -> dict[str, Any]:
+        """Count and total area (亩, 万亩, ha); clipped to the place for a place query."""
+        return {"title_zh": self.layer.zh, "title_en": self.layer.en, "count": self.count,
+                "returned": self.returned, **_areas(self.area_mu), "clipped": self.clipped}
+
+
+def _areas(mu: float) -> dict[str, float]:
+    return {"area_mu": round(mu, 4), "area_wan_mu": round(mu / 10_000, 6), "area_ha": round(mu / 15, 4)}
+
+
+@dataclass
+class QueryResult:
+    """Every layer's answer, in the order asked."""
+
+    layers: list[LayerResult] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Per-layer summaries and the total over all layers."""
+        mu = sum(r.area_mu for r in self.layers)
+        return {"layers": {r.layer.id: r.summary() for r in self.layers},
+                "total": {"count": sum(r.count for r in self.layers), **_areas(mu)}}
+
+
+def run_query(conn: sa.Connection, spec: QuerySpec) -> QueryResult:
+    """Answer ``spec`` from the database (features limited; totals over every match)."""
+    result = QueryResult()
+    for c in compile_query(conn, spec):
+        row = conn.exec_driver_sql(json_sql(c), c.params).one()
+        result.layers.append(LayerResult(c.layer, row.n, float(row.mu), row.returned, list(row.ids or []),
+                                         row.features, c.clipped))
+    return result
+
+
+def feature_collection(result: QueryResult, links: list[dict[str, str]] | None = None) -> str:
+    """The GeoJSON FeatureCollection text with its ``summary`` (features passed on unparsed)."""
+    features = ",".join(r.features for r in result.layers if r.features)
+    tail = {"summary": result.summary(), "links": links or []}
+    return ('{"type": "FeatureCollection", "features": [' + features + "], "
+            + json.dumps(tail, ensure_ascii=False)[1:])
+
+
+def query_rows(conn: sa.Connection, spec: QuerySpec) -> list[tuple[Layer, list[dict[str, Any]], bool]]:
+    """Every matching feature of each layer (no default limit), geometry as WKB, for exports."""
+    out = []
+    for c in compile_query(conn, spec, for_export=True):
+        cols = ", ".join(["id", *(f.name for f in c.layer.all_fields), "area_m2", "area_mu"])
+        inside = ", counted_mu AS area_inside_mu" if c.clipped else ""
+        limit = f" LIMIT {int(c.limit)}" if c.limit is not None else ""
+        sql = (f"WITH {c.ctes} SELECT {cols}{inside}, ST_AsBinary(geom) AS geometry FROM kept "
+               f"ORDER BY {c.order}{limit}")
+        rows = [dict(r._mapping) for r in conn.exec_driver_sql(sql, c.params)]
+        out.append((c.layer, rows, c.clipped))
+    return out

@@ -1,5 +1,462 @@
-"""Routes of this area; the owner of the module fills them in."""
+"""OGC API – Features (Parts 1, 2 and 3) over the registry's layers, JSON and HTML.
 
-from fastapi import APIRouter
+Thin routes: parameters are checked by :mod:`layers.features` and :mod:`layers.cql2`,
+the database builds every feature's GeoJSON, and the rows are streamed back joined
+(gzip is the application's middleware), with an ``ETag`` from the matched rows'
+versions so an unchanged answer is a 304 without building it.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+from api.pages import LangDep, render
+from layers.collections import extents, queryables
+from layers.cql2 import filter_sql
+from layers.database import engine_for
+from layers.errors import BadRequestError
+from layers.features import (
+    CRS84,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    SUPPORTED_CRS,
+    FeatureNotFoundError,
+    ItemsQuery,
+    count_sql,
+    feature_sql,
+    items_sql,
+    matched_without_count,
+    parse_bbox,
+    parse_crs,
+    parse_datetime,
+    parse_properties,
+    parse_sortby,
+    property_columns,
+)
+from layers.model import Layer
+from layers.registry import LAYERS, get_layer
+
+__all__ = ["CONFORMANCE", "UnknownParameterError", "router", "wants_html"]
+
+router = APIRouter(tags=["features"])
+
+GEOJSON = "application/geo+json"
+CACHE_CONTROL = "no-cache"  # keep, but ask again: the ETag makes asking cheap
+#: Features per streamed chunk.
+CHUNK = 500
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
+    "http://www.opengis.net/spec/ogcapi-features-8/1.0/conf/sorting",
+    "http://www.opengis.net/spec/ogcapi-features-6/1.0/conf/properties",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+]
+
+_ITEMS_PARAMS = {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "filter",
+                 "filter-lang", "filter-crs", "sortby", "properties", "skipGeometry"}
+
+
+class UnknownParameterError(BadRequestError):
+    """A query parameter the API does not define (OGC API – Features asks for a 400)."""
+
+    code = "unknown_parameter"
+    title = "Unknown parameter"
+
+    def __init__(self, names: list[str], allowed: list[str]) -> None:
+        super().__init__(f"unknown parameter(s) {', '.join(names)}; this path takes: "
+                         f"{', '.join(sorted(allowed))}")
+        self.names = names
+
+    def extra(self) -> dict[str, object]:
+        """The problem members a client acts on."""
+        return {"parameters": self.names}
+
+
+# --- negotiation and links ----------------------------------------------------------------------
+
+Format = Literal["json", "geojson", "html"]
+FDep = Annotated[Format | None, Query(description="json (default for API clients) or html "
+                                      "(default for browsers)")]
+LayerId = Annotated[str, Path(description="collection (layer) id, e.g. caragana_plots")]
+
+
+def wants_html(request: Request, f: str | None) -> bool:
+    """HTML when asked with ``f=html``, or when a browser asks without ``f``."""
+    if f is not None:
+        return f == "html"
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _url(request: Request, path: str, **params: Any) -> str:
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"{_base(request)}{path}{'?' + query if query else ''}"
+
+
+def _lang_params(lang: str) -> dict[str, str]:
+    return {"lang": "en"} if lang == "en" else {}
+
+
+def _check_params(request: Request, allowed: set[str]) -> None:
+    unknown = [k for k in request.query_params if k not in allowed]
+    if unknown:
+        raise UnknownParameterError(unknown, sorted(allowed))
+
+
+def _connect(request: Request) -> sa.Engine:
+    return engine_for(request.app.state.database_url.render_as_string(hide_password=False))
+
+
+def _etag(*parts: object) -> str:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=12).hexdigest()
+    return f'W/"{digest}"'
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    sent = request.headers.get("if-none-match")
+    return bool(sent) and (sent.strip() == "*" or etag in [t.strip() for t in sent.split(",")])
+
+
+def _json(request: Request, body: dict, etag: str | None = None,
+          media_type: str = "application/json", **headers: str) -> Response:
+    """A JSON answer with caching headers (304 when the client holds it)."""
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    etag = etag or _etag(hashlib.blake2b(data, digest_size=12).hexdigest())
+    common = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept", **headers}
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=common)
+    return Response(data, media_type=media_type, headers=common)
+
+
+class FeaturesResponse(StreamingResponse):
+    """A FeatureCollection sent as its head, the database's feature rows in chunks, and its tail."""
+
+    media_type = GEOJSON
+
+    def __init__(self, head: bytes, chunks: list[bytes], tail: bytes, headers: dict[str, str]) -> None:
+        super().__init__(self._parts(head, chunks, tail), headers=headers, media_type=GEOJSON)
+
+    @staticmethod
+    async def _parts(head: bytes, chunks: list[bytes], tail: bytes) -> AsyncIterator[bytes]:
+        yield head
+        for i, chunk in enumerate(chunks):
+            yield b"," + chunk if i else chunk
+        yield tail
+
+
+# --- documents -------------------------------------------------------------------------------
+
+def _collection_doc(request: Request, layer: Layer, lang: str, extent: dict | None) -> dict:
+    base, path = _base(request), f"/collections/{layer.id}"
+    lp = _lang_params(lang)
+    doc = {
+        "id": layer.id,
+        "title": layer.title(lang),
+        "description": layer.description_en if lang == "en" else layer.description_zh,
+        "x-title-zh": layer.zh,
+        "x-title-en": layer.en,
+        "itemType": "feature",
+        "crs": [c.uri for c in SUPPORTED_CRS],
+        "storageCrs": CRS84.uri,
+        "links": [
+            {"rel": "self", "type": "application/json", "title": "this document",
+             "href": _url(request, path, f="json", **lp)},
+            {"rel": "alternate", "type": "text/html", "title": "this document as HTML",
+             "href": _url(request, path, f="html", **lp)},
+            {"rel": "items", "type": GEOJSON, "title": "features",
+             "href": f"{base}{path}/items?f=json"},
+            {"rel": "items", "type": "text/html", "title": "features as HTML",
+             "href": _url(request, f"{path}/items", f="html", **lp)},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+             "type": "application/schema+json", "title": "queryables",
+             "href": f"{base}{path}/queryables"},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables",
+             "type": "application/schema+json", "title": "sortables",
+             "href": f"{base}{path}/queryables"},
+        ],
+    }
+    if extent:
+        doc["extent"] = extent
+    return doc
+
+
+@router.get("/conformance", summary="Conformance classes")
+def conformance(request: Request, f: FDep = None, lang: LangDep = "zh") -> Response:
+    """The OGC conformance classes landeco implements."""
+    _check_params(request, {"f", "lang"})
+    if wants_html(request, f):
+        return render(request, "features/conformance.html", lang, classes=CONFORMANCE)
+    return _json(request, {"conformsTo": CONFORMANCE})
+
+
+@router.get("/collections", summary="Collections (layers)")
+def collections(request: Request, f: FDep = None, lang: LangDep = "zh") -> Response:
+    """Every layer, with its extent, titles and links."""
+    _check_params(request, {"f", "lang"})
+    layers = list(LAYERS.values())
+    with _connect(request).connect() as conn:
+        found = extents(conn, layers)
+    docs = [_collection_doc(request, layer, lang, found.get(layer.id)) for layer in layers]
+    if wants_html(request, f):
+        return render(request, "features/collections.html", lang, collections=docs)
+    body = {
+        "links": [
+            {"rel": "self", "type": "application/json",
+             "href": _url(request, "/collections", f="json", **_lang_params(lang))},
+            {"rel": "alternate", "type": "text/html",
+             "href": _url(request, "/collections", f="html", **_lang_params(lang))},
+        ],
+        "crs": [c.uri for c in SUPPORTED_CRS],
+        "collections": docs,
+    }
+    return _json(request, body)
+
+
+@router.get("/collections/{collection_id}", summary="One collection (layer)")
+def collection(request: Request, collection_id: LayerId, f: FDep = None, lang: LangDep = "zh") -> Response:
+    """A layer's description, extent and links."""
+    layer = get_layer(collection_id)
+    _check_params(request, {"f", "lang"})
+    with _connect(request).connect() as conn:
+        extent = extents(conn, [layer]).get(layer.id)
+    doc = _collection_doc(request, layer, lang, extent)
+    if wants_html(request, f):
+        return render(request, "features/collection.html", lang, c=doc, layer=layer,
+                      queryables=queryables(layer, lang, ""))
+    return _json(request, doc)
+
+
+@router.get("/collections/{collection_id}/queryables", summary="Queryables (JSON Schema)")
+def collection_queryables(request: Request, collection_id: LayerId, f: FDep = None,
+                          lang: LangDep = "zh") -> Response:
+    """The properties filters, equality parameters and ``sortby`` may use."""
+    layer = get_layer(collection_id)
+    _check_params(request, {"f", "lang"})
+    doc = queryables(layer, lang, f"{_base(request)}/collections/{layer.id}/queryables")
+    if wants_html(request, f):
+        return render(request, "features/queryables.html", lang, layer=layer, schema=doc)
+    return _json(request, doc, media_type="application/schema+json")
+
+
+# --- items -----------------------------------------------------------------------------------
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise BadRequestError(f"{name}: {value!r} is neither true nor false")
+
+
+def _items_query(request: Request, layer: Layer, limit: int, offset: int) -> ItemsQuery:
+    qp = request.query_params
+    cols = property_columns(layer)
+    _check_params(request, _ITEMS_PARAMS | set(cols) | {"id"})
+    for name in qp:
+        if len(qp.getlist(name)) > 1:
+            raise BadRequestError(f"{name} is given {len(qp.getlist(name))} times")
+    q = ItemsQuery(
+        layer=layer,
+        limit=min(limit, MAX_LIMIT),
+        offset=offset,
+        bbox=parse_bbox(qp.get("bbox")),
+        bbox_crs=parse_crs(qp.get("bbox-crs"), "bbox-crs"),
+        crs=parse_crs(qp.get("crs"), "crs"),
+        interval=parse_datetime(qp.get("datetime")),
+        equals={k: v for k, v in qp.items() if k in cols or k == "id"},
+        sortby=parse_sortby(qp.get("sortby"), layer),
+        properties=parse_properties(qp.get("properties"), layer),
+        skip_geometry=_flag(qp.get("skipGeometry"), "skipGeometry"),
+    )
+    if "id" in q.equals:
+        q.equals.pop("id")
+        raise BadRequestError("select one feature by its path: /collections/{id}/items/{featureId}")
+    if qp.get("filter") is not None:
+        q.filter_sql, q.filter_params = filter_sql(
+            layer, qp["filter"], qp.get("filter-lang"), parse_crs(qp.get("filter-crs"), "filter-crs"))
+    elif qp.get("filter-lang") or qp.get("filter-crs"):
+        raise BadRequestError("filter-lang and filter-crs need a filter")
+    return q
+
+
+def _run(request: Request, sql: str, params: dict[str, Any]) -> list[tuple]:
+    raw = _connect(request).raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+        cur.close()
+        return rows
+    finally:
+        raw.close()
+
+
+def _page_links(request: Request, path: str, q: ItemsQuery, matched: int, returned: int) -> list[dict]:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "limit", "f")]
+
+    def href(offset: int, fmt: str = "json") -> str:
+        query = urlencode([*params, ("f", fmt), ("limit", q.limit), ("offset", offset)])
+        return f"{_base(request)}{path}?{query}"
+
+    links = [{"rel": "self", "type": GEOJSON, "title": "this page", "href": href(q.offset)},
+             {"rel": "alternate", "type": "text/html", "title": "this page as HTML",
+              "href": href(q.offset, "html")},
+             {"rel": "collection", "type": "application/json", "title": "the collection",
+              "href": f"{_base(request)}/collections/{q.layer.id}"}]
+    if q.offset + returned < matched:
+        links.append({"rel": "next", "type": GEOJSON, "title": "next page",
+                      "href": href(q.offset + q.limit)})
+    if q.offset > 0:
+        links.append({"rel": "prev", "type": GEOJSON, "title": "previous page",
+                      "href": href(max(q.offset - q.limit, 0))})
+    return links
+
+
+@router.get("/collections/{collection_id}/items", summary="Features of a collection",
+            response_class=Response,
+            responses={200: {"content": {GEOJSON: {}, "text/html": {}},
+                             "description": "a GeoJSON FeatureCollection (or an HTML page)"}})
+def items(
+    request: Request,
+    collection_id: LayerId,
+    f: FDep = None,
+    lang: LangDep = "zh",
+    limit: Annotated[int, Query(ge=1, description=f"features per page (default {DEFAULT_LIMIT}; "
+                                f"at most {MAX_LIMIT} are returned)")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, description="features to skip (follow the next link)")] = 0,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs (CRS84 default)")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of bbox")] = None,
+    crs: Annotated[str | None, Query(description="CRS of the answer: CRS84 (default), EPSG 4326, "
+                                     "4490 or 4545 as http://www.opengis.net/def/crs/EPSG/0/N")] = None,
+    datetime: Annotated[str | None, Query(description="instant or interval (a/b, ../b, a/..), against "
+                                          "the layer's own date fields")] = None,
+    filter: Annotated[str | None, Query(description="CQL2 text or JSON, e.g. area_mu > 100 AND "
+                                        "village_code = '150623001'")] = None,
+    filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None,
+                           Query(alias="filter-lang")] = None,
+    filter_crs: Annotated[str | None, Query(alias="filter-crs",
+                                            description="CRS of filter geometries")] = None,
+    sortby: Annotated[str | None, Query(description="e.g. -area_mu,code")] = None,
+    properties: Annotated[str | None, Query(description="only these properties, comma-separated")] = None,
+    skip_geometry: Annotated[bool | None, Query(alias="skipGeometry")] = None,
+) -> Response:
+    """Features, paged, filtered by bbox, datetime, equality on a queryable, or CQL2.
+
+    Any queryable may also be given as ``name=value`` for equality.
+    """
+    layer = get_layer(collection_id)
+    q = _items_query(request, layer, limit, offset)
+    html = wants_html(request, f)
+    if html:
+        q.limit = min(q.limit, 1000)
+    sql, params = items_sql(q)
+    rows = [r[0] for r in _run(request, sql, params)]
+    matched = matched_without_count(q, len(rows))
+    if matched is None:
+        count, count_params = count_sql(q)
+        matched = _run(request, count, count_params)[0][0]
+    links = _page_links(request, f"/collections/{layer.id}/items", q, matched, len(rows))
+    headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept", "Content-Crs": f"<{q.crs.uri}>"}
+    if html:
+        return _items_page(request, layer, q, rows, matched, links, lang, headers)
+    head = (f'{{"type":"FeatureCollection","numberMatched":{matched},"numberReturned":{len(rows)},'
+            f'"links":{json.dumps(links, ensure_ascii=False)},"features":[').encode()
+    chunks = [",".join(rows[i:i + CHUNK]).encode() for i in range(0, len(rows), CHUNK)]
+    digest = hashlib.blake2b(head, digest_size=16)
+    for chunk in chunks:
+        digest.update(chunk)
+    headers["ETag"] = f'W/"{digest.hexdigest()}"'
+    if _not_modified(request, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return FeaturesResponse(head, chunks, b"]}", headers)
+
+
+def _items_page(request: Request, layer: Layer, q: ItemsQuery, rows: list[str], matched: int,
+                links: list[dict], lang: str, headers: dict[str, str]) -> HTMLResponse:
+    features = [json.loads(r) for r in rows]
+    cols = property_columns(layer)
+    names = q.properties if q.properties is not None else list(cols)
+    areas = {"area_m2": ("面积（m²）", "Area (m²)"), "area_mu": ("面积（亩）", "Area (mu)")}
+    heads = [(n, cols[n].field.label(lang) if cols[n].field else areas[n][lang == "en"]) for n in names]
+    labels = {n: {c.value: (c.en if lang == "en" else c.zh) for c in cols[n].field.choices}
+              for n in names if cols[n].field and cols[n].field.choices}
+    geojson = {"type": "FeatureCollection", "features": features} if q.crs == CRS84 else None
+    page = render(request, "features/items.html", lang, layer=layer, features=features, heads=heads,
+                  labels=labels, matched=matched, q=q, links={ln["rel"]: ln["href"] for ln in links},
+                  geojson=json.dumps(geojson, ensure_ascii=False).replace("</", "<\\/") if geojson else None)
+    page.headers.update({k: v for k, v in headers.items() if k != "Content-Crs"})
+    return page
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
+            response_class=Response,
+            responses={200: {"content": {GEOJSON: {}, "text/html": {}}, "description": "a GeoJSON Feature"}})
+def item(
+    request: Request,
+    collection_id: LayerId,
+    feature_id: Annotated[str, Path(description="the feature's id")],
+    f: FDep = None,
+    lang: LangDep = "zh",
+    crs: Annotated[str | None, Query(description="CRS of the answer (as for items)")] = None,
+    properties: Annotated[str | None, Query(description="only these properties")] = None,
+    skip_geometry: Annotated[bool | None, Query(alias="skipGeometry")] = None,
+) -> Response:
+    """One feature by id, with links to its collection."""
+    layer = get_layer(collection_id)
+    _check_params(request, {"f", "lang", "crs", "properties", "skipGeometry"})
+    try:
+        fid = int(feature_id)
+    except ValueError:
+        raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id!r}") from None
+    q = ItemsQuery(layer=layer, crs=parse_crs(crs), properties=parse_properties(properties, layer),
+                   skip_geometry=bool(skip_geometry))
+    sql, params = feature_sql(q, fid)
+    found = _run(request, sql, params) if -2**63 <= fid < 2**63 else []
+    if not found:
+        raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id!r}")
+    text = found[0][0]
+    html = wants_html(request, f)
+    etag = _etag(str(request.url.include_query_params(f="html" if html else "json")), text)
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept",
+               "Content-Crs": f"<{q.crs.uri}>"}
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    base = f"{_base(request)}/collections/{layer.id}"
+    links = [{"rel": "self", "type": GEOJSON, "href": f"{base}/items/{fid}?f=json"},
+             {"rel": "alternate", "type": "text/html", "href": f"{base}/items/{fid}?f=html"},
+             {"rel": "collection", "type": "application/json", "href": base}]
+    if html:
+        q.limit = 1
+        return _items_page(request, layer, q, [text], 1, links, lang, headers)
+    body = text[:-1] + ',"links":' + json.dumps(links) + "}"
+    return Response(body.encode(), media_type=GEOJSON, headers=headers)

@@ -1,11 +1,13 @@
-"""The landing document and the health check."""
+"""The landing page (OGC API landing document, or the staff home page in a browser) and /health."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from api.features import FDep, wants_html
+from api.pages import LangDep, render
 from api.problems import problem
 from layers.database import engine_for, ping
 from layers.migrate import current_revision, head_revision
@@ -14,24 +16,40 @@ from layers.registry import LAYERS
 router = APIRouter()
 
 
-@router.get("/", summary="Landing page")
-def landing(request: Request) -> dict:
-    """What landeco is and where to go next."""
+@router.get("/", summary="Landing page", response_class=Response,
+            responses={200: {"content": {"application/json": {}, "text/html": {}},
+                             "description": "the OGC API landing page (JSON) or the staff home page"}})
+def landing(request: Request, f: FDep = None, lang: LangDep = "zh") -> Response:
+    """What landeco is and where to go next: JSON for API clients, the staff home page for browsers."""
     base = str(request.base_url).rstrip("/")
-    return {
-        "title": "landeco — 鄂托克前旗土地与生态管理",
+    if wants_html(request, f):
+        return render(request, "home.html", lang, layers=list(LAYERS.values()))
+    en = lang == "en"
+    return JSONResponse({
+        "title": "landeco — land and ecology of an Otog Front Banner township" if en
+        else "landeco — 鄂托克前旗土地与生态管理",
         "description": "Land and ecology layers of the township in PostGIS: villages, "
         "coal-mining subsidence zones, grazing bans, caragana plots and land leases.",
         "links": [
-            {"rel": "self", "type": "application/json", "href": f"{base}/"},
+            {"rel": "self", "type": "application/json", "title": "this document", "href": f"{base}/?f=json"},
+            {"rel": "alternate", "type": "text/html", "title": "the home page", "href": f"{base}/?f=html"},
             {"rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0",
-             "href": f"{base}/api"},
-            {"rel": "service-doc", "type": "text/html", "href": f"{base}/api.html"},
-            {"rel": "status", "type": "application/json", "href": f"{base}/health"},
+             "title": "the API definition", "href": f"{base}/api"},
+            {"rel": "service-doc", "type": "text/html", "title": "the API documentation",
+             "href": f"{base}/api.html"},
+            {"rel": "conformance", "type": "application/json", "title": "conformance classes",
+             "href": f"{base}/conformance"},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/conformance", "type": "application/json",
+             "title": "conformance classes", "href": f"{base}/conformance"},
+            {"rel": "data", "type": "application/json", "title": "collections (layers)",
+             "href": f"{base}/collections"},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/data", "type": "application/json",
+             "title": "collections (layers)", "href": f"{base}/collections"},
+            {"rel": "status", "type": "application/json", "title": "health", "href": f"{base}/health"},
         ],
         "layers": [{"id": layer.id, "title": layer.zh, "title_en": layer.en}
                    for layer in LAYERS.values()],
-    }
+    })
 
 
 @router.get("/health", summary="Database state")

@@ -198,6 +198,8 @@ def _collection_doc(request: Request, layer: Layer, lang: str, extent: dict | No
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
              "type": "application/schema+json", "title": "queryables",
              "href": f"{base}{path}/queryables"},
+            {"rel": "describedby", "type": "application/schema+json",
+             "title": "schema of the features (for GDAL and QGIS)", "href": f"{base}{path}/queryables"},
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables",
              "type": "application/schema+json", "title": "sortables",
              "href": f"{base}{path}/queryables"},

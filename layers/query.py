@@ -35,6 +35,7 @@ __all__ = [
     "InvalidBufferError",
     "InvalidFieldValueError",
     "InvalidGeometryError",
+    "InvalidLayersError",
     "InvalidLimitError",
     "InvalidPlaceError",
     "InvalidSortError",
@@ -92,6 +93,13 @@ class QuerySpec(BaseModel):
 
 
 # --- errors --------------------------------------------------------------------------------
+
+class InvalidLayersError(BadRequestError):
+    """No layer named, or a layer without area."""
+
+    code = "invalid_layers"
+    title = "Invalid layers"
+
 
 class InvalidAreaError(BadRequestError):
     """The area range is negative or empty."""
@@ -336,7 +344,7 @@ def _order(layer: Layer, sort: str | None, clipped: bool) -> str:
 def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = False) -> list[Compiled]:
     """Check ``spec`` and build one statement per layer; raise a domain error for bad input."""
     if not spec.layers:
-        raise BadRequestError("layers is empty: name at least one layer")
+        raise InvalidLayersError("layers is empty: name at least one layer")
     layers = [get_layer(name) for name in dict.fromkeys(spec.layers)]
     limit = spec.limit
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
@@ -362,7 +370,7 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
     out = []
     for layer in layers:
         if not layer.is_polygonal:
-            raise BadRequestError(f"layer {layer.id!r} has no area to query")
+            raise InvalidLayersError(f"layer {layer.id!r} has no area to query")
         params = dict(base)
         where = list(conds)
         for i, (name, value) in enumerate(spec.where.items()):

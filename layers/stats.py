@@ -65,6 +65,13 @@ def _measure_sql(m: Measure) -> str:
     return f"sum(t.{m.field} * t.area_m2) {has} / nullif(sum(t.area_m2) {has}, 0)"
 
 
+class InvalidFilterError(BadRequestError):
+    """A filter that does not apply to the layer (``expiring_days`` to anything but leases)."""
+
+    code = "invalid_filter"
+    title = "Invalid filter"
+
+
 class TooManyGroupsError(BadRequestError):
     """Grouping gives more rows than a statistic should."""
 
@@ -112,7 +119,7 @@ def layer_stats(conn: sa.Connection, layer_id: str, by: list[str], *, on: date |
         filters["in_force_on"] = on.isoformat()
     if expiring_days is not None:
         if layer.id != "land_leases":
-            raise BadRequestError("expiring_days applies to land_leases only")
+            raise InvalidFilterError("expiring_days applies to land_leases only")
         day = on or date.today()
         where.append("t.status = 'active' AND t.end_date >= :day AND t.end_date <= :day + :days")
         params.update(day=day, days=expiring_days)

@@ -78,7 +78,8 @@ def test_geojson_and_csv(client, tmp_path):
     r = client.get("/export/land_leases?format=csv")
     assert r.content.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8 Chinese
     text = r.content.decode("utf-8-sig")
-    assert text.splitlines()[0].startswith("WKT,") and "MULTIPOLYGON" in text and "京能光伏发电有限公司" in text
+    assert text.splitlines()[0].startswith("WKT,") and "MULTIPOLYGON" in text
+    assert "京能光伏发电有限公司" in text
     r = client.get("/export/land_leases?format=csv&geometry=none")
     assert "POLYGON" not in r.content.decode("utf-8-sig")
 

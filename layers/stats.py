@@ -156,8 +156,14 @@ def layer_stats(conn: sa.Connection, layer_id: str, by: list[str], *, on: date |
     for r in [*rows, total]:
         r.update(_areas(r))
         for m in ms:
-            if r.get(m.field) is not None:
-                r[m.field] = round(float(r[m.field]), 6 if m.how == "weighted" else 4)
+            if r.get(m.field) is None:
+                continue
+            if m.how == "weighted":
+                r[m.field] = round(float(r[m.field]), 6)
+            elif layer.get_field(m.field).type == "integer":
+                r[m.field] = int(r[m.field])
+            else:
+                r[m.field] = round(float(r[m.field]), 4)
         for k, v in r.items():
             if isinstance(v, date):
                 r[k] = v.isoformat()

@@ -30,7 +30,7 @@ __all__ = [
     "count_sql",
     "feature_sql",
     "items_sql",
-    "matched_without_count",
+    "page_sql",
     "parse_bbox",
     "parse_crs",
     "parse_datetime",
@@ -389,7 +389,7 @@ def items_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
     """The statement returning one GeoJSON feature text per row for the page asked for."""
     where, params = where_sql(q)
     params.update(limit=q.limit, offset=q.offset)
-    sql = (f"SELECT {_feature_expr(q)} FROM {q.layer.table} t{where}{_order_sql(q)}"
+    sql = (f"SELECT {_feature_expr(q)} AS f FROM {q.layer.table} t{where}{_order_sql(q)}"
            " LIMIT %(limit)s OFFSET %(offset)s")
     return sql, params
 
@@ -400,11 +400,20 @@ def count_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
     return f"SELECT count(*) FROM {q.layer.table} t{where}", params
 
 
-def matched_without_count(q: ItemsQuery, returned: int) -> int | None:
-    """``numberMatched`` when the page itself tells it (a short page), else None: count."""
-    if returned < q.limit and (returned > 0 or q.offset == 0):
-        return q.offset + returned
-    return None
+def page_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
+    """One statement, one row: ``numberReturned``, ``numberMatched`` and the features joined.
+
+    The features are aggregated in the page's order (the aggregate reads the ordered,
+    limited subquery as it comes). The count runs only when the page does not tell it: a
+    short page that is not past the end says how many match, and PostgreSQL evaluates the
+    uncorrelated sub-select lazily, so the CASE skips it.
+    """
+    page, params = items_sql(q)
+    count, _ = count_sql(q)
+    sql = (f"WITH page AS (SELECT count(*) AS n, coalesce(string_agg(f, ','), '') AS body FROM ({page}) s) "
+           f"SELECT n, CASE WHEN n < %(limit)s AND (n > 0 OR %(offset)s = 0) THEN %(offset)s + n "
+           f"ELSE ({count}) END, body FROM page")
+    return sql, params
 
 
 def feature_sql(q: ItemsQuery, feature_id: int) -> tuple[str, dict[str, Any]]:

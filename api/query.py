@@ -6,23 +6,34 @@ Thin: parse, call :mod:`layers.query`, :mod:`layers.stats`, :mod:`layers.conflic
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
-from api.pages import LangDep
+from api.pages import LangDep, render
 from layers import conflicts as conflicts_mod
 from layers import stats as stats_mod
 from layers.database import engine_for
+from layers.errors import BadRequestError, LandecoError
 from layers.export import ExportFile, export_layer, export_query
-from layers.query import QueryResult, QuerySpec, feature_collection, run_query
+from layers.query import (
+    InvalidBboxError,
+    InvalidGeometryError,
+    QueryResult,
+    QuerySpec,
+    feature_collection,
+    run_query,
+)
+from layers.registry import LAYERS
 
-__all__ = ["map_links", "router"]
+__all__ = ["map_links", "router", "spec_from_form"]
 
 router = APIRouter(tags=["query"])
 
@@ -137,3 +148,146 @@ def conflict(request: Request, check_id: str,
 
 
 # --- the page ---------------------------------------------------------------------------------
+
+_PAGE_LIMIT = 200  # features per layer on the page; the download holds every match
+_T = {  # page words: (zh, en)
+    "title": ("按面积和位置查询", "Query by area and place"),
+    "conflicts": ("图层冲突检查", "Conflicts between layers"),
+}
+
+
+def _where_text(text: str | None) -> dict[str, Any]:
+    """``purpose=solar; status=active,expired`` → the ``where`` of a query."""
+    out: dict[str, Any] = {}
+    for item in (text or "").replace("；", ";").split(";"):
+        if item.strip():
+            name, _, value = item.partition("=")
+            values = [v.strip() for v in value.replace("，", ",").split(",") if v.strip()]
+            out[name.strip()] = values if len(values) != 1 else values[0]
+    return out
+
+
+def _num(value: str | float | None, name: str) -> float | None:
+    """A form's number; an empty field is no value."""
+    if value is None or isinstance(value, float | int):
+        return value
+    if not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidNumberError(f"{name}: {value!r} is not a number") from None
+
+
+class InvalidNumberError(BadRequestError):
+    """A form field that takes a number holds something else."""
+
+    code = "invalid_parameter"
+    title = "Invalid parameter"
+
+
+def spec_from_form(*, layers: list[str] | None, area_min: str | float | None, area_max: str | float | None,
+                   unit: str, villages: list[str] | None, bbox: str | None, geometry: str | None,
+                   buffer_m: str | float | None, where: str | None, sort: str | None,
+                   limit: str | int | None) -> QuerySpec:
+    """The query the page's form describes (the same one ``POST /query`` takes)."""
+    area_min, area_max = _num(area_min, "area_min"), _num(area_max, "area_max")
+    buffer_m = _num(buffer_m, "buffer_m")
+    n = _num(limit, "limit")
+    limit = int(n) if n is not None else None
+    place: dict[str, Any] | None = None
+    villages = [v for v in villages or [] if v]
+    if villages:
+        place = {"villages": villages}
+    elif bbox and bbox.strip():
+        try:
+            place = {"bbox": [float(x) for x in bbox.replace("，", ",").split(",")]}
+        except ValueError:
+            raise InvalidBboxError("bbox is four numbers: west,south,east,north") from None
+    elif geometry and geometry.strip():
+        try:
+            place = {"geometry": json.loads(geometry)}
+        except ValueError:
+            raise InvalidGeometryError("the place is not GeoJSON") from None
+    area = {"min": area_min, "max": area_max, "unit": unit} if area_min is not None or area_max is not None \
+        else None
+    return QuerySpec(layers=layers or [], area=area, place=place, buffer_m=buffer_m or None,
+                     where=_where_text(where), sort=sort or None, limit=limit)
+
+
+def _village_options(conn: sa.Connection) -> list[tuple[str, str]]:
+    return [tuple(r) for r in conn.execute(sa.text("SELECT code, name FROM villages ORDER BY code"))]
+
+
+def _villages_geojson(conn: sa.Connection) -> str:
+    return conn.scalar(sa.text(
+        "SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg("
+        "json_build_object('type', 'Feature', 'geometry', ST_AsGeoJSON(geom, 5)::json, "
+        "'properties', json_build_object('code', code, 'name', name))), '[]'))::text FROM villages"))
+
+
+@router.get("/query", response_class=HTMLResponse, summary="The planners' query page")
+def page(request: Request, lang: LangDep = "zh",
+         layers: Annotated[list[str] | None, Query(description="layers to query")] = None,
+         area_min: str | None = None, area_max: str | None = None,
+         unit: Literal["mu", "ha", "m2"] = "mu",
+         villages: Annotated[list[str] | None, Query()] = None,
+         bbox: str | None = None, geometry: str | None = None, buffer_m: str | None = None,
+         where: str | None = None, sort: str | None = None, limit: str | None = None,
+         check: str | None = None, on: date | None = None) -> HTMLResponse:
+    """A form in Chinese (English with ``lang=en``), and the answer below it.
+
+    With ``layers``: totals, a table, a map and download links; with ``check``: a conflict
+    check drawn on the map.
+    """
+    base = str(request.base_url).rstrip("/")
+    form = {"layers": layers or [], "area_min": area_min, "area_max": area_max, "unit": unit,
+            "villages": villages or [], "bbox": bbox or "", "geometry": geometry or "",
+            "buffer_m": buffer_m, "where": where or "", "sort": sort or "", "limit": limit,
+            "check": check or ""}
+    ctx: dict[str, Any] = {"form": form, "error": None, "result": None, "conflict": None}
+    status = 200
+    with _connect(request) as conn:
+        ctx["village_options"] = _village_options(conn)
+        ctx["villages_geojson"] = _villages_geojson(conn)
+        try:
+            if layers:
+                spec = spec_from_form(layers=layers, area_min=area_min, area_max=area_max, unit=unit,
+                                      villages=villages, bbox=bbox, geometry=geometry, buffer_m=buffer_m,
+                                      where=where, sort=sort, limit=limit or _PAGE_LIMIT)
+                result = run_query(conn, spec)
+                links = map_links(base, result, lang)
+                fc = feature_collection(result, links)
+                ctx["result"] = {"summary": result.summary(), "geojson": fc, "links": links,
+                                 "features": json.loads(fc)["features"], "clipped": spec.place is not None}
+                ctx["download"] = f"{base}/query/export?{request.url.query}"
+            elif check:
+                text = conflicts_mod.run_check(conn, check, on=on or date.today(), map_base=base, lang=lang)
+                ctx["conflict"] = {"geojson": text, **json.loads(text)}
+        except LandecoError as exc:
+            ctx["error"] = {"code": exc.code, "detail": str(exc), **exc.extra()}
+            status = exc.status
+        except ValidationError as exc:
+            ctx["error"] = {"code": "invalid_parameter", "detail": str(exc).splitlines()[0]}
+            status = 400
+    en = lang == "en"
+    return render(request, "query/page.html", lang, status_code=status,
+                  title=_T["title"][1 if en else 0], layer_options=list(LAYERS.values()),
+                  checks=list(conflicts_mod.CHECKS.values()), **ctx)
+
+
+@router.get("/query/export", summary="The query page's answer as a file")
+def page_export(request: Request, format: FileFormat = "gpkg", crs: CrsDep = 4326,
+                encoding: EncodingDep = "utf-8", csv_geometry: CsvGeomDep = "wkt", lang: LangDep = "zh",
+                layers: Annotated[list[str] | None, Query()] = None,
+                area_min: str | None = None, area_max: str | None = None,
+                unit: Literal["mu", "ha", "m2"] = "mu",
+                villages: Annotated[list[str] | None, Query()] = None,
+                bbox: str | None = None, geometry: str | None = None, buffer_m: str | None = None,
+                where: str | None = None, sort: str | None = None, limit: str | None = None) -> Response:
+    """The form values of ``GET /query`` written to a file: every match, not only the page's."""
+    spec = spec_from_form(layers=layers, area_min=area_min, area_max=area_max, unit=unit, villages=villages,
+                          bbox=bbox, geometry=geometry, buffer_m=buffer_m, where=where, sort=sort, limit=None)
+    with _connect(request) as conn:
+        return _file(export_query(conn, spec, format, crs=crs, encoding=encoding, csv_geometry=csv_geometry,
+                                  lang=lang))

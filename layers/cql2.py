@@ -2,8 +2,8 @@
 
 pygeofilter parses; this module walks its syntax tree and writes SQL with bound
 parameters, accepting only the layer's queryables, so a filter can never name a column
-or inject SQL. ``S_DWITHIN`` (not in pygeofilter's CQL2 text grammar) is added to the
-grammar here. Every mistake is a :class:`InvalidFilterError` carrying where it is.
+or inject SQL. ``S_DWITHIN`` and quotes doubled inside strings (neither in pygeofilter's CQL2 text
+grammar) are added to the grammar here. Every mistake is a :class:`InvalidFilterError` carrying where it is.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ class InvalidFilterError(BadRequestError):
 
 @lark.v_args(meta=False, inline=True)
 class _Transformer(text_parser.CQLTransformer):
+    def SINGLE_QUOTED(self, token):  # noqa: N802 (lark's terminal name)
+        return token[1:-1].replace("''", "'")
+
     def s_dwithin(self, lhs, rhs, distance, units):
         name = units.name if isinstance(units, ast.Attribute) else str(units)
         return ast.DistanceWithin(lhs, rhs, distance, name)
@@ -71,6 +74,11 @@ def _text_parser() -> lark.Lark:
     rule = ('          | "S_DWITHIN"i "(" expression "," expression "," full_number "," '
             'attribute ")" -> s_dwithin\n')
     grammar = grammar.replace("          | spatial_predicate\n", rule + "          | spatial_predicate\n", 1)
+    # CQL2 writes a quote inside a string as two quotes: 'Erdos''s'
+    quoted, doubled = 'SINGLE_QUOTED: "\'" /.*?/ "\'"', 'SINGLE_QUOTED: "\'" /(?:[^\']|\'\')*/ "\'"'
+    grammar = grammar.replace(quoted, doubled, 1)
+    if "s_dwithin" not in grammar or "''" not in grammar:
+        raise RuntimeError("pygeofilter's CQL2 grammar changed: update layers/cql2.py")
     return lark.Lark(grammar, parser="lalr", maybe_placeholders=False, transformer=_Transformer(),
                      import_paths=[os.path.dirname(grammar_dir)])
 

@@ -199,7 +199,7 @@ def test_filter_lang_and_crs_are_checked(demo_client):
 
 
 def test_injection_is_only_a_value(demo_client):
-    body = _matched(demo_client, "code = 'x; DROP TABLE caragana_plots; --'")
+    body = _matched(demo_client, "code = 'x''; DROP TABLE caragana_plots; --'")
     assert body["numberMatched"] == 0
     assert _problem(demo_client, '"code; DROP TABLE caragana_plots" = 1')["code"] == "invalid_filter"
     assert demo_client.get(ITEMS, params={"limit": 1}).json()["numberReturned"] == 1

@@ -95,7 +95,9 @@ def _pair_sql(c: Check, village: bool) -> str:
         f"SELECT '{c.a}' AS a_layer, a.id AS a_id, a.code AS a_code, '{c.b}' AS b_layer, b.id AS b_id, "
         f"b.code AS b_code, {_group_sql(c)} AS grp, "
         f"json_build_object('check', '{c.id}'{_props('a', c.a_props)}{_props('b', c.b_props)}) AS props, "
-        f"ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS piece "
+        # a feature wholly inside the other is its own piece: no overlay needed
+        f"CASE WHEN ST_Covers(b.geom, a.geom) THEN a.geom WHEN ST_Covers(a.geom, b.geom) THEN b.geom "
+        f"ELSE ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) END AS piece "
         f"FROM {c.a} a JOIN {c.b} b ON ST_Intersects(a.geom, b.geom){pair} "
         f"WHERE {c.a_cond} AND {c.b_cond}{vcond}")
 
@@ -112,7 +114,7 @@ def _outside_sql(village: bool) -> str:
         f"json_build_object('check', 'outside_village', 'village_name', v.name) AS props, "
         f"ST_CollectionExtract(ST_Difference(a.geom, v.geom), 3) AS piece "
         f"FROM {layer.table} a JOIN villages v ON v.code = a.village_code "
-        f"WHERE NOT ST_CoveredBy(a.geom, v.geom){vcond}"
+        f"WHERE NOT ST_Covers(v.geom, a.geom){vcond}"
         for layer in LAYERS.values() if layer.has_village and layer.is_polygonal]
     return " UNION ALL ".join(parts)
 

@@ -128,6 +128,7 @@ def main(argv: list[str]) -> None:
     url = bench_url(args.parcels)
     url_s = url.render_as_string(hide_password=False)
     engine = engine_for(url_s)
+    load_before = os.getloadavg()[0]
     proc, base = _serve(url_s)
     rows = []
     try:
@@ -149,7 +150,8 @@ def main(argv: list[str]) -> None:
         proc.wait(timeout=30)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"\n{args.parcels:,} caragana parcels · {args.runs} runs each · {when} · "
-          f"{platform.machine()}, {os.cpu_count()} cores · p95 ratio target ≤ 2×\n")
+          f"{platform.machine()}, {os.cpu_count()} cores, load average {load_before:.1f} before and "
+          f"{os.getloadavg()[0]:.1f} after · p95 ratio target ≤ 2×\n")
     print("| query | matches | 亩 (clipped) | SQL p50 | SQL p95 | API p50 | API p95 | ratio p50 / p95 "
           "| API gzip p50 | API gzip p95 | gzip ratio p50 / p95 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -8,6 +8,7 @@ the importer maps back.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date
@@ -113,7 +114,11 @@ def _write(frames: dict[str, tuple[Layer, gpd.GeoDataFrame]], fmt: str, stem: st
                             crs=crs, encoding=encoding, csv_geometry=csv_geometry,
                             headers={n: _headers(lay, lang) for n, (lay, _) in frames.items()})
     except InputError as err:
+        shutil.rmtree(folder, ignore_errors=True)
         raise ExportError(err) from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return ExportFile(path, path.name, media)
 
 

@@ -172,6 +172,14 @@ def _rows(url: sa.URL) -> tuple[list[Row], psycopg.Connection]:
     return rows, conn
 
 
+def _returned(url: str) -> str:
+    """How many features (or bytes, for a tile) the answer holds: both sides answer the same question."""
+    res = httpx.get(url, timeout=60)
+    if res.headers.get("content-type", "").endswith("json"):
+        return str(res.json().get("numberReturned", "?"))
+    return f"{len(res.content)} B"
+
+
 def _hey(url: str, seconds: int, concurrency: int) -> dict:
     for _ in range(5):  # warm up caches and pools
         httpx.get(url, timeout=60)
@@ -261,8 +269,10 @@ def main(argv: list[str] | None = None) -> None:
             print("no tile row: the tile route does not answer yet", file=sys.stderr)
         for i, row in enumerate(rows):
             print(f"{row.name} …", file=sys.stderr)
-            lm = _hey(f"http://127.0.0.1:{lport}{row.landeco}", args.seconds, args.concurrency)
-            tm = _hey(f"http://127.0.0.1:{tport}{row.tipg}", args.seconds, args.concurrency)
+            lurl, turl = f"http://127.0.0.1:{lport}{row.landeco}", f"http://127.0.0.1:{tport}{row.tipg}"
+            row.note = f"{_returned(lurl)} / {_returned(turl)}"
+            lm = _hey(lurl, args.seconds, args.concurrency)
+            tm = _hey(turl, args.seconds, args.concurrency)
             sm = (_pgbench(url, row.sql, args.seconds, args.concurrency, f"row{i}") if row.sql else None)
             results.append((row, lm, tm, sm))
     finally:
@@ -274,16 +284,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nServing benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {os.cpu_count()} cores ({cpu}), "
           f"{args.parcels} parcels, {args.concurrency} concurrent clients, {args.seconds} s per cell, "
           f"one uvicorn worker each, tipg {_tipg_version()}, no compression\n")
-    print("| request | landeco req/s | p50 ms | p99 ms | tipg req/s | p50 ms | p99 ms "
-          "| raw SQL req/s | p50 ms | p99 ms | landeco/tipg | landeco/SQL |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| request | returned (landeco / tipg) | landeco req/s | p50 ms | p99 ms | tipg req/s | p50 ms "
+          "| p99 ms | raw SQL req/s | p50 ms | p99 ms | landeco/tipg | landeco/SQL |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     out = []
     for row, lm, tm, sm in results:
         vs_tipg = f"{lm['rps'] / tm['rps']:.2f}×" if tm and tm["rps"] and not tm["errors"] else "—"
         vs_sql = f"{lm['rps'] / sm['rps']:.0%}" if sm and sm["rps"] else "—"
-        print(f"| {row.name} | {' | '.join(_fmt(lm))} | {' | '.join(_fmt(tm))} | {' | '.join(_fmt(sm))} "
-              f"| {vs_tipg} | {vs_sql} |")
-        out.append({"row": row.name, "landeco": lm, "tipg": tm, "sql": sm})
+        cells = [row.name, row.note, *_fmt(lm), *_fmt(tm), *_fmt(sm), vs_tipg, vs_sql]
+        print("| " + " | ".join(cells) + " |")
+        out.append({"row": row.name, "returned": row.note, "landeco": lm, "tipg": tm, "sql": sm})
     (DATA / "serve.json").write_text(json.dumps(out, indent=2))
 
 

@@ -337,11 +337,12 @@ def _run(request: Request, sql: str, params: dict[str, Any], raw_text: bool = Fa
 
 
 def _page_links(request: Request, path: str, q: ItemsQuery, matched: int, returned: int) -> list[dict]:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "limit", "f")]
+    kept = urlencode([(k, v) for k, v in request.query_params.multi_items()
+                      if k not in ("offset", "limit", "f")])
+    base = f"{_base(request)}{path}?{kept + '&' if kept else ''}limit={q.limit}&offset="
 
     def href(offset: int, fmt: str = "json") -> str:
-        query = urlencode([*params, ("f", fmt), ("limit", q.limit), ("offset", offset)])
-        return f"{_base(request)}{path}?{query}"
+        return f"{base}{offset}&f={fmt}"
 
     links = [{"rel": "self", "type": GEOJSON, "title": "this page", "href": href(q.offset)},
              {"rel": "alternate", "type": "text/html", "title": "this page as HTML",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 from layers.errors import BadRequestError, NotFoundError
@@ -167,8 +168,9 @@ class Column:
     field: Field | None = None
 
 
+@cache
 def property_columns(layer: Layer) -> dict[str, Column]:
-    """Every property of ``layer``'s features, in the order a reader expects them."""
+    """Every property of ``layer``'s features, in the order a reader expects them (do not modify)."""
     cols = {f.name: Column(f.name, f"t.{f.name}", f.type, f) for f in layer.all_fields}
     if layer.is_polygonal:
         cols["area_m2"] = Column("area_m2", "t.area_m2", "real")

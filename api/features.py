@@ -451,9 +451,14 @@ def _items_page(request: Request, layer: Layer, q: ItemsQuery, features: list[di
     heads = [(n, cols[n].field.label(lang) if cols[n].field else areas[n][lang == "en"]) for n in names]
     labels = {n: {c.value: (c.en if lang == "en" else c.zh) for c in cols[n].field.choices}
               for n in names if cols[n].field and cols[n].field.choices}
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("sortby", "offset", "f")]
+    sort_key = (("-" if q.sortby[0][1] else "") + q.sortby[0][0]) if q.sortby else None
+    sort_links = {n: f"?{urlencode([*kept, ('f', 'html'), ('sortby', ('-' if sort_key == n else '') + n)])}"
+                  for n in names}
     geojson = {"type": "FeatureCollection", "features": features} if q.crs == CRS84 else None
     page = render(request, "features/items.html", lang, layer=layer, features=features, heads=heads,
                   labels=labels, matched=matched, q=q, links={ln["rel"]: ln["href"] for ln in links},
+                  sort_links=sort_links, sort_key=sort_key,
                   geojson=json.dumps(geojson, ensure_ascii=False).replace("</", "<\\/") if geojson else None)
     page.headers.update({k: v for k, v in headers.items() if k != "Content-Crs"})
     return page

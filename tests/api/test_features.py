@@ -314,6 +314,13 @@ def test_html_items_page_shows_choice_labels(demo_client):
     assert "划区围封" in text
 
 
+def test_html_items_page_filters_and_sorts(demo_client):
+    page = demo_client.get(ITEMS, params={"f": "html", "filter": "area_mu > 20", "sortby": "-area_mu"}).text
+    assert 'name="filter"' in page and 'value="area_mu &gt; 20"' in page
+    assert "?filter=area_mu+%3E+20&amp;f=html&amp;sortby=area_mu" in page  # click again: ascending
+    assert "面积（亩）</a> ↓" in page
+
+
 def test_api_definition_documents_the_items_parameters(demo_client):
     api = demo_client.get("/api").json()
     params = {p["name"] for p in api["paths"]["/collections/{collection_id}/items"]["get"]["parameters"]}

@@ -25,7 +25,7 @@ from api.pages import LangDep, render
 from layers.collections import extents, queryables
 from layers.cql2 import filter_sql
 from layers.database import engine_for
-from layers.errors import BadRequestError
+from layers.errors import BadRequestError, LandecoError
 from layers.features import (
     CRS84,
     DEFAULT_LIMIT,
@@ -421,11 +421,18 @@ def items(request: Request, collection_id: LayerId) -> Response:
     """
     f = _choice(request, "f", ("json", "geojson", "html"))
     lang = _choice(request, "lang", ("zh", "en")) or "zh"
-    limit = _int(request, "limit", DEFAULT_LIMIT, 1)
-    offset = _int(request, "offset", 0, 0)
     layer = get_layer(collection_id)
-    q = _items_query(request, layer, limit, offset)
     html = wants_html(request, f)
+    try:
+        q = _items_query(request, layer, _int(request, "limit", DEFAULT_LIMIT, 1),
+                         _int(request, "offset", 0, 0))
+    except LandecoError as exc:
+        if not html:
+            raise
+        # staff typing a filter get the form back with what is wrong, not a JSON document
+        return render(request, "features/items.html", lang, status_code=exc.status, layer=layer,
+                      error=exc, error_extra=exc.extra(), features=[], heads=[], labels={}, matched=0,
+                      q=ItemsQuery(layer=layer), links={}, sort_links={}, sort_key=None, geojson=None)
     if html:
         q.limit = min(q.limit, 1000)
     returned, matched, body = _run(request, *page_sql(q), raw_text=True)[0]

@@ -314,6 +314,16 @@ def test_html_items_page_shows_choice_labels(demo_client):
     assert "划区围封" in text
 
 
+def test_html_items_page_says_what_is_wrong_with_a_filter(demo_client):
+    res = demo_client.get(ITEMS, params={"f": "html", "filter": "area_mu >> 20"})
+    assert res.status_code == 400 and res.headers["content-type"].startswith("text/html")
+    assert "这个查询有问题" in res.text and "column 10" in res.text
+    assert '<code class="problem-at">area_mu &gt;<mark>&gt;</mark> 20</code>' in res.text
+    assert 'value="area_mu &gt;&gt; 20"' in res.text  # the form keeps what was typed
+    assert demo_client.get(ITEMS, params={"filter": "area_mu >> 20"}).headers["content-type"] == \
+        "application/problem+json"
+
+
 def test_html_items_page_filters_and_sorts(demo_client):
     page = demo_client.get(ITEMS, params={"f": "html", "filter": "area_mu > 20", "sortby": "-area_mu"}).text
     assert 'name="filter"' in page and 'value="area_mu &gt; 20"' in page

@@ -1,0 +1,324 @@
+"""Opening a surveyor's upload with GDAL (pyogrio) and reading it in bounded batches.
+
+An upload is a zipped shapefile (any folder depth, any letter case, several of them),
+a GeoPackage, GeoJSON, KML or KMZ. :func:`open_upload` unpacks and checks it, chooses
+the dataset and layer, the text encoding and reads the header; :func:`batches` then yields
+features a batch at a time (``skip_features``/``max_features``), so memory stays bounded
+whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import shapely
+from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
+from pyogrio.raw import read as ogr_read
+
+from gis.archive import Limits, extract_zip, sniff
+from gis.encoding import EncodingChoice, detect_dbf_encoding, normalise
+from gis.errors import InputError
+
+__all__ = ["Batch", "Candidate", "Upload", "batches", "candidates", "open_upload"]
+
+_SHAPEFILE_PARTS = ("shp", "shx", "dbf", "prj", "cpg")
+_OTHER = {"gpkg": "GPKG", "geojson": "GeoJSON", "json": "GeoJSON", "kml": "KML"}
+DEFAULT_LIMITS = Limits()
+_SHP_ZM = (11, 13, 15, 18, 21, 23, 25, 28)
+_OGR_ERRORS = (DataSourceError, DataLayerError, FieldError, GeometryError)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One dataset (a shapefile, or a layer of a GeoPackage/KML) the upload holds."""
+
+    name: str
+    path: Path
+    driver: str
+    layer: str | None = None
+
+
+@dataclass
+class Upload:
+    """The chosen dataset, ready to read: header facts that the report shows."""
+
+    candidate: Candidate
+    candidates: list[Candidate]
+    encoding: EncodingChoice | None
+    crs_wkt: str | None
+    geometry_type: str
+    columns: list[str]
+    dtypes: list[str]
+    count: int
+    bounds: tuple[float, float, float, float]
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def has_zm(self) -> bool:
+        """Whether the file declares Z or M values (dropped on import)."""
+        g = self.geometry_type
+        if " Z" in g or g.endswith("M") or "Measured" in g:
+            return True
+        return self.candidate.driver == "ESRI Shapefile" and _shp_type(self.candidate.path) in _SHP_ZM
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Features ``start`` … ``start + len(geoms) - 1`` of the upload (0-based)."""
+
+    start: int
+    geoms: np.ndarray
+    columns: dict[str, np.ndarray]
+    unreadable: np.ndarray
+
+
+def _shp_type(path: Path) -> int:
+    with open(path, "rb") as fh:
+        head = fh.read(36)
+    return struct.unpack("<i", head[32:36])[0] if len(head) >= 36 else 0
+
+
+def _parts(folder: Path) -> dict[tuple[Path, str], dict[str, Path]]:
+    """Shapefile parts grouped by (folder, lower-case stem), any letter case."""
+    groups: dict[tuple[Path, str], dict[str, Path]] = {}
+    for p in sorted(folder.rglob("*")):
+        ext = p.suffix[1:].lower()
+        if p.is_file() and ext in _SHAPEFILE_PARTS and not p.name.startswith("._"):
+            groups.setdefault((p.parent, p.stem.lower()), {})[ext] = p
+    return groups
+
+
+def _normalise_shapefile(parts: dict[str, Path], dest: Path) -> Path:
+    """Move a shapefile's parts to ASCII, lower-case names, so GDAL finds every one."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for ext, p in parts.items():
+        shutil.move(p, dest / f"data.{ext}")
+    return dest / "data.shp"
+
+
+def _fix_bare_array(path: Path) -> None:
+    """A top-level JSON array of Features (DataV exports) becomes a FeatureCollection."""
+    if path.stat().st_size > 256 * 1024**2:
+        return
+    try:
+        doc = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError("corrupt_file", f"the GeoJSON cannot be parsed ({exc})") from exc
+    if isinstance(doc, list):
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": doc}, ensure_ascii=False),
+                        encoding="utf-8")
+
+
+def candidates(path: Path, workdir: Path, limits: Limits = DEFAULT_LIMITS) -> list[Candidate]:
+    """Every dataset the upload holds, after unpacking a zip into ``workdir``."""
+    kind = sniff(path)
+    if kind == "zip":
+        unpacked = workdir / "unpacked"
+        files = extract_zip(path, unpacked, limits)
+        found: list[Candidate] = []
+        for n, ((folder, _stem), parts) in enumerate(_parts(unpacked).items()):
+            display = str((folder / parts.get("shp", next(iter(parts.values()))).name)
+                          .relative_to(unpacked))
+            if "shp" not in parts:
+                if {"dbf", "shx"} & parts.keys():
+                    raise InputError("shapefile_incomplete", f"{display}: the .shp file is missing",
+                                     hint="zip every file of the shapefile (.shp .shx .dbf .prj .cpg)",
+                                     dataset=display, missing=["shp"])
+                continue
+            missing = [e for e in ("shx", "dbf") if e not in parts]
+            if missing:
+                raise InputError("shapefile_incomplete", f"{display}: the "
+                                 + " and ".join(f".{m}" for m in missing) + " file is missing",
+                                 hint="zip every file of the shapefile (.shp .shx .dbf .prj .cpg)",
+                                 dataset=display, missing=missing)
+            shp = _normalise_shapefile(parts, workdir / "datasets" / str(n))
+            found.append(Candidate(display, shp, "ESRI Shapefile"))
+        for f in files:
+            ext = f.suffix[1:].lower()
+            if ext in _OTHER and f.exists():
+                found.extend(_layers(f, _OTHER[ext], str(f.relative_to(unpacked))))
+        if not found:
+            raise InputError("no_dataset", "the zip holds no shapefile, GeoPackage, GeoJSON or KML",
+                             hint="zip the .shp with its .shx, .dbf and .prj")
+        return found
+    if kind == "gpkg":
+        return _layers(path, "GPKG", path.name)
+    if kind == "json":
+        _fix_bare_array(path)
+        return _layers(path, "GeoJSON", path.name)
+    if kind == "kml":
+        return _layers(path, "KML", path.name)
+    raise InputError("unsupported_format", "the file is not a zip, GeoPackage, GeoJSON or KML file",
+                     hint="zip the shapefile's files (.shp .shx .dbf .prj .cpg) and upload the zip")
+
+
+def _layers(path: Path, driver: str, display: str) -> list[Candidate]:
+    try:
+        names = pyogrio.list_layers(path)[:, 0].tolist()
+    except _OGR_ERRORS as exc:
+        raise InputError("corrupt_file", f"{display} cannot be opened ({exc})") from exc
+    if len(names) == 1:
+        return [Candidate(display, path, driver, names[0])]
+    return [Candidate(f"{display}:{name}", path, driver, name) for name in names]
+
+
+def _choose(found: list[Candidate], choice: str | None) -> Candidate:
+    if choice:
+        for c in found:
+            if choice in (c.name, c.layer) or Path(c.name).stem == choice:
+                return c
+        raise InputError("dataset_not_found", f"the upload holds no dataset called {choice!r}",
+                         candidates=[c.name for c in found])
+    if len(found) > 1:
+        raise InputError("dataset_ambiguous", f"the upload holds {len(found)} datasets; say which to import",
+                         hint="choose one with the dataset option", candidates=[c.name for c in found])
+    return found[0]
+
+
+def _check_shapefile(shp: Path) -> None:
+    """Refuse truncated or mutually inconsistent .shp/.shx/.dbf before GDAL guesses."""
+    dbf, shx = shp.with_suffix(".dbf"), shp.with_suffix(".shx")
+    head = shp.read_bytes()[:100]
+    if len(head) < 100 or struct.unpack(">i", head[:4])[0] != 9994:
+        raise InputError("corrupt_shp", "the .shp file is not a shapefile (bad header)")
+    declared = struct.unpack(">i", head[24:28])[0] * 2
+    if shp.stat().st_size < declared:
+        raise InputError("corrupt_shp", f"the .shp file is cut short: {shp.stat().st_size:,} bytes of "
+                         f"{declared:,} declared", hint="copy the file again from the surveyor's computer")
+    records = (shx.stat().st_size - 100) // 8
+    raw = dbf.read_bytes()[:32]
+    if len(raw) < 32 or raw[0] not in (0x02, 0x03, 0x04, 0x05, 0x30, 0x31, 0x43, 0x63, 0x83, 0x8B, 0xF5):
+        raise InputError("corrupt_dbf", "the .dbf file is not a dBase table (bad header)")
+    n, header_len, record_len = struct.unpack("<IHH", raw[4:12])
+    if header_len + n * record_len > dbf.stat().st_size:
+        raise InputError("corrupt_dbf", f"the .dbf file is cut short: it declares {n:,} records that "
+                         "it does not hold", hint="copy the file again from the surveyor's computer")
+    if n != records and not (n == 0 and header_len <= 34):
+        raise InputError("count_mismatch", f"the .shp holds {records:,} shapes but the .dbf {n:,} records",
+                         hint="the shapefile was edited by a tool that left its parts out of step")
+
+
+def _trim_field_names(dbf: Path, encoding: str) -> None:
+    """Cut field names that a 10-byte DBF limit split inside a character (UTF-8 Chinese).
+
+    GDAL writes ``地块编号`` in UTF-8 as 9 bytes plus the first byte of ``号``; readers then
+    fail to decode the name. The upload's own copy is patched: the stray bytes become NUL.
+    """
+    with open(dbf, "r+b") as fh:
+        head = fh.read(32)
+        header_len = struct.unpack("<H", head[8:10])[0]
+        descriptors = fh.read(max(header_len - 32, 0))
+        for pos in range(0, len(descriptors) - 31, 32):
+            if descriptors[pos] == 0x0D:
+                break
+            name = descriptors[pos:pos + 11].split(b"\0")[0]
+            cut = name
+            while cut:
+                try:
+                    cut.decode(encoding)
+                    break
+                except UnicodeDecodeError:
+                    cut = cut[:-1]
+            if cut != name:
+                fh.seek(32 + pos)
+                fh.write(cut.ljust(11, b"\0"))
+
+
+def open_upload(path: Path, workdir: Path, *, dataset: str | None = None, encoding: str | None = None,
+                limits: Limits = DEFAULT_LIMITS) -> Upload:
+    """Unpack, choose and open an upload; ``InputError`` for anything that cannot be read."""
+    found = candidates(path, workdir, limits)
+    chosen = _choose(found, dataset)
+    enc: EncodingChoice | None = None
+    if chosen.driver == "ESRI Shapefile":
+        _check_shapefile(chosen.path)
+        cpg = chosen.path.with_suffix(".cpg")
+        enc = detect_dbf_encoding(chosen.path.with_suffix(".dbf"), cpg if cpg.exists() else None, encoding)
+        _trim_field_names(chosen.path.with_suffix(".dbf"), enc.encoding)
+    elif encoding:
+        enc = EncodingChoice(normalise(encoding), "override")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = pyogrio.read_info(chosen.path, layer=chosen.layer, encoding=enc.encoding if enc else None,
+                                     force_total_bounds=True)
+    except _OGR_ERRORS as exc:
+        raise InputError("corrupt_file", f"{chosen.name} cannot be read ({exc})") from exc
+    if info["features"] == 0:
+        raise InputError("empty_file", f"{chosen.name} holds no features")
+    if enc is None:
+        enc = EncodingChoice("utf-8", "format")
+    return Upload(chosen, found, enc, info["crs"] if info["crs"] else _prj(chosen),
+                  info["geometry_type"], list(info["fields"]), list(info["dtypes"]),
+                  int(info["features"]), tuple(float(v) for v in info["total_bounds"]))
+
+
+def _prj(c: Candidate) -> str | None:
+    prj = c.path.with_suffix(".prj")
+    if c.driver == "ESRI Shapefile" and prj.exists():
+        return prj.read_text("latin-1").strip() or None
+    return None
+
+
+def batches(upload: Upload, size: int = 20_000) -> Iterator[Batch]:
+    """The upload's features, ``size`` at a time, 2D, geometries parsed by shapely.
+
+    A geometry GEOS cannot parse (a MultiPatch/TIN) becomes ``None`` with ``unreadable``
+    set, so that it is reported per feature rather than failing the file.
+    """
+    c = upload.candidate
+    start = 0
+    while start < upload.count:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                meta, _fids, wkb, values = ogr_read(
+                    c.path, layer=c.layer, encoding=upload.encoding.encoding if upload.encoding else None,
+                    skip_features=start, max_features=size, force_2d=True)
+        except _OGR_ERRORS as exc:
+            raise InputError("corrupt_file",
+                             f"{c.name} cannot be read after feature {start} ({exc})") from exc
+        if len(wkb) == 0:
+            break
+        geoms, unreadable = _parse(wkb)
+        names = _unique(list(meta["fields"]))
+        yield Batch(start, geoms, dict(zip(names, values, strict=True)), unreadable)
+        start += len(wkb)
+
+
+def _parse(wkb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return shapely.from_wkb(wkb), np.zeros(len(wkb), dtype=bool)
+    except shapely.errors.GEOSException:
+        out = np.empty(len(wkb), dtype=object)
+        bad = np.zeros(len(wkb), dtype=bool)
+        for i, item in enumerate(wkb):
+            try:
+                out[i] = shapely.from_wkb(item)
+            except shapely.errors.GEOSException:
+                bad[i] = True
+        return out, bad
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column names made unique (a DBF may hold two ``TestColumn``): the second gets ``_2``."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return out
+
+
+def column_names(upload: Upload) -> list[str]:
+    """The upload's column names as :func:`batches` keys them."""
+    return _unique(upload.columns)
+

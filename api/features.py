@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
+import psycopg
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -25,7 +27,7 @@ from api.pages import LangDep, render
 from layers.collections import extents, queryables
 from layers.cql2 import filter_sql
 from layers.database import engine_for
-from layers.errors import BadRequestError, LandecoError
+from layers.errors import BadRequestError, DatabaseUnavailableError, LandecoError
 from layers.features import (
     CRS84,
     DEFAULT_LIMIT,
@@ -46,7 +48,8 @@ from layers.features import (
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 
-__all__ = ["CONFORMANCE", "UnknownParameterError", "router", "wants_html"]
+__all__ = ["CONFORMANCE", "QUERY_TIMEOUT_MS", "QueryTimeoutError", "UnknownParameterError", "router",
+           "wants_html"]
 
 router = APIRouter(tags=["features"])
 
@@ -322,16 +325,39 @@ class _TextAsBytes(Loader):
         return bytes(data)
 
 
+#: Longest a features statement may run (milliseconds); override with LANDECO_QUERY_TIMEOUT_MS.
+QUERY_TIMEOUT_MS = int(os.environ.get("LANDECO_QUERY_TIMEOUT_MS", "30000"))
+
+
+class QueryTimeoutError(LandecoError):
+    """The request asked for more than the server computes in its time limit."""
+
+    code = "query_timeout"
+    status = 503
+    title = "Query took too long"
+
+
 def _run(request: Request, sql: str, params: dict[str, Any], raw_text: bool = False) -> list[tuple]:
-    raw = _connect(request).raw_connection()
     try:
-        cur = raw.driver_connection.cursor()
+        raw = _connect(request).raw_connection()
+    except (sa.exc.OperationalError, psycopg.OperationalError):
+        raise DatabaseUnavailableError("the database does not answer") from None
+    try:
+        conn = raw.driver_connection
+        cur = conn.cursor()
         if raw_text:
             cur.adapters.register_loader("text", _TextAsBytes)
-        cur.execute(sql, params)
+        with conn.pipeline():  # one round trip: the limit and the statement
+            cur.execute(f"SET LOCAL statement_timeout = {QUERY_TIMEOUT_MS}")
+            cur.execute(sql, params)
         rows = cur.fetchall()
         cur.close()
         return rows
+    except psycopg.errors.QueryCanceled:
+        raise QueryTimeoutError(f"the query ran longer than {QUERY_TIMEOUT_MS / 1000:g} s: narrow it "
+                                "(a smaller bbox, a filter, a lower limit)") from None
+    except psycopg.OperationalError:
+        raise DatabaseUnavailableError("the database connection failed") from None
     finally:
         raw.close()
 

@@ -11,6 +11,7 @@ from shapely.geometry import box, shape
 
 from layers.database import engine_for
 from layers.registry import LAYERS
+from tests.conftest import client_for
 
 ITEMS = "/collections/caragana_plots/items"
 
@@ -336,3 +337,9 @@ def test_api_definition_documents_the_items_parameters(demo_client):
     params = {p["name"] for p in api["paths"]["/collections/{collection_id}/items"]["get"]["parameters"]}
     assert {"bbox", "bbox-crs", "crs", "datetime", "filter", "filter-lang", "sortby", "properties",
             "skipGeometry", "limit", "offset"} <= params
+
+
+def test_database_down_is_a_503(db_url, tmp_path):
+    with client_for(db_url.set(port=1), tmp_path) as client:  # nothing listens there
+        res = client.get(ITEMS)
+    assert res.status_code == 503 and res.json()["code"] == "database_unavailable"

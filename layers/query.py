@@ -18,6 +18,7 @@ from typing import Any, Literal
 import shapely
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
@@ -83,14 +84,22 @@ class Place(BaseModel):
 class QuerySpec(BaseModel):
     """A planner's question: which features of these layers, how large, where, with what."""
 
-    model_config = ConfigDict(extra="forbid")
-    layers: list[str]
-    area: AreaRange | None = None
-    place: Place | None = None
-    buffer_m: float | None = None
-    where: dict[str, Any] = {}
-    sort: str | None = None
-    limit: int | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"layers": ["land_leases"], "area": {"min": 500, "unit": "mu"}, "sort": "-area_mu"},
+        {"layers": ["caragana_plots", "land_leases"], "place": {"villages": ["特布德嘎查"]},
+         "where": {"status": "active"}},
+        {"layers": ["land_leases"], "place": {"geometry": {"type": "LineString",
+                                                           "coordinates": [[107.0, 38.1], [107.4, 38.3]]}},
+         "buffer_m": 1000},
+    ]})
+    layers: list[str] = PField(description="layer ids, e.g. land_leases, caragana_plots")
+    area: AreaRange | None = PField(None, description="feature area range (whole feature, not clipped)")
+    place: Place | None = PField(None, description="villages, a GeoJSON geometry, or a bbox (lon/lat)")
+    buffer_m: float | None = PField(None, description="widen the place by this many metres (geodesic)")
+    where: dict[str, Any] = PField({}, description="field: value or [values] (equality / IN)")
+    sort: str | None = PField(None, description="fields, '-' for descending, e.g. -area_inside_mu")
+    limit: int | None = PField(None, description=f"features per layer (default {DEFAULT_LIMIT}; "
+                               "files: every match)")
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""A real uvicorn is killed (SIGKILL) in the middle of a commit: nothing of the upload is written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from layers.database import create_database, drop_database, engine_for
+from layers.migrate import upgrade
+from tests.data.fixtures import make
+
+
+@pytest.fixture
+def crash_url(server_url: URL) -> Iterator[URL]:
+    url = server_url.set(database=f"landeco_test_crash_{uuid.uuid4().hex[:10]}")
+    create_database(url)
+    upgrade(url)
+    yield url
+    engine_for(url.render_as_string(hide_password=False)).dispose()
+    drop_database(url)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(url: URL, home: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "LANDECO_DATABASE_URL": url.render_as_string(hide_password=False),
+           "LANDECO_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(200):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/uploads/new", timeout=1)
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "uvicorn did not start")
+
+
+def test_killing_the_server_mid_commit_writes_nothing(crash_url, tmp_path):
+    engine = engine_for(crash_url.render_as_string(hide_password=False))
+    with engine.begin() as conn:  # something already in the layer, which must survive as it is
+        conn.execute(sa.text("INSERT INTO caragana_plots (code, planted_year, method, geom) VALUES "
+                             "('KEEP-1', 2019, 'enclosure', ST_Multi(ST_MakeEnvelope(107, 38, 107.001, "
+                             "38.001, 4326)))"))
+    zipped = make.grid_zip(tmp_path, 60_000)
+    home, port = tmp_path / "home", _port()
+    server = _serve(crash_url, home, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with open(zipped, "rb") as fh:
+            r = httpx.post(f"{base}/uploads", files={"file": ("grid.zip", fh)},
+                           data={"layer": "caragana_plots"}, timeout=600)
+        assert r.status_code == 201, r.text
+        upload_id = r.json()["id"]
+        assert r.json()["report"]["can_commit"]
+        with httpx.Client(timeout=600) as client:
+            # the commit request is left running; the state file tells how far it got
+            pending = subprocess.Popen([sys.executable, "-c", f"import httpx; httpx.post('{base}/uploads/"
+                                        f"{upload_id}/commit', timeout=600)"])
+            seen = 0.0
+            for _ in range(600):
+                state = client.get(f"{base}/uploads/{upload_id}").json()
+                seen = state["percentage"]
+                if state["state"] == "committing" and 10 <= seen < 100:
+                    break
+                time.sleep(0.05)
+            assert state["state"] == "committing", state
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+        pending.wait(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    # the killed connection's transaction is rolled back by PostgreSQL
+    for _ in range(100):
+        with engine.connect() as conn:
+            busy = conn.scalar(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                       "current_database() AND pid <> pg_backend_pid()"))
+        if not busy:
+            break
+        time.sleep(0.1)
+    with engine.connect() as conn:
+        assert list(conn.scalars(sa.text("SELECT code FROM caragana_plots"))) == ["KEEP-1"]
+        assert conn.scalar(sa.text("SELECT to_regclass('upload_caragana_plots')")) is None
+    # after a restart the upload still says how far it got; nothing pretends it was committed
+    server = _serve(crash_url, home, port)
+    try:
+        state = httpx.get(f"{base}/uploads/{upload_id}").json()
+        assert (state["state"] == "committing" and state["percentage"] == seen) or state["percentage"] >= seen
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)

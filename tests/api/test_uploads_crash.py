@@ -59,7 +59,7 @@ def test_killing_the_server_mid_commit_writes_nothing(crash_url, tmp_path):
         conn.execute(sa.text("INSERT INTO caragana_plots (code, planted_year, method, geom) VALUES "
                              "('KEEP-1', 2019, 'enclosure', ST_Multi(ST_MakeEnvelope(107, 38, 107.001, "
                              "38.001, 4326)))"))
-    zipped = make.grid_zip(tmp_path, 60_000)
+    zipped = make.grid_zip(tmp_path, 30_000)
     home, port = tmp_path / "home", _port()
     server = _serve(crash_url, home, port)
     base = f"http://127.0.0.1:{port}"

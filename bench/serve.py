@@ -1,6 +1,6 @@
 """Serving benchmark: landeco against tipg and against the raw SQL (pgbench) on 100 000 parcels.
 
-Usage: python -m bench.serve [--seconds 10] [--concurrency 4] [--parcels 100000]
+Usage: python -m bench.serve [--seconds 6] [--rounds 3] [--concurrency 4] [--parcels 100000]
 
 Builds ``landeco_bench_<N>`` if it is missing (``bench.demo_load``), installs tipg in
 ``bench/.venv-tipg`` if it is missing, starts one uvicorn worker of each on loopback,
@@ -227,6 +227,12 @@ def _pgbench(url: sa.URL, statements: list[str], seconds: int, concurrency: int,
     return {"rps": tps, "p50": _pct(lat, 50), "p99": _pct(lat, 99), "errors": 0, "requests": len(lat)}
 
 
+def _median(cells: list[dict]) -> dict:
+    """The round with the median rate (its own latencies, so the three figures belong together)."""
+    ranked = sorted(cells, key=lambda m: m["rps"])
+    return ranked[len(ranked) // 2]
+
+
 def _fmt(m: dict | None) -> tuple[str, str, str]:
     if not m:
         return "—", "—", "—"
@@ -240,7 +246,8 @@ def _fmt(m: dict | None) -> tuple[str, str, str]:
 def main(argv: list[str] | None = None) -> None:
     """Run every row against the three and print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--seconds", type=int, default=6, help="length of one measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="measurements per cell, interleaved; median shown")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--parcels", type=int, default=100_000)
     args = ap.parse_args(argv)
@@ -271,10 +278,14 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{row.name} …", file=sys.stderr)
             lurl, turl = f"http://127.0.0.1:{lport}{row.landeco}", f"http://127.0.0.1:{tport}{row.tipg}"
             row.note = f"{_returned(lurl)} / {_returned(turl)}"
-            lm = _hey(lurl, args.seconds, args.concurrency)
-            tm = _hey(turl, args.seconds, args.concurrency)
-            sm = (_pgbench(url, row.sql, args.seconds, args.concurrency, f"row{i}") if row.sql else None)
-            results.append((row, lm, tm, sm))
+            # rounds interleave the three, so a neighbour's load on the machine hits all alike
+            lms, tms, sms = [], [], []
+            for _ in range(args.rounds):
+                lms.append(_hey(lurl, args.seconds, args.concurrency))
+                tms.append(_hey(turl, args.seconds, args.concurrency))
+                if row.sql:
+                    sms.append(_pgbench(url, row.sql, args.seconds, args.concurrency, f"row{i}"))
+            results.append((row, _median(lms), _median(tms), _median(sms) if sms else None))
     finally:
         for proc in (landeco, tipg):
             proc.terminate()
@@ -282,7 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     print(f"\nServing benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {os.cpu_count()} cores ({cpu}), "
-          f"{args.parcels} parcels, {args.concurrency} concurrent clients, {args.seconds} s per cell, "
+          f"{args.parcels} parcels, {args.concurrency} concurrent clients, "
+          f"median of {args.rounds} interleaved rounds of {args.seconds} s, "
           f"one uvicorn worker each, tipg {_tipg_version()}, no compression\n")
     print("| request | returned (landeco / tipg) | landeco req/s | p50 ms | p99 ms | tipg req/s | p50 ms "
           "| p99 ms | raw SQL req/s | p50 ms | p99 ms | landeco/tipg | landeco/SQL |")

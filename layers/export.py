@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 import shapely
 import sqlalchemy as sa
 
@@ -23,11 +25,11 @@ from gis.errors import InputError
 from gis.export import CRSS, ENCODINGS, FORMATS, write_frames
 from layers.errors import BadRequestError
 from layers.model import Layer
-from layers.query import QuerySpec, query_rows
+from layers.query import QuerySpec, compile_query, rows_sql
 from layers.registry import get_layer
 
-__all__ = ["ExportError", "ExportFile", "export_layer", "export_query", "frame_of", "layer_frame",
-           "shapefile_names"]
+__all__ = ["CHUNK", "ExportError", "ExportFile", "export_layer", "export_query", "frame_of", "layer_frame",
+           "layer_frames", "shapefile_names", "stream_frames"]
 
 
 class ExportError(BadRequestError):
@@ -66,29 +68,54 @@ def shapefile_names(layer: Layer) -> dict[str, str]:
     return out
 
 
-def frame_of(layer: Layer, rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
-    """A lon/lat GeoDataFrame of rows with WKB ``geometry``; dates as ISO text."""
+#: rows read from PostGIS and written at a time, so that a large layer never sits in memory whole
+CHUNK = 50_000
+_DTYPES = {"integer": "Int64", "real": "float64", "text": object, "date": object, "monthday": object}
+
+
+def frame_of(layer: Layer, rows: list[dict[str, Any]], clipped: bool = False) -> gpd.GeoDataFrame:
+    """A lon/lat GeoDataFrame of rows with WKB ``geometry``; dates as ISO text.
+
+    Column types come from the layer's declaration, not from the values, so that every
+    chunk of one export has the same schema (an all-empty column stays numeric).
+    """
     geoms = shapely.from_wkb([bytes(r.pop("geometry")) for r in rows]) if rows else []
     for r in rows:
         for k, v in r.items():
             if isinstance(v, date):
                 r[k] = v.isoformat()
     columns = ["id", *(f.name for f in layer.all_fields), "area_m2", "area_mu"]
-    if rows and "area_inside_mu" in rows[0]:
+    if clipped:
         columns.append("area_inside_mu")
     frame = gpd.GeoDataFrame(rows, columns=columns, geometry=list(geoms), crs=4326)
-    for f in layer.all_fields:
-        if f.type in ("text", "date", "monthday"):
-            frame[f.name] = frame[f.name].astype(object)
-    return frame
+    types = {"id": "int64", "area_m2": "float64", "area_mu": "float64", "area_inside_mu": "float64"}
+    types.update({f.name: _DTYPES[f.type] for f in layer.all_fields})
+    return frame.astype({c: types[c] for c in columns})
+
+
+def stream_frames(conn: sa.Connection, layer: Layer, sql: str, params: dict[str, Any] | None = None,
+                  clipped: bool = False) -> Iterator[gpd.GeoDataFrame]:
+    """The rows of ``sql`` as frames of at most :data:`CHUNK` features (a server-side cursor)."""
+    result = conn.execution_options(stream_results=True, max_row_buffer=CHUNK).exec_driver_sql(
+        sql, params or {})
+    empty = True
+    for part in result.partitions(CHUNK):
+        empty = False
+        yield frame_of(layer, [dict(r._mapping) for r in part], clipped)
+    if empty:  # the file still gets the layer and its columns
+        yield frame_of(layer, [], clipped)
+
+
+def layer_frames(conn: sa.Connection, layer: Layer) -> Iterator[gpd.GeoDataFrame]:
+    """Every feature of ``layer``, in chunks."""
+    cols = ", ".join(["id", *(f.name for f in layer.all_fields), "area_m2", "area_mu"])
+    return stream_frames(conn, layer, f"SELECT {cols}, ST_AsBinary(geom) AS geometry FROM {layer.table} "
+                         "ORDER BY id")
 
 
 def layer_frame(conn: sa.Connection, layer: Layer) -> gpd.GeoDataFrame:
-    """Every feature of ``layer``."""
-    cols = ", ".join(["id", *(f.name for f in layer.all_fields), "area_m2", "area_mu"])
-    rows = [dict(r._mapping) for r in conn.execute(
-        sa.text(f"SELECT {cols}, ST_AsBinary(geom) AS geometry FROM {layer.table} ORDER BY id"))]
-    return frame_of(layer, rows)
+    """Every feature of ``layer`` in one frame."""
+    return pd.concat(list(layer_frames(conn, layer)), ignore_index=True)
 
 
 def _headers(layer: Layer, lang: str) -> dict[str, str]:
@@ -100,13 +127,11 @@ def _headers(layer: Layer, lang: str) -> dict[str, str]:
     return names
 
 
-def _write(frames: dict[str, tuple[Layer, gpd.GeoDataFrame]], fmt: str, stem: str, crs: int,
+def _write(frames: dict[str, tuple[Layer, Iterable[gpd.GeoDataFrame]]], fmt: str, stem: str, crs: int,
            encoding: str, csv_geometry: str, lang: str) -> ExportFile:
-    if fmt not in FORMATS:
-        raise ExportError(InputError("unknown_format", f"no export format {fmt!r}",
-                                     hint=", ".join(FORMATS)))
     if fmt == "shp":
-        frames = {n: (lay, f.rename(columns=shapefile_names(lay))) for n, (lay, f) in frames.items()}
+        frames = {n: (lay, (f.rename(columns=shapefile_names(lay)) for f in chunks))
+                  for n, (lay, chunks) in frames.items()}
     folder = Path(tempfile.mkdtemp(prefix="landeco-export-"))
     suffix, media = FORMATS[fmt]
     try:
@@ -127,7 +152,7 @@ def export_layer(conn: sa.Connection, layer_id: str, fmt: str, *, crs: int = 432
     """Write a whole layer to a file."""
     layer = get_layer(layer_id)
     _precheck(fmt, crs, encoding)
-    return _write({layer.id: (layer, layer_frame(conn, layer))}, fmt, layer.id, crs, encoding,
+    return _write({layer.id: (layer, layer_frames(conn, layer))}, fmt, layer.id, crs, encoding,
                   csv_geometry, lang)
 
 
@@ -135,7 +160,8 @@ def export_query(conn: sa.Connection, spec: QuerySpec, fmt: str, *, crs: int = 4
                  encoding: str = "utf-8", csv_geometry: str = "wkt", lang: str = "zh") -> ExportFile:
     """Write every feature answering ``spec`` (all of them unless it sets ``limit``)."""
     _precheck(fmt, crs, encoding)
-    frames = {layer.id: (layer, frame_of(layer, rows)) for layer, rows, _ in query_rows(conn, spec)}
+    frames = {c.layer.id: (c.layer, stream_frames(conn, c.layer, rows_sql(c), c.params, c.clipped))
+              for c in compile_query(conn, spec, for_export=True)}
     return _write(frames, fmt, "query", crs, encoding, csv_geometry, lang)
 
 

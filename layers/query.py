@@ -48,7 +48,7 @@ __all__ = [
     "UnknownFieldError",
     "compile_query",
     "feature_collection",
-    "query_rows",
+    "rows_sql",
     "run_query",
     "sql_column",
 ]
@@ -483,15 +483,10 @@ def feature_collection(result: QueryResult, links: list[dict[str, str]] | None =
             + json.dumps(tail, ensure_ascii=False)[1:])
 
 
-def query_rows(conn: sa.Connection, spec: QuerySpec) -> list[tuple[Layer, list[dict[str, Any]], bool]]:
-    """Every matching feature of each layer (no default limit), geometry as WKB, for exports."""
-    out = []
-    for c in compile_query(conn, spec, for_export=True):
-        cols = ", ".join(["id", *(f.name for f in c.layer.all_fields), "area_m2", "area_mu"])
-        inside = ", counted_mu AS area_inside_mu" if c.clipped else ""
-        limit = f" LIMIT {int(c.limit)}" if c.limit is not None else ""
-        sql = (f"WITH {c.ctes} SELECT {cols}{inside}, ST_AsBinary(geom) AS geometry FROM kept "
-               f"ORDER BY {c.order}{limit}")
-        rows = [dict(r._mapping) for r in conn.exec_driver_sql(sql, c.params)]
-        out.append((c.layer, rows, c.clipped))
-    return out
+def rows_sql(c: Compiled) -> str:
+    """The statement giving every matching feature (no default limit), geometry as WKB, for files."""
+    cols = ", ".join(["id", *(f.name for f in c.layer.all_fields), "area_m2", "area_mu"])
+    inside = ", counted_mu AS area_inside_mu" if c.clipped else ""
+    limit = f" LIMIT {int(c.limit)}" if c.limit is not None else ""
+    return (f"WITH {c.ctes} SELECT {cols}{inside}, ST_AsBinary(geom) AS geometry FROM kept "
+            f"ORDER BY {c.order}{limit}")

@@ -103,3 +103,25 @@ def test_bad_export_requests(client, query, code):
 def test_unknown_layer(client):
     r = client.get("/export/roads?format=gpkg")
     assert r.status_code == 404 and r.json()["code"] == "unknown_layer"
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "shp", "xlsx", "csv"])
+def test_large_exports_are_written_in_chunks_with_one_schema(client, tmp_path, monkeypatch, fmt):
+    """Chunks of two features: every feature arrives once, in order, with the declared types."""
+    import layers.export
+
+    monkeypatch.setattr(layers.export, "CHUNK", 2)
+    r = client.get(f"/export/land_leases?format={fmt}")
+    assert r.status_code == 200
+    if fmt == "xlsx":
+        rows = list(load_workbook(io.BytesIO(r.content))["land_leases"].values)
+        assert [row[1] for row in rows[1:]] == sorted(LEASES)
+        return
+    path = tmp_path / f"x.{'zip' if fmt == 'shp' else fmt}"
+    path.write_bytes(r.content)
+    source = f"/vsizip/{path}/land_leases.shp" if fmt == "shp" else path
+    frame = pyogrio.read_dataframe(source)
+    assert list(frame["code"]) == sorted(LEASES)
+    if fmt != "csv":
+        info = pyogrio.read_info(source)
+        assert dict(zip(info["fields"], info["dtypes"], strict=True))["id"] == "int64"

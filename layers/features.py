@@ -369,11 +369,24 @@ def where_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+def _json_value(col: Column) -> str:
+    """A property as JSON; a whole real number keeps its ``.0``.
+
+    GDAL and QGIS guess a field's type from the first page: a rent of ``12000`` would make
+    the field an integer and truncate ``12000.5`` on a later page.
+    """
+    if col.type != "real":
+        return col.sql
+    v = col.sql
+    return (f"CASE WHEN {v} = trunc({v}) AND abs({v}) < 1e15 THEN ({v}::bigint::text || '.0')::json "
+            f"ELSE to_json({v}) END")
+
+
 def _feature_expr(q: ItemsQuery) -> str:
     """One feature as GeoJSON text, built by the database."""
     cols = property_columns(q.layer)
     names = list(cols) if q.properties is None else q.properties
-    pairs = ", ".join(f"'{n}', {cols[n].sql}" for n in names)
+    pairs = ", ".join(f"'{n}', {_json_value(cols[n])}" for n in names)
     props = f"json_build_object({pairs})::text" if names else "'{}'"
     geometry = "'null'" if q.skip_geometry else f"ST_AsGeoJSON({q.crs.geometry_sql()}, {q.crs.digits}, 0)"
     return ("""'{"type":"Feature","id":' || t.id || ',"geometry":' || """ + geometry

@@ -35,6 +35,8 @@ def test_ogrinfo_reads_a_layer_summary(ogc_url, demo_url):
         total = conn.execute(sa.text("SELECT count(*) FROM land_leases")).scalar()
     assert f"Feature Count: {total}" in out
     assert "Multi Polygon" in out and "lessee: String" in out and "start_date: Date" in out
+    assert "annual_rent_yuan: Real" in out  # whole yuan on the first page, still a real field
+    assert "area_mu: Real" in out
 
 
 def test_ogr2ogr_copies_a_whole_layer_over_many_pages(ogc_url, demo_url, tmp_path):

@@ -112,10 +112,26 @@ LayerId = Annotated[str, Path(description="collection (layer) id, e.g. caragana_
 
 
 def wants_html(request: Request, f: str | None) -> bool:
-    """HTML when asked with ``f=html``, or when a browser asks without ``f``."""
+    """HTML when asked with ``f=html``, or when the Accept header prefers it to JSON (browsers)."""
     if f is not None:
         return f == "html"
-    return "text/html" in request.headers.get("accept", "")
+    html = json_q = 0.0
+    for part in request.headers.get("accept", "").split(","):
+        kind, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        kind = kind.strip().lower()
+        if kind == "text/html":
+            html = max(html, q)
+        elif kind.endswith("json"):
+            json_q = max(json_q, q)
+    return html > json_q
 
 
 def _base(request: Request) -> str:

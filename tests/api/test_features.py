@@ -294,6 +294,19 @@ def test_browser_gets_the_home_page_in_chinese(demo_client):
     assert "Maps" in en and "/maps?lang=en" in en
 
 
+@pytest.mark.parametrize(("accept", "html"), [
+    (BROWSER["Accept"], True),
+    ("application/geo+json, application/json", False),
+    ("application/json, text/html;q=0.9", False),
+    ("text/html;q=0.5, application/json;q=0.4", True),
+    ("*/*", False),
+    ("", False),
+])
+def test_content_negotiation(demo_client, accept, html):
+    res = demo_client.get(ITEMS, params={"limit": 1}, headers={"Accept": accept})
+    assert res.headers["content-type"].startswith("text/html" if html else "application/geo+json")
+
+
 def test_html_collections_and_items_pages(demo_client):
     page = demo_client.get("/collections", headers=BROWSER).text
     for layer in LAYERS.values():

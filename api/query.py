@@ -273,6 +273,7 @@ def page(request: Request, lang: LangDep = "zh",
     en = lang == "en"
     return render(request, "query/page.html", lang, status_code=status,
                   title=_T["title"][1 if en else 0], layer_options=list(LAYERS.values()),
+                  layer_titles={i: layer.title(lang) for i, layer in LAYERS.items()},
                   checks=list(conflicts_mod.CHECKS.values()), **ctx)
 
 

@@ -263,9 +263,11 @@ class _VectorTiles(JSCSSMixin, Layer):
                     rows += "<tr><th>" + esc(d.label) + "</th><td>" + esc(text) + "</td></tr>";
                 });
                 {%- if this.link %}
+                if (p.id !== undefined) {  // a generalised cell has no feature of its own
                 var link = {{ this.link|tojson }}.replace("{id}", encodeURIComponent(p.id));
                 rows += '<tr><td colspan="2"><a href="' + esc(link) + '">' + esc({{ this.link_text|tojson }})
                     + "</a></td></tr>";
+                }
                 {%- endif %}
                 var at = e.latlng || {{ this._parent.get_name() }}.mouseEventToLatLng(e.originalEvent);
                 L.popup().setLatLng(at)

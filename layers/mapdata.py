@@ -168,8 +168,11 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
         if tiles_url and tiled and count > inline_limit and layer_id != "villages":
             link = feature_link.replace("{layer}", layer.id) if feature_link else None
             only = ("village_code", scope.village) if scope.village and layer.has_village else None
-            out.append(MapLayer(**common, tiles_url=tiles_url.replace("{layer}", layer.id),
-                                tile_style=sym.tile_style(), tile_labels=sym.tile_labels(names),
+            # below the detail zoom, small features come as cells: say how many a cell holds
+            labels = {**sym.tile_labels(names), "parcels": {
+                "label": "合并要素数（放大查看）" if ctx.lang == "zh" else "Features merged (zoom in)"}}
+            out.append(MapLayer(**common, tiles_url=_versioned(conn, layer, tiles_url),
+                                tile_style=sym.tile_style(), tile_labels=labels,
                                 link=link, tile_filter=only))
             continue
         features = _features(conn, layer, where, params)
@@ -185,6 +188,18 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
                             popup=sym.popup_rows(), link=link,
                             label="name" if layer_id == "villages" else None))
     return out
+
+
+def _versioned(conn: sa.Connection, layer: Layer, tiles_url: str) -> str:
+    """The layer's tile URL with a version that changes with the layer (``?v=``).
+
+    Tiles of a versioned URL may be kept by the browser (``Cache-Control: immutable``):
+    a map drawn after an upload, an edit or a deletion asks for new URLs.
+    """
+    count, stamp = conn.execute(sa.text(
+        f"SELECT count(*), coalesce(extract(epoch FROM max(updated_at)), 0) FROM {layer.table}")).one()
+    sep = "&" if "?" in tiles_url else "?"
+    return f"{tiles_url.replace('{layer}', layer.id)}{sep}v={count}-{int(stamp * 1000)}"
 
 
 def map_bounds(conn: sa.Connection, scope: MapScope) -> tuple[tuple[float, float], tuple[float, float]]:

@@ -410,13 +410,22 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
     return out
 
 
+def _real(col: str) -> str:
+    """A real column as JSON keeping ``.0`` on whole numbers, so that GDAL and QGIS type it real.
+
+    A rent of ``12000`` would otherwise make the field an integer and truncate ``12000.5``.
+    """
+    return (f"CASE WHEN {col} = trunc({col}) AND abs({col}) < 1e15 THEN ({col}::bigint::text || '.0')::json "
+            f"ELSE to_json({col}) END")
+
+
 def json_sql(c: Compiled) -> str:
     """The statement answering one layer: totals, and the features (limited) as GeoJSON text."""
     props = [f"'layer', '{c.layer.id}'", "'id', id"]
-    props += [f"'{f.name}', {f.name}" for f in c.layer.all_fields]
-    props += ["'area_m2', area_m2", "'area_mu', area_mu"]
+    props += [f"'{f.name}', {_real(f.name) if f.type == 'real' else f.name}" for f in c.layer.all_fields]
+    props += [f"'area_m2', {_real('area_m2')}", f"'area_mu', {_real('area_mu')}"]
     if c.clipped:
-        props.append("'area_inside_mu', counted_mu")
+        props.append(f"'area_inside_mu', {_real('counted_mu')}")
     limit = f" LIMIT {int(c.limit)}" if c.limit is not None else ""
     return (
         f"WITH {c.ctes}, "

@@ -67,3 +67,9 @@ def test_invalid_geometry_says_where(client):
     r = client.post("/query", json={"layers": ["land_leases"],
                                     "place": {"geometry": {"type": "Polygon", "coordinates": bowtie}}})
     assert "Self-intersection" in r.json()["reason"]
+
+
+def test_whole_real_numbers_stay_real(client):
+    """A rent of exactly 1000 yuan is written 1000.0, so that GDAL and QGIS type the field real."""
+    r = client.post("/query", json={"layers": ["land_leases"], "limit": 1})
+    assert '"annual_rent_yuan" : 1000.0' in r.text

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["to_date", "to_integer", "to_monthday", "to_real", "to_text"]
+__all__ = ["coerce_array", "to_date", "to_integer", "to_monthday", "to_real", "to_text"]
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９，．－／：", "0123456789,.-/:")
 _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T].*)?$")
@@ -116,3 +116,46 @@ def to_integer(value: object) -> int | None:
     if not v.is_integer():
         raise ValueError(f"{value!r} is not a whole number")
     return int(v)
+
+
+_SCALAR = {"text": to_text, "integer": to_integer, "real": to_real, "date": to_date, "monthday": to_monthday}
+
+
+def coerce_array(values: np.ndarray, kind: str) -> tuple[list[object], dict[int, str]]:
+    """A column coerced to ``kind`` (text, integer, real, date, monthday), and errors by row.
+
+    Columns GDAL already typed (numbers, dates) and plain text take vectorised paths; the
+    per-value parsers run only on what needs parsing.
+    """
+    errors: dict[int, str] = {}
+    dtype = values.dtype
+    if kind in ("integer", "real") and dtype.kind in "iu":
+        return values.tolist(), errors
+    if kind in ("integer", "real") and dtype.kind == "f":
+        missing = ~np.isfinite(values)
+        if kind == "integer":
+            for i in np.flatnonzero(~missing & (values != np.round(values))):
+                errors[int(i)] = f"{values[i]!r} is not a whole number"
+            pairs = zip(values.tolist(), missing.tolist(), strict=True)
+            return [None if m else int(v) for v, m in pairs], errors
+        return [None if m else v for v, m in zip(values.tolist(), missing.tolist(), strict=True)], errors
+    if kind == "date" and dtype.kind == "M":
+        days = values.astype("datetime64[D]")
+        return days.tolist(), errors
+    if kind == "text" and dtype.kind == "O":
+        out: list[object] = []
+        for v in values.tolist():
+            if type(v) is str:
+                out.append(v.strip() or None)
+            else:
+                out.append(to_text(v))
+        return out, errors
+    convert = _SCALAR[kind]
+    out = []
+    for i, v in enumerate(values.tolist() if dtype.kind != "M" else values):
+        try:
+            out.append(convert(v))
+        except ValueError as exc:
+            errors[i] = str(exc)
+            out.append(None)
+    return out, errors

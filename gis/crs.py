@@ -10,6 +10,7 @@ swapped, degrees under a projected CRS and the reverse.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import shapely
@@ -160,9 +161,15 @@ def check_coordinates(bounds: tuple[float, float, float, float], choice: CrsChoi
                              hint=hint, zone=zone, suggested_epsg=suggested)
 
 
+@lru_cache(maxsize=16)
+def _transformer(wkt: str) -> Transformer:
+    """Building a transformer takes 0.1 s: once per CRS, not once per batch."""
+    return Transformer.from_crs(CRS.from_wkt(wkt), 4326, always_xy=True)
+
+
 def to_lonlat(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     """Reproject an array of 2D geometries from ``crs`` to EPSG:4326 (lon, lat)."""
     if crs.equals(CRS.from_epsg(4326), ignore_axis_order=True):
         return geoms
-    transformer = Transformer.from_crs(crs, 4326, always_xy=True)
+    transformer = _transformer(crs.to_wkt())
     return shapely.transform(geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))

@@ -9,6 +9,7 @@ Chinese; else the DBF's language driver id; else Windows-1252. The source is rep
 from __future__ import annotations
 
 import codecs
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ _CPG_ALIASES = {"936": "gbk", "cp936": "gbk", "65001": "utf-8", "utf8": "utf-8",
                 "54936": "gb18030", "1252": "cp1252", "ansi 1252": "cp1252", "88591": "latin-1",
                 "8859_1": "latin-1", "iso88591": "latin-1", "950": "cp950", "437": "cp437"}
 _SAMPLE = 4 * 1024 * 1024
+_WIDE = re.compile(r"[^\x00-\x7f]")
+_COMMON = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,10 @@ def _dbf_text(dbf: Path) -> tuple[bytes, int]:
 
 def _plausible_chinese(text: str) -> bool:
     """Whether decoded GB18030 text looks like Chinese rather than mis-read Latin bytes."""
-    wide = [c for c in text if ord(c) > 0x7F]
+    wide = len(_WIDE.findall(text))
     if not wide:
         return True
-    common = sum(1 for c in wide if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f"
-                 or "\uff00" <= c <= "\uffef")
-    return common / len(wide) > 0.9
+    return len(_COMMON.findall(text)) / wide > 0.9
 
 
 def detect_dbf_encoding(dbf: Path, cpg: Path | None = None, override: str | None = None) -> EncodingChoice:

@@ -14,8 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -230,6 +233,30 @@ class _Progress:
             self.callback(stage, min(max(fraction, 0.0), 1.0))
 
 
+@dataclass
+class _Target:
+    """Where good features go: the layer itself (``direct``) or a staging table."""
+
+    layer: Layer
+    direct: bool
+    before: int = 0  # ids above this are the upload's (direct)
+    codes: dict[str, int] = field(default_factory=dict)  # code → feature index
+    villages: frozenset[str] | None = None
+    copied: int = 0
+    lookup: Connection | None = None  # a second connection for code look-ups while COPY runs
+    pending: Future | None = None
+
+    def flush(self) -> None:
+        """Wait for the COPY in flight (raising its error)."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self.copied += pending.result()
+
+
+class _FallbackError(Exception):
+    """A row rule of the table stopped the direct COPY: redo the import through staging."""
+
+
 def run_import(conn: Connection, path: Path, workdir: Path, options: ImportOptions, *, write: bool,
                limits: Limits | None = None, region: tuple[float, float, float, float] | None = None,
                progress: Callable[[str, float], None] | None = None, batch_size: int = 20_000,
@@ -237,9 +264,28 @@ def run_import(conn: Connection, path: Path, workdir: Path, options: ImportOptio
     """Validate ``path`` for ``options.layer`` and, when ``write`` and it has no errors, write it.
 
     Runs inside ``conn``'s transaction and neither commits nor rolls back: the caller does,
-    after looking at ``report.ok``. Raises :class:`UploadRefusedError` when the whole file
-    is refused.
+    after looking at ``report.committed``. Raises :class:`UploadRefusedError` when the
+    whole file is refused. Inserts and replacements COPY straight into the layer (its
+    table locked against other writers) and check what they wrote, since the transaction
+    is rolled back anyway when anything is wrong; a check or a dry run goes through a
+    staging table.
     """
+    direct = write and options.mode in ("insert", "replace")
+    if direct:
+        savepoint = conn.begin_nested()
+        try:
+            return _run(conn, path, workdir, options, True, limits, region, progress, batch_size, file_name)
+        except _FallbackError:
+            savepoint.rollback()
+            shutil.rmtree(workdir, ignore_errors=True)
+    return _run(conn, path, workdir, options, write, limits, region, progress, batch_size, file_name,
+                direct=False)
+
+
+def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, write: bool,
+         limits: Limits | None, region: tuple[float, float, float, float] | None,
+         progress: Callable[[str, float], None] | None, batch_size: int, file_name: str | None,
+         direct: bool = True) -> Report:
     layer = get_layer(options.layer)
     report = Report(layer=layer.id, mode=options.mode, file=file_name or path.name)
     step = _Progress(progress)
@@ -258,21 +304,52 @@ def run_import(conn: Connection, path: Path, workdir: Path, options: ImportOptio
     if upload.has_zm:
         report.add(Problem(None, "zm_dropped", "the file has Z (height) or M (measure) values; they "
                            "were dropped, as layers are 2D", severity="warning"))
-    staging = _staging(conn, layer)
-    try:
-        for batch in batches(upload, batch_size):
-            _batch(conn, report, layer, staging, batch, crs, box)
-            step("reading", (batch.start + len(batch.geoms)) / upload.count)
-    except InputError as exc:
-        raise UploadRefusedError(exc) from exc
+    if direct:
+        conn.execute(sa.text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
+        if options.mode == "replace":
+            report.written["deleted"] = conn.execute(sa.text(f"DELETE FROM {layer.table}")).rowcount
+        before = conn.scalar(sa.text(f"SELECT coalesce(max(id), 0) FROM {layer.table}"))
+        target = _Target(layer, True, before)
+    else:
+        target = _Target(_staging(conn, layer), False)
+    if layer.has_village:
+        target.villages = frozenset(conn.scalars(sa.text("SELECT code FROM villages")))
+    # COPY of one batch runs in a thread while the next is read and checked: PostgreSQL and
+    # Python work at the same time, and at most two batches are in memory
+    with ExitStack() as stack:
+        if options.mode == "insert":
+            target.lookup = stack.enter_context(conn.engine.connect())
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        try:
+            try:
+                for batch in batches(upload, batch_size):
+                    _batch(conn, report, layer, target, batch, crs, box, options.mode, pool)
+                    step("reading", (batch.start + len(batch.geoms)) / upload.count)
+            finally:
+                if target.pending is not None:
+                    wait([target.pending])
+            target.flush()
+        except InputError as exc:
+            raise UploadRefusedError(exc) from exc
+        except sa.exc.DBAPIError as exc:
+            if direct:
+                raise _FallbackError from exc
+            raise
     step("checking", 0.0)
-    conn.execute(sa.text(f"CREATE INDEX ON {staging.table} USING gist (geom)"))
-    conn.execute(sa.text(f"ANALYZE {staging.table}"))
-    _database_checks(conn, report, layer, staging, options.mode)
+    if not direct:
+        conn.execute(sa.text(f"CREATE INDEX ON {target.layer.table} USING gist (geom)"))
+        conn.execute(sa.text(f"ANALYZE {target.layer.table}"))
+    if not report.errors:
+        _database_checks(conn, report, layer, target, options.mode)
     step("checking", 1.0)
     if write and report.ok:
         step("writing", 0.0)
-        report.written = _write(conn, layer, staging, options.mode)
+        if direct:
+            report.written["inserted"] = target.copied
+            report.written.setdefault("updated", 0)
+            report.written.setdefault("deleted", 0)
+        else:
+            report.written = _write(conn, layer, target.layer, options.mode)
         report.committed = True
         step("writing", 1.0)
     return report
@@ -313,8 +390,8 @@ def _check_extent(upload: Upload, crs: CrsChoice, box: tuple[float, float, float
                          "name it if the .prj is wrong", bounds=list(upload.bounds))
 
 
-def _batch(conn: Connection, report: Report, layer: Layer, staging: Layer, batch: Any, crs: CrsChoice,
-           box: tuple[float, float, float, float]) -> None:
+def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batch: Any, crs: CrsChoice,
+           box: tuple[float, float, float, float], mode: str, pool: ThreadPoolExecutor) -> None:
     n = len(batch.geoms)
     bad = np.zeros(n, dtype=bool)
     geoms, gproblems = check_geometries(batch.geoms, layer.geometry_type, batch.unreadable)
@@ -331,59 +408,63 @@ def _batch(conn: Connection, report: Report, layer: Layer, staging: Layer, batch
         report.add(Problem(batch.start + int(i), "outside_township", "the feature lies outside the township "
                            f"(near {bounds[i, 0]:.4f}, {bounds[i, 1]:.4f})", "geometry"))
     bad |= outside
-    rows: list[dict[str, Any]] = [{"_feature": batch.start + i} for i in range(n)]
     mapped = {m.column: m.field for m in report.mapping}
-    filled: set[str] = set()
+    data: dict[str, list[object]] = {}
     failed: set[tuple[int, str]] = set()
     for column, values in batch.columns.items():
-        target = mapped.get(column)
-        if target is None:
-            for i, v in enumerate(values):
-                rows[i][column] = _json_value(v)
+        field_name = mapped.get(column)
+        if field_name is None:
+            data[column] = [v if type(v) is str else _json_value(v) for v in values.tolist()] \
+                if values.dtype.kind != "M" else [_json_value(v) for v in values]
             continue
-        f = layer.get_field(target)
-        filled.add(f.name)
-        convert = _COERCE[f.type]
-        choices = _choices(f) if f.choices else None
-        for i, v in enumerate(values):
-            try:
-                value = convert(v)
-            except ValueError as exc:
-                report.add(Problem(batch.start + i, "value_invalid", str(exc), f.name))
-                bad[i] = True
-                failed.add((i, f.name))
-                continue
-            if value is not None and choices is not None:
-                coded = choices.get(str(value).casefold())
-                if coded is None:
-                    report.add(Problem(batch.start + i, "value_not_allowed", f"{value!r} is not one of "
-                                       + ", ".join(f"{c.value} ({c.zh})" for c in f.choices), f.name))
+        f = layer.get_field(field_name)
+        out, errors = coerce.coerce_array(values, f.type)
+        for i, message in errors.items():
+            report.add(Problem(batch.start + i, "value_invalid", message, f.name))
+            bad[i] = True
+            failed.add((i, f.name))
+        if f.choices:
+            choices = _choices(f)
+            for i, value in enumerate(out):
+                if value is not None:
+                    coded = choices.get(str(value).casefold())
+                    if coded is None:
+                        report.add(Problem(batch.start + i, "value_not_allowed", f"{value!r} is not one of "
+                                           + ", ".join(f"{c.value} ({c.zh})" for c in f.choices), f.name))
+                        bad[i] = True
+                        failed.add((i, f.name))
+                    out[i] = coded
+        if f.minimum is not None or f.maximum is not None:
+            low = f.minimum if f.minimum is not None else -math.inf
+            high = f.maximum if f.maximum is not None else math.inf
+            for i, value in enumerate(out):
+                if value is not None and not low <= value <= high:
+                    report.add(Problem(batch.start + i, "value_out_of_range", f"{value} is outside "
+                                       f"{f.minimum if f.minimum is not None else '…'}–"
+                                       f"{f.maximum if f.maximum is not None else '…'}", f.name))
                     bad[i] = True
                     failed.add((i, f.name))
-                    continue
-                value = coded
-            if isinstance(value, int | float) and (
-                    (f.minimum is not None and value < f.minimum)
-                    or (f.maximum is not None and value > f.maximum)):
-                report.add(Problem(batch.start + i, "value_out_of_range", f"{value} is outside "
-                                   f"{f.minimum if f.minimum is not None else '…'}–"
-                                   f"{f.maximum if f.maximum is not None else '…'}", f.name))
-                bad[i] = True
-                failed.add((i, f.name))
-                continue
-            rows[i][f.name] = value
+                    out[i] = None
+        data[f.name] = out
     for f in layer.all_fields:
         if f.required:
-            for i in range(n):
-                if rows[i].get(f.name) is None and (i, f.name) not in failed:
-                    why = "" if f.name in filled else "; no column of the file maps to it"
+            values = data.get(f.name)
+            why = "" if values is not None else "; no column of the file maps to it"
+            for i in range(n) if values is None else (i for i, v in enumerate(values) if v is None):
+                if (i, f.name) not in failed:
                     report.add(Problem(batch.start + i, "value_missing",
                                        f"{f.label('en')} ({f.zh}) is required{why}", f.name))
                     bad[i] = True
+    keys = list(data)
+    columns = zip(*data.values(), strict=True)
+    rows: list[dict[str, Any]] = [dict(zip(keys, vals, strict=True)) for vals in columns] if keys \
+        else [{} for _ in range(n)]
+    _identity(conn, report, layer, target, rows, bad, batch.start, mode)
     report.refused += int(bad.sum())
     keep = np.flatnonzero(~bad)
-    if len(keep):
-        copy_features(conn, staging, [rows[i] for i in keep], geoms[keep])
+    target.flush()
+    if len(keep) and not (target.direct and report.errors):  # a direct write with errors is void
+        target.pending = pool.submit(copy_features, conn, target.layer, [rows[i] for i in keep], geoms[keep])
         room = PREVIEW_FEATURES - len(report.preview)
         if room > 0:
             for i in keep[:room]:
@@ -393,60 +474,82 @@ def _batch(conn: Connection, report: Report, layer: Layer, staging: Layer, batch
                                            shapely.set_precision(geoms[i], 1e-7)))})
 
 
-def _feature(alias: str) -> str:
-    return f"({alias}.extra->>'_feature')::int"
+def _identity(conn: Connection, report: Report, layer: Layer, target: _Target, rows: list[dict[str, Any]],
+              bad: np.ndarray, start: int, mode: str) -> None:
+    """Codes unique in the file (and new to the layer when inserting); villages that exist."""
+    fresh = []
+    for i, row in enumerate(rows):
+        code = row.get("code")
+        if code is None or bad[i]:
+            continue
+        first = target.codes.setdefault(code, start + i)
+        if first != start + i:
+            report.add(Problem(start + i, "code_duplicate", f"code {code!r} is also used by feature {first} "
+                               "of the file", "code"))
+            bad[i] = True
+            continue
+        fresh.append(code)
+        village = row.get("village_code")
+        if village is not None and target.villages is not None and village not in target.villages:
+            report.add(Problem(start + i, "village_unknown", f"no village has code {village!r}",
+                               "village_code"))
+            bad[i] = True
+    if mode == "insert" and fresh:
+        existing = set((target.lookup or conn).scalars(
+            sa.text(f"SELECT code FROM {layer.table} WHERE code = ANY(:codes)"), {"codes": fresh}))
+        for code in existing:
+            report.add(Problem(target.codes[code], "code_exists", f"code {code!r} is already in the layer "
+                               "(use mode upsert to replace it)", "code"))
+            bad[target.codes[code] - start] = True
 
 
-def _database_checks(conn: Connection, report: Report, layer: Layer, staging: Layer, mode: str) -> None:
-    s, t = staging.table, layer.table
+def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Target, mode: str) -> None:
+    """Row rules and overlaps, which need the whole upload in the database."""
+    s, t = target.layer.table, layer.table
+    codes = target.codes
     refused: set[int] = set()
 
     def add(rows: Any, code: str, message: Callable[[Any], str], fld: str | None) -> None:
         for r in rows:
-            report.add(Problem(int(r[0]), code, message(r), fld))
-            refused.add(int(r[0]))
+            index = codes.get(r[0], -1)
+            report.add(Problem(index, code, message(r), fld))
+            refused.add(index)
 
-    add(conn.execute(sa.text(
-        f"SELECT {_feature('a')}, a.code, {_feature('b')} FROM {s} a JOIN {s} b ON a.code = b.code "
-        f"AND {_feature('a')} > {_feature('b')} ORDER BY 1 LIMIT {MAX_LISTED}")),
-        "code_duplicate", lambda r: f"code {r[1]!r} is also used by feature {r[2]} of the file", "code")
-    if mode == "insert":
-        add(conn.execute(sa.text(f"SELECT {_feature('s')}, s.code FROM {s} s JOIN {t} USING (code) "
-                                 f"ORDER BY 1 LIMIT {MAX_LISTED}")),
-            "code_exists", lambda r: f"code {r[1]!r} is already in the layer (use mode upsert to replace it)",
-            "code")
-    if layer.has_village:
-        add(conn.execute(sa.text(f"SELECT {_feature('s')}, s.village_code FROM {s} s WHERE s.village_code "
-                                 "IS NOT NULL AND NOT EXISTS (SELECT 1 FROM villages v WHERE v.code = "
-                                 f"s.village_code) ORDER BY 1 LIMIT {MAX_LISTED}")),
-            "village_unknown", lambda r: f"no village has code {r[1]!r}", "village_code")
-    for name, expr in layer.checks:
-        add(conn.execute(sa.text(f"SELECT {_feature('s')} FROM {s} s WHERE NOT ({expr}) ORDER BY 1 "
-                                 f"LIMIT {MAX_LISTED}")),
-            "rule_broken", lambda r, name=name: f"the values break the rule {name!r}", None)
+    new = f"a.id > {int(target.before)}" if target.direct else "true"
+    if not target.direct:
+        for name, expr in layer.checks:
+            add(conn.execute(sa.text(f"SELECT code FROM {s} WHERE NOT ({expr}) LIMIT {MAX_LISTED}")),
+                "rule_broken", lambda r, name=name: f"the values break the rule {name!r}", None)
     if not layer.overlaps_allowed:
         overlap = ("ST_Relate(a.geom, b.geom, '2********') AND "
                    f"ST_Area(ST_Intersection(a.geom, b.geom)::geography) > {OVERLAP_TOLERANCE_M2}")
-        add(conn.execute(sa.text(
-            f"SELECT {_feature('a')}, b.code, ST_Area(ST_Intersection(a.geom, b.geom)::geography) FROM {s} a "
-            f"JOIN {s} b ON a.geom && b.geom AND {_feature('a')} > {_feature('b')} WHERE {overlap} "
-            f"ORDER BY 1 LIMIT {MAX_LISTED}")),
-            "overlap", lambda r: f"overlaps feature {r[1]!r} of the file by {r[2]:,.0f} m²", "geometry")
-        if mode != "replace":
-            add(conn.execute(sa.text(
-                f"SELECT {_feature('a')}, b.code, ST_Area(ST_Intersection(a.geom, b.geom)::geography) "
-                f"FROM {s} a JOIN {t} b ON a.geom && b.geom AND a.code <> b.code WHERE {overlap} "
-                f"ORDER BY 1 LIMIT {MAX_LISTED}")),
-                "overlap_existing", lambda r: f"overlaps {r[1]!r}, already in the layer, by {r[2]:,.0f} m²",
-                "geometry")
+        area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
+        if target.direct:
+            # the upload's rows are in the layer: pairs among them once, and with older rows
+            pairs = (f"SELECT a.code, b.code, {area}, b.id > {int(target.before)} FROM {t} a JOIN {t} b "
+                     f"ON a.geom && b.geom AND a.id <> b.id WHERE {new} AND (b.id <= {int(target.before)} "
+                     f"OR a.id > b.id) AND {overlap} LIMIT {MAX_LISTED}")
+            rows = conn.execute(sa.text(pairs)).all()
+        else:
+            rows = conn.execute(sa.text(
+                f"SELECT a.code, b.code, {area}, true FROM {s} a JOIN {s} b ON a.geom && b.geom "
+                f"AND a.code > b.code WHERE {overlap} LIMIT {MAX_LISTED}")).all()
+            if mode != "replace":
+                rows += conn.execute(sa.text(
+                    f"SELECT a.code, b.code, {area}, false FROM {s} a JOIN {t} b ON a.geom && b.geom "
+                    f"AND a.code <> b.code WHERE {overlap} LIMIT {MAX_LISTED}")).all()
+        add([r for r in rows if r[3]], "overlap",
+            lambda r: f"overlaps feature {codes.get(r[1])} ({r[1]!r}) of the file by {r[2]:,.0f} m²",
+            "geometry")
+        add([r for r in rows if not r[3]], "overlap_existing",
+            lambda r: f"overlaps {r[1]!r}, already in the layer, by {r[2]:,.0f} m²", "geometry")
     report.refused += len(refused)
 
 
 def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[str, int]:
     names = [f.name for f in layer.all_fields]
     cols = ", ".join([*names, "extra", "geom"])
-    select = (f"SELECT {', '.join(names)}, extra - '_feature', geom FROM {staging.table} "
-              "ORDER BY (extra->>'_feature')::int")
+    select = f"SELECT {', '.join(names)}, extra, geom FROM {staging.table}"
     written = {"inserted": 0, "updated": 0, "deleted": 0}
     if mode == "replace":
         written["deleted"] = conn.execute(sa.text(f"DELETE FROM {layer.table}")).rowcount

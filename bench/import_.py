@@ -1,0 +1,134 @@
+"""Import a surveyor-sized zipped shapefile with landeco and with ogr2ogr; time and peak memory.
+
+Usage: python -m bench.import_ [N ...]   (default: 100000)
+
+The file is the demo generator's N caragana parcels in CGCS2000 / 3-degree GK CM 108E
+(EPSG:4545), GBK DBF without ``.cpg``, Chinese column names, zipped (bench/data/, kept).
+``landeco import`` (full validation: encoding, CRS, geometry checks and repairs, reprojection,
+column mapping and coercion, codes, villages, overlaps, one transaction) runs against
+``ogr2ogr -f PostgreSQL`` with ``PG_USE_COPY=YES`` (reprojection to 4326, promotion to multi,
+no checks) loading the same file into a second throwaway database, in the same run. Each
+runs in its own process; peak memory is that process's maximum resident set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import sqlalchemy as sa
+
+from layers.database import create_database, database_url, drop_database, engine_for
+from layers.demo import generate
+from layers.load import copy_features
+from layers.migrate import upgrade
+from layers.registry import get_layer
+from layers.settings import Settings
+
+DATA = Path(__file__).parent / "data"
+COLUMNS = {"code": "地块编号", "village_code": "嘎查村代码", "planted_year": "种植年份", "method": "种植方式",
+           "seedlings": "苗木数量", "survival_rate": "成活率", "contractor": "施工单位",
+           "inspected_on": "验收日期", "note": "备注"}
+METHOD_ZH = {"enclosure": "划区围封", "restoration": "划区恢复", "replacement": "蒿草换柠条"}
+
+
+def make_file(n: int) -> tuple[Path, list, list]:
+    """The zipped shapefile of ``n`` parcels (cached), and the villages to load first."""
+    town = generate(parcels=n)
+    target = DATA / f"import_{n}.zip"
+    if not target.exists():
+        rows = town.rows["caragana_plots"]
+        frame = gpd.GeoDataFrame({COLUMNS[k]: [r.get(k) for r in rows] for k in COLUMNS},
+                                 geometry=town.geoms["caragana_plots"], crs=4326).to_crs(4545)
+        frame["种植方式"] = frame["种植方式"].map(METHOD_ZH)  # surveyors write the Chinese label
+        frame["验收日期"] = [d.strftime("%Y年%-m月%-d日") if d else None for d in frame["验收日期"]]
+        folder = DATA / f"import_{n}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shp = folder / "柠条地块.shp"
+        frame.to_file(shp, driver="ESRI Shapefile", encoding="GBK")
+        shp.with_suffix(".cpg").unlink(missing_ok=True)
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+            for part in folder.iterdir():
+                zf.write(part, f"成果/{part.name}")
+    return target, town.rows["villages"], town.geoms["villages"]
+
+
+def _measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall time (s) and peak RSS (MB) of ``cmd`` run through /usr/bin/time."""
+    t = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M", *cmd], env=env, capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - t
+    rss = next((int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("MAXRSS")), 0)
+    return wall, rss / 1024, proc
+
+
+def run(n: int) -> dict[str, object]:
+    """Both imports of the ``n``-parcel file; their times, memory and row counts."""
+    DATA.mkdir(exist_ok=True)
+    path, vrows, vgeoms = make_file(n)
+    server = database_url(Settings())
+    tag = uuid.uuid4().hex[:8]
+    ours = server.set(database=f"landeco_bench_imp_{tag}")
+    ogr = server.set(database=f"landeco_bench_ogr_{tag}")
+    try:
+        create_database(ours)
+        upgrade(ours)
+        create_database(ogr)
+        engine = engine_for(ours.render_as_string(hide_password=False))
+        with engine.begin() as conn:
+            copy_features(conn, get_layer("villages"), vrows, vgeoms)
+        env = {**os.environ, "LANDECO_DATABASE_URL": ours.render_as_string(hide_password=False)}
+        landeco = str(Path(sys.executable).parent / "landeco")
+        cmd = [landeco, "import", str(path), "--layer", "caragana_plots", "--json"]
+        wall_l, rss_l, proc = _measure(cmd, env)
+        report = json.loads(proc.stdout) if proc.stdout.strip() else {"error": proc.stderr[-2000:]}
+        print(f"landeco import: {wall_l:.1f} s, exit {proc.returncode}, {report.get('counts')}", file=sys.stderr)
+        with engine.connect() as conn:
+            rows_l = conn.scalar(sa.text("SELECT count(*) FROM caragana_plots"))
+        u = ogr
+        pg = (f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} "
+              f"password={u.password or ''}")
+        env_o = {**os.environ, "PG_USE_COPY": "YES", "SHAPE_ENCODING": "CP936"}
+        wall_o, rss_o, proc_o = _measure(
+            ["ogr2ogr", "-f", "PostgreSQL", pg, f"/vsizip/{path}/成果/柠条地块.shp", "-nln", "caragana_plots",
+             "-lco", "GEOMETRY_NAME=geom", "-t_srs", "EPSG:4326", "-nlt", "PROMOTE_TO_MULTI",
+             "--config", "PG_USE_COPY", "YES"], env_o)
+        if proc_o.returncode:
+            print(proc_o.stderr[-2000:], file=sys.stderr)
+        with engine_for(ogr.render_as_string(hide_password=False)).connect() as conn:
+            rows_o = conn.scalar(sa.text("SELECT count(*) FROM caragana_plots"))
+    finally:
+        for url in (ours, ogr):
+            engine_for(url.render_as_string(hide_password=False)).dispose()
+            drop_database(url)
+    return {"n": n, "landeco_s": wall_l, "landeco_mb": rss_l, "landeco_rows": rows_l,
+            "ogr_s": wall_o, "ogr_mb": rss_o, "ogr_rows": rows_o, "file_mb": path.stat().st_size / 1e6,
+            "problems": report.get("problem_codes", report.get("error"))}
+
+
+def main(argv: list[str]) -> None:
+    """Run for each N and print one table."""
+    sizes = [int(a) for a in argv] or [100_000]
+    results = [run(n) for n in sizes]
+    version = subprocess.run(["ogr2ogr", "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"\nimport benchmark — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, ogr2ogr {version}")
+    print(f"{'parcels':>9} {'zip MB':>7} | {'landeco s':>9} {'peak MB':>8} {'rows':>8} | "
+          f"{'ogr2ogr s':>9} {'peak MB':>8} {'rows':>8} | {'time ratio':>10}")
+    for r in results:
+        print(f"{r['n']:>9,} {r['file_mb']:>7.1f} | {r['landeco_s']:>9.1f} {r['landeco_mb']:>8.0f} "
+              f"{r['landeco_rows']:>8,} | {r['ogr_s']:>9.1f} {r['ogr_mb']:>8.0f} {r['ogr_rows']:>8,} | "
+              f"{r['landeco_s'] / r['ogr_s']:>9.2f}x")
+        if r["problems"]:
+            print(f"          problems: {r['problems']}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -28,6 +28,7 @@ from layers.tiles import (
     MAX_ZOOM,
     MIN_ZOOM,
     TILE_MATRIX_SET,
+    TILE_SETTINGS,
     UnknownTileMatrixSetError,
     multi_tile_sql,
     parse_tile,
@@ -68,7 +69,9 @@ def _base(request: Request) -> str:
 def _fetch(request: Request, sql: str) -> bytes:
     url = request.app.state.database_url.render_as_string(hide_password=False)
     try:
-        with engine_for(url).connect() as conn:
+        with engine_for(url).begin() as conn:
+            for setting in TILE_SETTINGS:
+                conn.exec_driver_sql(setting)
             data = conn.exec_driver_sql(sql).scalar()
     except (sa.exc.OperationalError, psycopg.OperationalError):
         raise DatabaseUnavailableError("the database does not answer") from None

@@ -25,6 +25,7 @@ from layers.errors import DatabaseUnavailableError
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.tiles import (
+    DETAIL_ZOOM,
     MAX_ZOOM,
     MIN_ZOOM,
     TILE_MATRIX_SET,
@@ -69,13 +70,22 @@ def _base(request: Request) -> str:
 def _fetch(request: Request, sql: str) -> bytes:
     url = request.app.state.database_url.render_as_string(hide_password=False)
     try:
-        with engine_for(url).begin() as conn:
-            for setting in TILE_SETTINGS:
-                conn.exec_driver_sql(setting)
-            data = conn.exec_driver_sql(sql).scalar()
+        raw = engine_for(url).raw_connection()
     except (sa.exc.OperationalError, psycopg.OperationalError):
         raise DatabaseUnavailableError("the database does not answer") from None
-    return bytes(data or b"")
+    try:
+        conn = raw.driver_connection
+        with conn.cursor() as cur:
+            with conn.pipeline():  # one round trip: the settings and the statement
+                for setting in TILE_SETTINGS:
+                    cur.execute(setting)
+                cur.execute(sql)
+            row = cur.fetchone()
+    except psycopg.OperationalError:
+        raise DatabaseUnavailableError("the database connection failed") from None
+    finally:
+        raw.close()  # back to the pool, rolled back (the settings were LOCAL)
+    return bytes(row[0] or b"") if row else b""
 
 
 def _tile_response(request: Request, data: bytes) -> Response:
@@ -131,7 +141,7 @@ def _vector_layer(layer: Layer) -> dict[str, Any]:
         fields[name] = f"{kind}: {f.en if f else name}" if f else (
             "Number: area in mu (亩)" if name == "area_mu" else "Number: feature id")
     if layer.is_polygonal:
-        fields["parcels"] = "Number: features a generalised cell stands for (below zoom 14)"
+        fields["parcels"] = f"Number: features a generalised cell stands for (below zoom {DETAIL_ZOOM})"
     return {"id": layer.id, "description": layer.title("en"), "minzoom": MIN_ZOOM,
             "maxzoom": TILEJSON_MAXZOOM, "fields": fields}
 

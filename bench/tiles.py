@@ -11,7 +11,8 @@ uvicorn worker each on loopback, loaded by ``hey`` with compression off. Rows:
   parcels of a few pixels into cells (``layers.tiles``), tipg sends every parcel.
 
 tipg is asked for the same properties landeco's tile carries (``properties=``). The raw
-SQL is ``layers.tiles.tile_sql`` run by ``pgbench``: the database's own time for the tile.
+SQL is ``layers.tiles.tile_sql`` (with ``TILE_SETTINGS``, in one transaction, as landeco
+sends it) run by ``pgbench``: the database's own time for the tile.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from bench.serve import (  # the serving benchmark's runners: the same tools, th
     _tipg_version,
 )
 from layers.registry import get_layer
-from layers.tiles import tile_columns, tile_sql
+from layers.tiles import TILE_SETTINGS, tile_columns, tile_sql
 
 LAYER = "caragana_plots"
 CENTRE = (107.15, 38.18)
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
             turl = (f"http://127.0.0.1:{tport}/collections/public.{LAYER}/tiles/WebMercatorQuad/{z}/{x}/{y}"
                     f"?properties={props},area_mu")
             sizes = [len(httpx.get(u, timeout=120).content) for u in (lurl, turl)]
-            sql = [tile_sql(get_layer(LAYER), z, x, y)]
+            # what landeco sends: the tile statement with its settings, in one transaction
+            sql = ["BEGIN", *TILE_SETTINGS, tile_sql(get_layer(LAYER), z, x, y), "COMMIT"]
             lms, tms, sms = [], [], []
             for _ in range(args.rounds):
                 lms.append(_hey(lurl, args.seconds, args.concurrency))

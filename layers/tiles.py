@@ -20,6 +20,8 @@ from layers.registry import LAYERS
 
 __all__ = [
     "BUFFER",
+    "CELL_PX",
+    "DETAIL_ZOOM",
     "EXTENT",
     "MAX_ZOOM",
     "MIN_ZOOM",
@@ -44,7 +46,7 @@ EXTENT, BUFFER = 4096, 64
 #: Below this zoom, features smaller than a cell of CELL_PX screen pixels are drawn as one
 #: square per occupied cell (server-side generalisation): 40 000 parcels of 1-2 pixels
 #: in one zoom-10 tile would be 4 MB and a second of work, the cells are ~100 kB.
-DETAIL_ZOOM = 14
+DETAIL_ZOOM = 13
 #: Side in screen pixels (of 256 a tile) of the cells that stand for small features.
 CELL_PX = 4
 

@@ -6,21 +6,25 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from layers.database import database_url, engine_for
 from layers.errors import LandecoError
-from layers.importer import ImportOptions, Report, run_import
-from layers.settings import Settings
+
+if TYPE_CHECKING:
+    from layers.importer import ImportOptions, Report
 
 
 def import_file(path: Path, options: ImportOptions, *, dry_run: bool, show_progress: bool = True) -> Report:
     """One import in one transaction, committed unless ``dry_run`` or the file has errors."""
+    from layers.database import database_url, engine_for
+    from layers.importer import run_import
+    from layers.settings import Settings
+
     settings = Settings()
     url = database_url(settings).render_as_string(hide_password=False)
     work = Path(tempfile.mkdtemp(prefix="landeco-import-"))
@@ -98,6 +102,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     ) -> None:
         """Check FILE against LAYER and write it in one transaction (or nothing)."""
+        from layers.importer import ImportOptions
+
         console = Console(stderr=as_json)
         try:
             options = ImportOptions(layer=layer, mode=mode, crs=crs, encoding=encoding, dataset=dataset)

@@ -1,26 +1,31 @@
 """Import a surveyor-sized zipped shapefile with landeco and with ogr2ogr; time and peak memory.
 
-Usage: python -m bench.import_ [N ...]   (default: 100000)
+Usage: python -m bench.import_ [--repeat=R] [N ...]   (default: 3 repeats of 100000)
 
 The file is the demo generator's N caragana parcels in CGCS2000 / 3-degree GK CM 108E
 (EPSG:4545), GBK DBF without ``.cpg``, Chinese column names, zipped (bench/data/, kept).
 ``landeco import`` (full validation: encoding, CRS, geometry checks and repairs, reprojection,
 column mapping and coercion, codes, villages, overlaps, one transaction) runs against
 ``ogr2ogr -f PostgreSQL`` with ``PG_USE_COPY=YES`` (reprojection to 4326, promotion to multi,
-no checks) loading the same file into a second throwaway database, in the same run. Each
-runs in its own process; peak memory is that process's maximum resident set.
+no checks) loading the same file into a second throwaway database, in the same run,
+alternating R times; the table shows median times. Each runs in its own process; peak
+memory is that process's maximum resident set (/usr/bin/time). "COPY only" is the floor
+any loader into landeco's schema pays: the same rows COPYed from memory into the layer
+table (generated areas, indexes, constraints), no reading and no checks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 import uuid
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import sqlalchemy as sa
@@ -39,8 +44,8 @@ COLUMNS = {"code": "地块编号", "village_code": "嘎查村代码", "planted_y
 METHOD_ZH = {"enclosure": "划区围封", "restoration": "划区恢复", "replacement": "蒿草换柠条"}
 
 
-def make_file(n: int) -> tuple[Path, list, list]:
-    """The zipped shapefile of ``n`` parcels (cached), and the villages to load first."""
+def make_file(n: int) -> tuple[Path, Any]:
+    """The zipped shapefile of ``n`` parcels (cached), and the generated township."""
     town = generate(parcels=n)
     target = DATA / f"import_{n}.zip"
     if not target.exists():
@@ -57,7 +62,7 @@ def make_file(n: int) -> tuple[Path, list, list]:
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
             for part in folder.iterdir():
                 zf.write(part, f"成果/{part.name}")
-    return target, town.rows["villages"], town.geoms["villages"]
+    return target, town
 
 
 def _measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess]:
@@ -70,62 +75,94 @@ def _measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, subproc
     return wall, rss / 1024, proc
 
 
-def run(n: int) -> dict[str, object]:
-    """Both imports of the ``n``-parcel file; their times, memory and row counts."""
+def run(n: int, repeat: int) -> dict[str, object]:
+    """Both imports of the ``n``-parcel file, alternating ``repeat`` times; medians and peaks."""
     DATA.mkdir(exist_ok=True)
-    path, vrows, vgeoms = make_file(n)
+    path, town = make_file(n)
     server = database_url(Settings())
     tag = uuid.uuid4().hex[:8]
     ours = server.set(database=f"landeco_bench_imp_{tag}")
     ogr = server.set(database=f"landeco_bench_ogr_{tag}")
+    times_l: list[float] = []
+    times_o: list[float] = []
+    times_c: list[float] = []
+    rss_l = rss_o = 0.0
     try:
         create_database(ours)
         upgrade(ours)
         create_database(ogr)
         engine = engine_for(ours.render_as_string(hide_password=False))
+        engine_o = engine_for(ogr.render_as_string(hide_password=False))
         with engine.begin() as conn:
-            copy_features(conn, get_layer("villages"), vrows, vgeoms)
+            copy_features(conn, get_layer("villages"), town.rows["villages"], town.geoms["villages"])
         env = {**os.environ, "LANDECO_DATABASE_URL": ours.render_as_string(hide_password=False)}
-        landeco = str(Path(sys.executable).parent / "landeco")
-        cmd = [landeco, "import", str(path), "--layer", "caragana_plots", "--json"]
-        wall_l, rss_l, proc = _measure(cmd, env)
-        report = json.loads(proc.stdout) if proc.stdout.strip() else {"error": proc.stderr[-2000:]}
-        print(f"landeco import: {wall_l:.1f} s, exit {proc.returncode}, {report.get('counts')}", file=sys.stderr)
-        with engine.connect() as conn:
-            rows_l = conn.scalar(sa.text("SELECT count(*) FROM caragana_plots"))
+        cmd = [str(Path(sys.executable).parent / "landeco"), "import", str(path), "--layer", "caragana_plots",
+               "--json"]
         u = ogr
         pg = (f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} "
               f"password={u.password or ''}")
+        cmd_o = ["ogr2ogr", "-f", "PostgreSQL", pg, f"/vsizip/{path}/成果/柠条地块.shp",
+                 "-nln", "caragana_plots", "-lco", "GEOMETRY_NAME=geom", "-t_srs", "EPSG:4326",
+                 "-nlt", "PROMOTE_TO_MULTI",
+                 "--config", "PG_USE_COPY", "YES"]
         env_o = {**os.environ, "PG_USE_COPY": "YES", "SHAPE_ENCODING": "CP936"}
-        wall_o, rss_o, proc_o = _measure(
-            ["ogr2ogr", "-f", "PostgreSQL", pg, f"/vsizip/{path}/成果/柠条地块.shp", "-nln", "caragana_plots",
-             "-lco", "GEOMETRY_NAME=geom", "-t_srs", "EPSG:4326", "-nlt", "PROMOTE_TO_MULTI",
-             "--config", "PG_USE_COPY", "YES"], env_o)
-        if proc_o.returncode:
-            print(proc_o.stderr[-2000:], file=sys.stderr)
-        with engine_for(ogr.render_as_string(hide_password=False)).connect() as conn:
-            rows_o = conn.scalar(sa.text("SELECT count(*) FROM caragana_plots"))
+        for _ in range(repeat):
+            with engine.begin() as conn:
+                conn.execute(sa.text("TRUNCATE caragana_plots"))
+            wall, rss, proc = _measure(cmd, env)
+            report = json.loads(proc.stdout) if proc.stdout.strip() else {"error": proc.stderr[-2000:]}
+            print(f"landeco import: {wall:.1f} s, {rss:.0f} MB, exit {proc.returncode}, "
+                  f"{report.get('counts')}", file=sys.stderr)
+            times_l.append(wall)
+            rss_l = max(rss_l, rss)
+            with engine.connect() as conn:
+                rows_l = conn.scalar(sa.text("SELECT count(*) FROM caragana_plots"))
+            with engine_o.begin() as conn:
+                conn.execute(sa.text("DROP TABLE IF EXISTS caragana_plots"))
+            wall, rss, proc_o = _measure(cmd_o, env_o)
+            if proc_o.returncode:
+                print(proc_o.stderr[-2000:], file=sys.stderr)
+            print(f"ogr2ogr: {wall:.1f} s, {rss:.0f} MB", file=sys.stderr)
+            times_o.append(wall)
+            rss_o = max(rss_o, rss)
+            # the floor: COPY of the same rows into the same layer table, no reading, no checks
+            with engine.begin() as conn:
+                conn.execute(sa.text("TRUNCATE caragana_plots"))
+            t = time.perf_counter()
+            with engine.begin() as conn:
+                copy_features(conn, get_layer("caragana_plots"), town.rows["caragana_plots"],
+                              town.geoms["caragana_plots"])
+            times_c.append(time.perf_counter() - t)
+            print(f"COPY only: {times_c[-1]:.1f} s", file=sys.stderr)
+            with engine_o.connect() as conn:
+                rows_o = conn.scalar(sa.text("SELECT count(*) FROM caragana_plots"))
     finally:
         for url in (ours, ogr):
             engine_for(url.render_as_string(hide_password=False)).dispose()
             drop_database(url)
-    return {"n": n, "landeco_s": wall_l, "landeco_mb": rss_l, "landeco_rows": rows_l,
-            "ogr_s": wall_o, "ogr_mb": rss_o, "ogr_rows": rows_o, "file_mb": path.stat().st_size / 1e6,
+    return {"n": n, "landeco_s": statistics.median(times_l), "landeco_mb": rss_l, "landeco_rows": rows_l,
+            "ogr_s": statistics.median(times_o), "copy_s": statistics.median(times_c), "ogr_mb": rss_o,
+            "ogr_rows": rows_o,
+            "file_mb": path.stat().st_size / 1e6, "repeat": repeat,
             "problems": report.get("problem_codes", report.get("error"))}
 
 
 def main(argv: list[str]) -> None:
     """Run for each N and print one table."""
+    repeat = 3
+    if argv and argv[0].startswith("--repeat="):
+        repeat = int(argv.pop(0).split("=", 1)[1])
     sizes = [int(a) for a in argv] or [100_000]
-    results = [run(n) for n in sizes]
+    results = [run(n, repeat) for n in sizes]
     version = subprocess.run(["ogr2ogr", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"\nimport benchmark — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, ogr2ogr {version}")
+    print(f"median of {results[0]['repeat']} alternating runs each")
     print(f"{'parcels':>9} {'zip MB':>7} | {'landeco s':>9} {'peak MB':>8} {'rows':>8} | "
-          f"{'ogr2ogr s':>9} {'peak MB':>8} {'rows':>8} | {'time ratio':>10}")
+          f"{'ogr2ogr s':>9} {'peak MB':>8} {'rows':>8} | {'time ratio':>10} | {'COPY only s':>11}")
     for r in results:
         print(f"{r['n']:>9,} {r['file_mb']:>7.1f} | {r['landeco_s']:>9.1f} {r['landeco_mb']:>8.0f} "
               f"{r['landeco_rows']:>8,} | {r['ogr_s']:>9.1f} {r['ogr_mb']:>8.0f} {r['ogr_rows']:>8,} | "
-              f"{r['landeco_s'] / r['ogr_s']:>9.2f}x")
+              f"{r['landeco_s'] / r['ogr_s']:>9.2f}x | {r['copy_s']:>11.1f}")
         if r["problems"]:
             print(f"          problems: {r['problems']}")
 

@@ -140,9 +140,9 @@ def _tile_row(base: str, conn: psycopg.Connection) -> Row | None:
     try:
         from layers import tiles  # the tiles area's module (issue 3, point 4)
 
-        sql = tiles.tile_sql(get_layer(LAYER), TILE_ZOOM, x, y)
-        sql, params = sql if isinstance(sql, tuple) else (sql, {})
-        statements = [_inline(conn, sql, params)]
+        # as landeco sends it: the tile statement with its settings, in one transaction
+        settings = list(getattr(tiles, "TILE_SETTINGS", ()))
+        statements = ["BEGIN", *settings, tiles.tile_sql(get_layer(LAYER), TILE_ZOOM, x, y), "COMMIT"]
     except Exception as exc:  # the hook is the tiles area's; say why the SQL row is missing
         print(f"tile SQL not benchmarked: layers.tiles.tile_sql unavailable ({exc})", file=sys.stderr)
     env = conn.execute("SELECT count(*) FROM caragana_plots WHERE geom && "

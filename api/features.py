@@ -221,6 +221,8 @@ def _collection_doc(request: Request, layer: Layer, lang: str, extent: dict | No
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
              "type": "application/schema+json", "title": "queryables",
              "href": f"{base}{path}/queryables"},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": "application/json",
+             "title": "vector tiles (Mapbox Vector Tile)", "href": f"{base}{path}/tiles"},
             {"rel": "describedby", "type": "application/schema+json",
              "title": "schema of the features (for GDAL and QGIS)", "href": f"{base}{path}/queryables"},
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables",

@@ -45,6 +45,8 @@ def landing(request: Request, f: FDep = None, lang: LangDep = "zh") -> Response:
              "href": f"{base}/collections"},
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/data", "type": "application/json",
              "title": "collections (layers)", "href": f"{base}/collections"},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": "application/json",
+             "title": "vector tiles of every layer together", "href": f"{base}/tiles"},
             {"rel": "status", "type": "application/json", "title": "health", "href": f"{base}/health"},
         ],
         "layers": [{"id": layer.id, "title": layer.zh, "title_en": layer.en}

@@ -61,8 +61,10 @@ def test_collections_list_every_layer_with_extent_and_titles(demo_client, db):
     first = _scalar(db, "SELECT min(start_date)::text FROM land_leases")
     assert leases["extent"]["temporal"]["interval"][0][0].startswith(first)
     assert "http://www.opengis.net/def/crs/EPSG/0/4545" in leases["crs"]
-    rels = {link["rel"] for link in leases["links"]}
-    assert {"self", "items", "http://www.opengis.net/def/rel/ogc/1.0/queryables"} <= rels
+    rels = {link["rel"]: link["href"] for link in leases["links"]}
+    assert {"self", "items", "http://www.opengis.net/def/rel/ogc/1.0/queryables"} <= set(rels)
+    tiles = demo_client.get(rels["http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"])
+    assert tiles.status_code == 200
     en = _json(demo_client, "/collections/land_leases", lang="en")
     assert en["title"] == "Land leases"
 

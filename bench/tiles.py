@@ -10,7 +10,9 @@ uvicorn worker each on loopback, loaded by ``hey`` with compression off. Rows:
 - the zoom-10 tile of the township's centre (~40 000 parcels): landeco generalises
   parcels of a few pixels into cells (``layers.tiles``), tipg sends every parcel.
 
-tipg is asked for the same properties landeco's tile carries (``properties=``). The raw
+tipg is asked for the same properties landeco's tile carries (``properties=``) and for
+every parcel of the tile (``limit=``, with ``TIPG_MAX_FEATURES_PER_TILE`` raised: by
+default tipg stops at 10 000 features). The raw
 SQL is ``layers.tiles.tile_sql`` (with ``TILE_SETTINGS``, in one transaction, as landeco
 sends it) run by ``pgbench``: the database's own time for the tile.
 """
@@ -59,14 +61,14 @@ def _count(conn: psycopg.Connection, z: int, x: int, y: int) -> int:
                         "ST_Transform(ST_TileEnvelope(%s, %s, %s), 4326)", (z, x, y)).fetchone()[0]
 
 
-def _tiles(conn: psycopg.Connection) -> list[tuple[str, tuple[int, int, int]]]:
+def _tiles(conn: psycopg.Connection) -> list[tuple[str, tuple[int, int, int], int]]:
     z, x0, y0 = tile_of(*CENTRE, 13)
     near = [(z, x0 + dx, y0 + dy) for dx in range(-2, 3) for dy in range(-2, 3)]
     counts = {t: _count(conn, *t) for t in near}
     best = min(counts, key=lambda t: abs(counts[t] - 1000))
     overview = tile_of(*CENTRE, 10)
-    return [(f"tile z{best[0]} ({counts[best]} parcels)", best),
-            (f"tile z10 ({_count(conn, *overview)} parcels)", overview)]
+    return [(f"tile z{best[0]} ({counts[best]} parcels)", best, counts[best]),
+            (f"tile z10 ({(n := _count(conn, *overview))} parcels)", overview, n)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,15 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     tipg = _start([str(tipg_uvicorn), "tipg.main:app", "--host", "127.0.0.1", "--port", str(tport),
                    "--log-level", "warning", "--no-access-log"],
                   {**os.environ, "DATABASE_URL": url.set(drivername="postgresql").render_as_string(
-                      hide_password=False)}, tport, "/collections", DATA / "tiles_tipg.log")
+                      hide_password=False), "TIPG_MAX_FEATURES_PER_TILE": str(args.parcels)},
+                  tport, "/collections", DATA / "tiles_tipg.log")
     props = ",".join(n for n in tile_columns(get_layer(LAYER)) if n != "area_mu")  # tipg: columns only
     results = []
     try:
-        for i, (name, (z, x, y)) in enumerate(_tiles(conn)):
+        for i, (name, (z, x, y), count) in enumerate(_tiles(conn)):
             print(f"{name} …", file=sys.stderr)
             lurl = f"http://127.0.0.1:{lport}/collections/{LAYER}/tiles/WebMercatorQuad/{z}/{x}/{y}"
             turl = (f"http://127.0.0.1:{tport}/collections/public.{LAYER}/tiles/WebMercatorQuad/{z}/{x}/{y}"
-                    f"?properties={props},area_mu")
+                    f"?properties={props},area_mu&limit={max(count, 1)}")  # tipg stops at 10 000
             sizes = [len(httpx.get(u, timeout=120).content) for u in (lurl, turl)]
             # what landeco sends: the tile statement with its settings, in one transaction
             sql = ["BEGIN", *TILE_SETTINGS, tile_sql(get_layer(LAYER), z, x, y), "COMMIT"]

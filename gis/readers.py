@@ -44,6 +44,7 @@ class Candidate:
     path: Path
     driver: str
     layer: str | None = None
+    error: InputError | None = None  # why it cannot be read, raised only if it is chosen
 
 
 @dataclass
@@ -127,18 +128,16 @@ def candidates(path: Path, workdir: Path, limits: Limits = DEFAULT_LIMITS) -> li
         for n, ((folder, _stem), parts) in enumerate(_parts(unpacked).items()):
             display = str((folder / parts.get("shp", next(iter(parts.values()))).name)
                           .relative_to(unpacked))
-            if "shp" not in parts:
-                if {"dbf", "shx"} & parts.keys():
-                    raise InputError("shapefile_incomplete", f"{display}: the .shp file is missing",
-                                     hint="zip every file of the shapefile (.shp .shx .dbf .prj .cpg)",
-                                     dataset=display, missing=["shp"])
-                continue
-            missing = [e for e in ("shx", "dbf") if e not in parts]
+            missing = [e for e in ("shp", "shx", "dbf") if e not in parts]
+            if missing == ["shp", "shx", "dbf"]:
+                continue  # a lone .prj or .cpg
             if missing:
-                raise InputError("shapefile_incomplete", f"{display}: the "
-                                 + " and ".join(f".{m}" for m in missing) + " file is missing",
-                                 hint="zip every file of the shapefile (.shp .shx .dbf .prj .cpg)",
-                                 dataset=display, missing=missing)
+                names = " and ".join(f".{m}" for m in missing)
+                error = InputError("shapefile_incomplete", f"{display}: the {names} file is missing",
+                                   hint="zip every file of the shapefile (.shp .shx .dbf .prj .cpg)",
+                                   dataset=display, missing=missing)
+                found.append(Candidate(display, folder / display, "ESRI Shapefile", error=error))
+                continue
             shp = _normalise_shapefile(parts, workdir / "datasets" / str(n))
             found.append(Candidate(display, shp, "ESRI Shapefile"))
         for f in files:
@@ -237,6 +236,8 @@ def open_upload(path: Path, workdir: Path, *, dataset: str | None = None, encodi
     """Unpack, choose and open an upload; ``InputError`` for anything that cannot be read."""
     found = candidates(path, workdir, limits)
     chosen = _choose(found, dataset)
+    if chosen.error is not None:
+        raise chosen.error
     enc: EncodingChoice | None = None
     if chosen.driver == "ESRI Shapefile":
         _check_shapefile(chosen.path)
@@ -287,7 +288,8 @@ def batches(upload: Upload, size: int = 20_000) -> Iterator[Batch]:
             raise InputError("corrupt_file",
                              f"{c.name} cannot be read after feature {start} ({exc})") from exc
         if len(wkb) == 0:
-            break
+            raise InputError("count_mismatch", f"{c.name} declares {upload.count:,} features but only "
+                             f"{start:,} can be read", hint="the shapefile's .shp and .dbf are out of step")
         geoms, unreadable = _parse(wkb)
         names = _unique(list(meta["fields"]))
         yield Batch(start, geoms, dict(zip(names, values, strict=True)), unreadable)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -331,7 +332,7 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
             target.flush()
         except InputError as exc:
             raise UploadRefusedError(exc) from exc
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, psycopg.Error) as exc:
             if direct:
                 raise _FallbackError from exc
             raise

@@ -251,3 +251,29 @@ def test_real_ordos_counties_need_a_crs_and_only_one_lies_in_the_banner(db, tmp_
     missing = {(p.index, p.field) for p in report.problems if p.code == "value_missing"}
     assert (5, "code") in missing and (5, "kind") in missing
     assert {m.column: m.field for m in report.mapping}["name"] == "name"
+
+
+def test_codes_twice_in_the_file_and_unknown_villages(db, tmp_path):
+    frame = make.caragana_frame(3)
+    frame.loc[2, "地块编号"] = "NT-0000"
+    frame["嘎查村代码"] = ["150623101201", None, None]
+    report = run(db, make.caragana_zip(tmp_path, frame=frame), tmp_path)
+    found = {(p.index, p.code, p.field) for p in report.problems}
+    assert found == {(2, "code_duplicate", "code"), (0, "village_unknown", "village_code")}
+    assert codes(db) == []
+
+
+def test_a_broken_row_rule_falls_back_and_is_reported(db, tmp_path):
+    frame = make.caragana_frame(3).drop(columns=["种植年份", "种植方式", "苗木数量", "成活率", "验收日期"])
+    frame["承租方"] = "内蒙古光伏有限公司"
+    frame["用途"] = "光伏"
+    frame["方式"] = "租赁"
+    frame["状态"] = "履约中"
+    frame["起始日期"] = ["2020-01-01", "2021-01-01", "2022-01-01"]
+    frame["终止日期"] = ["2030-01-01", "2020-06-01", "2032-01-01"]  # feature 1 ends before it starts
+    report = run(db, make.caragana_zip(tmp_path, frame=frame), tmp_path, layer="land_leases")
+    assert [(p.index, p.code) for p in report.problems] == [(1, "rule_broken")]
+    assert not report.committed and codes(db, "land_leases") == []
+    frame.loc[1, "终止日期"] = "2031-01-01"
+    report = run(db, make.caragana_zip(tmp_path / "ok", frame=frame), tmp_path, layer="land_leases")
+    assert report.committed and codes(db, "land_leases") == ["NT-0000", "NT-0001", "NT-0002"]

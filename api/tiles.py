@@ -30,6 +30,8 @@ from layers.tiles import (
     MIN_ZOOM,
     TILE_MATRIX_SET,
     TILE_SETTINGS,
+    TILE_TIMEOUT_MS,
+    TileTimeoutError,
     UnknownTileMatrixSetError,
     multi_tile_sql,
     parse_tile,
@@ -81,6 +83,9 @@ def _fetch(request: Request, sql: str) -> bytes:
                     cur.execute(setting)
                 cur.execute(sql)
             row = cur.fetchone()
+    except psycopg.errors.QueryCanceled:
+        raise TileTimeoutError(f"the tile took longer than {TILE_TIMEOUT_MS / 1000:g} s to build: "
+                               "zoom in") from None
     except psycopg.OperationalError:
         raise DatabaseUnavailableError("the database connection failed") from None
     finally:

@@ -119,7 +119,28 @@ def _links(request: Request, upload_id: str) -> dict[str, str]:
             "preview": f"{base}/uploads/{upload_id}/preview", "map": f"{base}/uploads?id={upload_id}"}
 
 
+def _alive(pid: object) -> bool:
+    """Whether the process that started a commit still runs (a crash leaves ``committing``)."""
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _current(state: dict[str, Any]) -> dict[str, Any]:
+    """The state, with a commit whose process died shown as ``interrupted`` (nothing was written)."""
+    if state["state"] == "committing" and not _alive(state.get("pid")):
+        return {**state, "state": "interrupted", "stage": None}
+    return state
+
+
 def _public(request: Request, state: dict[str, Any]) -> dict[str, Any]:
+    state = _current(state)
     report = dict(state.get("report") or {})
     report.pop("preview", None)
     return {"id": state["id"], "state": state["state"], "stage": state.get("stage"),
@@ -167,7 +188,7 @@ def post_upload(request: Request, file: Annotated[UploadFile, File()], layer: An
 
 @router.get("/uploads/{upload_id}", summary="The state of an upload")
 def get_upload(request: Request, upload_id: str) -> dict[str, Any]:
-    """State (checked, committing, committed, failed), percentage and report."""
+    """State (checked, committing, committed, failed, interrupted), percentage and report."""
     return _public(request, _store(request).read(upload_id))
 
 
@@ -181,7 +202,7 @@ def get_preview(request: Request, upload_id: str) -> Response:
 def commit_upload(request: Request, upload_id: str) -> dict[str, Any]:
     """Write a checked upload in one transaction; the state says how far it got."""
     store = _store(request)
-    state = store.read(upload_id)
+    state = _current(store.read(upload_id))
     folder = store.folder(upload_id)
     if state["state"] == "committed":
         raise UploadCommitError("the upload is committed already", code="upload_already_committed")
@@ -190,7 +211,7 @@ def commit_upload(request: Request, upload_id: str) -> dict[str, Any]:
     if not state["report"].get("can_commit"):
         raise UploadCommitError("the upload has errors; correct the file and upload it again",
                                 code="upload_has_errors", problems=state["report"]["problems"][:100])
-    state = store.update(upload_id, state="committing", stage="reading", percentage=0)
+    state = store.update(upload_id, state="committing", stage="reading", percentage=0, pid=os.getpid())
     last = [0.0]
 
     def progress(stage: str, fraction: float) -> None:

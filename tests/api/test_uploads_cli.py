@@ -1,0 +1,65 @@
+"""``landeco import``: the same checks and report on the command line, all or nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+from typer.testing import CliRunner
+
+from api.cli import app
+from layers.database import create_database, drop_database, engine_for
+from layers.migrate import upgrade
+from tests.data.fixtures import make
+
+
+@pytest.fixture
+def cli_db(server_url: URL, monkeypatch) -> Iterator[sa.Engine]:
+    url = server_url.set(database=f"landeco_test_cli_{uuid.uuid4().hex[:10]}")
+    create_database(url)
+    upgrade(url)
+    monkeypatch.setenv("LANDECO_DATABASE_URL", url.render_as_string(hide_password=False))
+    engine = engine_for(url.render_as_string(hide_password=False))
+    yield engine
+    engine.dispose()
+    drop_database(url)
+
+
+def count(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(sa.text("SELECT count(*) FROM caragana_plots"))
+
+
+def test_dry_run_then_import(cli_db, tmp_path):
+    runner = CliRunner()
+    zipped = make.caragana_zip(tmp_path, 3)
+    dry = runner.invoke(app, ["import", str(zipped), "--layer", "caragana_plots", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "gb18030 (detected)" in dry.output and "EPSG:4545" in dry.output and "地块编号" in dry.output
+    assert "dry run: nothing written" in dry.output and count(cli_db) == 0
+    done = runner.invoke(app, ["import", str(zipped), "--layer", "caragana_plots", "--json"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["committed"] and report["written"]["inserted"] == 3 and count(cli_db) == 3
+
+
+def test_errors_write_nothing_and_refusals_explain(cli_db, tmp_path):
+    runner = CliRunner()
+    frame = make.caragana_frame(3)
+    frame.loc[2, "种植方式"] = "乱种"
+    bad = runner.invoke(app, ["import", str(make.caragana_zip(tmp_path, frame=frame)), "--layer",
+                              "caragana_plots"])
+    assert bad.exit_code == 1 and "value_not_allowed" in bad.output and "nothing written" in bad.output
+    assert count(cli_db) == 0
+    shp = make.write_shapefile(make.caragana_frame(2), tmp_path / "src")
+    no_prj = make.zip_shapefile(shp, tmp_path / "noprj.zip", drop=("prj",))
+    refused = runner.invoke(app, ["import", str(no_prj), "--layer", "caragana_plots"])
+    assert refused.exit_code == 2 and "crs_missing" in refused.output and "4545" in refused.output
+    ok = runner.invoke(app, ["import", str(no_prj), "--layer", "caragana_plots", "--crs", "4545",
+                             "--encoding", "gbk", "--mode", "upsert"])
+    assert ok.exit_code == 0, ok.output
+    assert "gbk (override)" in ok.output and count(cli_db) == 2

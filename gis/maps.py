@@ -166,7 +166,8 @@ class MapLayer:
     ``popup`` lists (property, label) rows shown on click; ``link`` is the URL template
     (``{id}``, ``{code}``) of a page about the feature, linked from its popup. For tiles, ``tile_labels``
     maps a property to its label, unit and value labels, since tile properties are raw;
-    ``tile_filter`` (property, value) draws only the tile features that match.
+    ``tile_filter`` (property, value) draws only the tile features that match;
+    ``tile_valid`` (from property, to property, ISO date) only those valid on that date.
     """
 
     key: str
@@ -182,6 +183,7 @@ class MapLayer:
     interactive: bool = True
     link: str | None = None
     tile_filter: tuple[str, str] | None = None
+    tile_valid: tuple[str, str, str] | None = None
 
 
 class _Basemap(Layer):
@@ -231,8 +233,12 @@ class _VectorTiles(JSCSSMixin, Layer):
             }
             var styles = {};
             var only = {{ this.filter|tojson }};
+            var valid = {{ this.valid|tojson }};
             styles[{{ this.tile_layer|tojson }}] = function (p, zoom) {
                 if (only && String(p[only[0]]) !== only[1]) { return []; }  // not drawn
+                // a delineation not in force on the map date (ISO dates compare as text)
+                if (valid && ((p[valid[0]] && p[valid[0]] > valid[2]) ||
+                              (p[valid[1]] && p[valid[1]] < valid[2]))) { return []; }
                 // outlines only once parcels are big enough to see them apart
                 return {fill: true, fillColor: fillOf(p), fillOpacity: style.fill_opacity,
                         stroke: zoom >= 13, color: style.stroke, weight: style.weight};
@@ -295,6 +301,7 @@ class _VectorTiles(JSCSSMixin, Layer):
         self.labels = [[k, dict(v)] for k, v in layer.tile_labels.items()]
         self.link = layer.link
         self.filter = list(layer.tile_filter) if layer.tile_filter else None
+        self.valid = list(layer.tile_valid) if layer.tile_valid else None
         self.link_text = link_text
 
 

@@ -173,7 +173,7 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
                 "label": "合并要素数（放大查看）" if ctx.lang == "zh" else "Features merged (zoom in)"}}
             out.append(MapLayer(**common, tiles_url=_versioned(conn, layer, tiles_url),
                                 tile_style=sym.tile_style(), tile_labels=labels,
-                                link=link, tile_filter=only))
+                                link=link, tile_filter=only, tile_valid=_valid(layer, ctx)))
             continue
         features = _features(conn, layer, where, params)
         for f in features:
@@ -188,6 +188,13 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
                             popup=sym.popup_rows(), link=link,
                             label="name" if layer_id == "villages" else None))
     return out
+
+
+def _valid(layer: Layer, ctx: MapContext) -> tuple[str, str, str] | None:
+    """Re-delineated layers: tiles hold every delineation, the map draws those in force."""
+    if layer.temporal == ("valid_from", "valid_to"):
+        return ("valid_from", "valid_to", ctx.on.isoformat())
+    return None
 
 
 def _versioned(conn: sa.Connection, layer: Layer, tiles_url: str) -> str:

@@ -75,3 +75,16 @@ def test_a_tile_is_fetched_once(tiled, browser, live_url):
         assert errors == []
     finally:
         context.close()
+
+
+def test_tiled_grazing_bans_draw_without_errors(watched, live_app):
+    """Re-delineated areas from tiles: the map-date filter runs in the tile style."""
+    live_app.state.map_inline_limit = 1
+    try:
+        watched.open("/maps/grazing_bans?basemap=none&on=2022-07-01")
+        watched.page.wait_for_function("document.documentElement.dataset.tilesLoaded")
+        assert watched.page.locator("canvas.leaflet-tile").count() > 0
+        assert '"valid_from", "valid_to", "2022-07-01"' in watched.page.content()
+        assert watched.errors == [] and watched.outside == []
+    finally:
+        live_app.state.map_inline_limit = None

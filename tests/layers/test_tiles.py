@@ -141,3 +141,20 @@ def test_multi_layer_tile_has_one_layer_per_collection(demo):
 def test_an_empty_tile_is_empty_bytes(demo):
     assert demo.exec_driver_sql(tile_sql(get_layer("caragana_plots"), 12, 0, 0)).scalar() in (b"", None)
     assert demo.exec_driver_sql(multi_tile_sql(None, 12, 0, 0)).scalar() in (b"", None)
+
+
+def test_tiled_bans_carry_their_validity_and_the_map_filters_on_the_map_date(demo):
+    from datetime import date
+
+    from layers.mapdata import map_layers
+
+    on = date(2022, 7, 1)
+    [_, bans] = map_layers(demo, ["grazing_bans"], MapContext(lang="zh", on=on),
+                           tiles_url="/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}", inline_limit=1)
+    assert bans.tiles_url and bans.tile_valid == ("valid_from", "valid_to", "2022-07-01")
+    row = demo.execute(sa.text("SELECT ST_X(p), ST_Y(p), valid_from::text, valid_to::text FROM ("
+                               "SELECT ST_PointOnSurface(geom) p, valid_from, valid_to FROM grazing_bans "
+                               "WHERE valid_from IS NOT NULL ORDER BY id LIMIT 1) s")).one()
+    tile = _tile(demo, tile_sql(get_layer("grazing_bans"), *tile_of(row[0], row[1], 14)))
+    props = [f["properties"] for f in tile["grazing_bans"]["features"]]
+    assert any(p.get("valid_from") == row[2] and p.get("valid_to") == row[3] for p in props)

@@ -340,7 +340,7 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
     if not direct:
         conn.execute(sa.text(f"CREATE INDEX ON {target.layer.table} USING gist (geom)"))
         conn.execute(sa.text(f"ANALYZE {target.layer.table}"))
-    if not report.errors:
+    if not (direct and report.errors):  # a direct write stopped copying at the first error
         _database_checks(conn, report, layer, target, options.mode)
     step("checking", 1.0)
     if write and report.ok:

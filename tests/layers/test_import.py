@@ -277,3 +277,12 @@ def test_a_broken_row_rule_falls_back_and_is_reported(db, tmp_path):
     frame.loc[1, "终止日期"] = "2031-01-01"
     report = run(db, make.caragana_zip(tmp_path / "ok", frame=frame), tmp_path, layer="land_leases")
     assert report.committed and codes(db, "land_leases") == ["NT-0000", "NT-0001", "NT-0002"]
+
+
+def test_a_check_reports_overlaps_beside_other_errors(db, tmp_path):
+    frame = make.caragana_frame(3)
+    frame.loc[0, "种植方式"] = "乱种"
+    frame.loc[2, "geometry"] = frame.loc[1, "geometry"].buffer(5)
+    report = run(db, make.caragana_zip(tmp_path, frame=frame), tmp_path, write=False)
+    assert {(p.index, p.code) for p in report.problems} == {(0, "value_not_allowed"), (2, "overlap")}
+    assert "NT-0001" in next(p.message for p in report.problems if p.code == "overlap")

@@ -1,9 +1,11 @@
 """Mapbox Vector Tiles of the layers, built whole inside PostGIS.
 
 One statement per tile: the GiST index picks the features by the tile's envelope
-(``geom && ST_Transform(ST_TileEnvelope(z, x, y), 4326)``; a Web Mercator square is a
-lon/lat rectangle, so the test is exact), ``ST_AsMVTGeom`` clips and quantises each to
-the tile grid and ``ST_AsMVT`` encodes the layer. Python only passes the bytes on.
+(``ST_Intersects(geom, ST_Transform(ST_TileEnvelope(z, x, y), 4326))``; a Web Mercator
+square is a lon/lat rectangle), ``ST_AsMVTGeom`` clips and quantises each to the tile
+grid and ``ST_AsMVT`` encodes the layer. Python only passes the bytes on. Below
+:data:`DETAIL_ZOOM`, features of a few pixels are merged into cells (server-side
+generalisation), so that a tile of the whole township stays small and quick.
 
 A tile carries what a map draws and a click shows: ``id`` (also the MVT feature id),
 ``code``, ``name``, ``village_code``, ``area_mu``, and every coded, numeric or date
@@ -47,11 +49,10 @@ MIN_ZOOM, MAX_ZOOM = 0, 24
 EXTENT, BUFFER = 4096, 64
 #: Below this zoom, features smaller than a cell of CELL_PX screen pixels are drawn as one
 #: square per occupied cell (server-side generalisation): 40 000 parcels of 1-2 pixels
-#: in one zoom-10 tile would be 4 MB and a second of work, the cells are ~100 kB.
+#: in one zoom-10 tile would be 4 MB and a second of work, the cells are ~170 kB.
 DETAIL_ZOOM = 13
 #: Side in screen pixels (of 256 a tile) of the cells that stand for small features.
 CELL_PX = 4
-
 
 #: Most time one tile may take in the database (a zoom-8 tile of a million parcels takes
 #: 6 s, zoom 10 2 s); beyond, the request is a 503 ``query_timeout``, not a hung map.

@@ -269,11 +269,12 @@ def _prj(c: Candidate) -> str | None:
     return None
 
 
-def batches(upload: Upload, size: int = 20_000) -> Iterator[Batch]:
+def batches(upload: Upload, size: int = 20_000, first: int = 2_000) -> Iterator[Batch]:
     """The upload's features, ``size`` at a time, 2D, geometries parsed by shapely.
 
     A geometry GEOS cannot parse (a MultiPatch/TIN) becomes ``None`` with ``unreadable``
-    set, so that it is reported per feature rather than failing the file.
+    set, so that it is reported per feature rather than failing the file. The ``first``
+    batch is small so that the database has work while the rest is read.
     """
     c = upload.candidate
     start = 0
@@ -283,7 +284,8 @@ def batches(upload: Upload, size: int = 20_000) -> Iterator[Batch]:
                 warnings.simplefilter("ignore")
                 meta, _fids, wkb, values = ogr_read(
                     c.path, layer=c.layer, encoding=upload.encoding.encoding if upload.encoding else None,
-                    skip_features=start, max_features=size, force_2d=True)
+                    skip_features=start, max_features=min(size, first) if start == 0 else size,
+                    force_2d=True)
         except _OGR_ERRORS as exc:
             raise InputError("corrupt_file",
                              f"{c.name} cannot be read after feature {start} ({exc})") from exc

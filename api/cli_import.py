@@ -99,6 +99,8 @@ def register(app: typer.Typer) -> None:
         encoding: Annotated[str | None, typer.Option(help="text encoding of the .dbf, e.g. gbk")] = None,
         mode: Annotated[str, typer.Option(help="insert, upsert or replace")] = "insert",
         dataset: Annotated[str | None, typer.Option(help="which shapefile/layer of the file")] = None,
+        column: Annotated[list[str] | None, typer.Option(
+            "--column", help="COLUMN=field (or COLUMN=extra) where the automatic match is wrong")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     ) -> None:
         """Check FILE against LAYER and write it in one transaction (or nothing)."""
@@ -106,7 +108,9 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=as_json)
         try:
-            options = ImportOptions(layer=layer, mode=mode, crs=crs, encoding=encoding, dataset=dataset)
+            columns = dict(c.split("=", 1) for c in column or [] if "=" in c)
+            options = ImportOptions(layer=layer, mode=mode, crs=crs, encoding=encoding, dataset=dataset,
+                                    columns=columns)
             report = import_file(file, options, dry_run=dry_run, show_progress=not as_json)
         except LandecoError as exc:
             body = {"code": exc.code, "detail": str(exc), **exc.extra()}

@@ -54,6 +54,17 @@ def _engine(request: Request):
     return engine_for(request.app.state.database_url.render_as_string(hide_password=False))
 
 
+def _columns(text: str | None) -> dict[str, str] | None:
+    """``行政代码=code, 上级=extra`` (the page's field) as a mapping."""
+    if not text or not text.strip():
+        return None
+    pairs = [p.split("=", 1) for p in text.replace("，", ",").split(",") if p.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise UploadRefusedError(InputError("invalid_option", "write columns as 列名=field, 列名=field",
+                                            option="columns"))
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
 def _options(layer: str, options: str | None, **fields: str | None) -> ImportOptions:
     try:
         extra = json.loads(options) if options else {}
@@ -62,7 +73,7 @@ def _options(layer: str, options: str | None, **fields: str | None) -> ImportOpt
     if not isinstance(extra, dict):
         raise UploadRefusedError(InputError("invalid_option", "options must be a JSON object"))
     merged = {**{k: v for k, v in fields.items() if v}, **extra}
-    unknown = set(merged) - {"mode", "crs", "encoding", "dataset"}
+    unknown = set(merged) - {"mode", "crs", "encoding", "dataset", "columns"}
     if unknown:
         raise UploadRefusedError(InputError("invalid_option",
                                             f"unknown options: {', '.join(sorted(unknown))}"))
@@ -265,11 +276,14 @@ def uploads_page(request: Request, lang: LangDep = "zh", id: str | None = None) 
 def uploads_form(request: Request, file: Annotated[UploadFile, File()], layer: Annotated[str, Form()],
                  mode: Annotated[str, Form()] = "insert", crs: Annotated[str | None, Form()] = None,
                  encoding: Annotated[str | None, Form()] = None,
-                 dataset: Annotated[str | None, Form()] = None, lang: LangDep = "zh") -> Response:
+                 dataset: Annotated[str | None, Form()] = None, columns: Annotated[str | None, Form()] = None,
+                 lang: LangDep = "zh") -> Response:
     """The page's form: check, then show the report (or the reason the file is refused)."""
     try:
-        state = create_upload(request, file, layer, _options(layer, None, mode=mode, crs=crs,
-                                                              encoding=encoding, dataset=dataset))
+        chosen = _columns(columns)
+        opts = _options(layer, json.dumps({"columns": chosen}) if chosen else None, mode=mode, crs=crs,
+                        encoding=encoding, dataset=dataset)
+        state = create_upload(request, file, layer, opts)
     except LandecoError as exc:
         return _page(request, lang, None, error={"code": exc.code, "detail": str(exc), **exc.extra()},
                      status_code=exc.status)

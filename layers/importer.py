@@ -64,14 +64,23 @@ class ImportOptions:
     crs: str | None = None
     encoding: str | None = None
     dataset: str | None = None
+    #: column of the file → field of the layer (or ``extra``), where the automatic match is wrong
+    columns: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise UploadRefusedError(InputError("invalid_option", f"mode must be one of {', '.join(MODES)}",
                                                 option="mode"))
-        for name in ("crs", "encoding", "dataset"):
+        for name in ("crs", "encoding", "dataset", "columns"):
             if not getattr(self, name):
                 setattr(self, name, None)
+        if self.columns is not None:
+            layer = get_layer(self.layer)
+            names = {f.name for f in layer.all_fields} | {"extra"}
+            if not isinstance(self.columns, dict) or not set(self.columns.values()) <= names:
+                raise UploadRefusedError(InputError(
+                    "invalid_option", "columns must map column names to fields of the layer or 'extra'",
+                    option="columns", fields=sorted(names)))
 
 
 @dataclass
@@ -154,15 +163,21 @@ class Report:
         return out
 
 
-def map_columns(layer: Layer, columns: list[str]) -> list[ColumnMap]:
-    """Which field each column fills: by name, alias or truncated alias; the rest go to ``extra``.
+def map_columns(layer: Layer, columns: list[str], chosen: dict[str, str] | None = None) -> list[ColumnMap]:
+    """Which field each column fills: as ``chosen``, else by name, alias or truncated alias.
 
-    A second column for a field already filled stays in ``extra`` (``duplicate``).
+    Columns that match nothing go to ``extra``; a second column for a field already filled
+    stays in ``extra`` (``duplicate``).
     """
     lookup = layer.file_columns()
-    taken: set[str] = set()
+    chosen = chosen or {}
+    taken: set[str] = {f for f in chosen.values() if f != "extra"}
     out = []
     for col in columns:
+        if col in chosen:
+            target = chosen[col]
+            out.append(ColumnMap(col, None if target == "extra" else target, "chosen"))
+            continue
         f = lookup.get(col.strip().upper())
         if f is None:
             out.append(ColumnMap(col, None, "extra"))
@@ -301,7 +316,7 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
         _check_extent(upload, crs, box)
     except InputError as exc:
         raise UploadRefusedError(exc) from exc
-    report.mapping = map_columns(layer, column_names(upload))
+    report.mapping = map_columns(layer, column_names(upload), options.columns)
     if upload.has_zm:
         report.add(Problem(None, "zm_dropped", "the file has Z (height) or M (measure) values; they "
                            "were dropped, as layers are 2D", severity="warning"))

@@ -168,3 +168,13 @@ def test_fixture_gbk_cpg_936_lines_are_refused_for_a_polygon_layer(client, tmp_p
     r = post(client, target, crs="4490")
     # the .cpg (936) wins over the wrong LDID; the coordinates (1..5) are nowhere near the banner
     assert r.status_code == 422 and r.json()["code"] == "outside_township"
+
+
+def test_columns_option_and_its_mapping_in_the_report(client, tmp_path):
+    frame = make.caragana_frame(2).rename(columns={"地块编号": "图号"})
+    r = post(client, make.caragana_zip(tmp_path, frame=frame), options='{"columns": {"图号": "code"}}')
+    assert r.status_code == 201, r.text
+    assert {"column": "图号", "field": "code", "how": "chosen"} in r.json()["report"]["mapping"]
+    assert r.json()["report"]["can_commit"]
+    r = post(client, make.caragana_zip(tmp_path / "b", frame=frame), options='{"columns": {"图号": "bogus"}}')
+    assert r.status_code == 400 and r.json()["code"] == "invalid_option"

@@ -63,3 +63,12 @@ def test_errors_write_nothing_and_refusals_explain(cli_db, tmp_path):
                              "--encoding", "gbk", "--mode", "upsert"])
     assert ok.exit_code == 0, ok.output
     assert "gbk (override)" in ok.output and count(cli_db) == 2
+
+
+def test_column_option(cli_db, tmp_path):
+    frame = make.caragana_frame(2).rename(columns={"地块编号": "图号"})
+    zipped = make.caragana_zip(tmp_path, frame=frame)
+    args = ["import", str(zipped), "--layer", "caragana_plots", "--column", "图号=code"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert count(cli_db) == 2

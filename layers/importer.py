@@ -2,11 +2,12 @@
 
 One pass reads the file in batches (:func:`gis.readers.batches`), checks and repairs
 geometries, reprojects them to EPSG:4326, coerces attributes to the layer's fields and
-COPYs the good features into a temporary staging table; the database then checks what
-needs the whole upload (duplicate codes, existing codes, unknown villages, row rules,
-overlaps where the layer forbids them). Only when no feature has an error are the rows
-moved into the layer, in the same transaction as everything else: the caller commits it
-or rolls it back, so a crash at any point leaves the layer as it was.
+checks codes and villages; the good features are COPYed while the next batch is read.
+Inserts and replacements COPY straight into the layer (locked against other writers);
+checks (dry runs, the web's first step) and upserts COPY into a temporary staging table.
+The database then checks what needs the whole upload: row rules and overlaps where the
+layer forbids them. Everything happens in the caller's transaction, which the caller
+commits only when no feature has an error, so a crash at any point leaves the layer as it was.
 """
 
 from __future__ import annotations
@@ -190,12 +191,6 @@ def map_columns(layer: Layer, columns: list[str], chosen: dict[str, str] | None 
                 "alias" if key in {a.upper() for a in f.aliases} else "truncated")
             out.append(ColumnMap(col, f.name, how))
     return out
-
-
-_COERCE: dict[str, Callable[[object], object]] = {
-    "text": coerce.to_text, "integer": coerce.to_integer, "real": coerce.to_real,
-    "date": coerce.to_date, "monthday": coerce.to_monthday,
-}
 
 
 def _choices(f: Field) -> dict[str, str]:

@@ -358,3 +358,17 @@ def test_database_down_is_a_503(db_url, tmp_path):
     with client_for(db_url.set(port=1), tmp_path) as client:  # nothing listens there
         res = client.get(ITEMS)
     assert res.status_code == 503 and res.json()["code"] == "database_unavailable"
+
+
+@pytest.mark.parametrize("size", [0, 5, 1024 * 1024, 1024 * 1024 + 1, 3 * 1024 * 1024 + 7])
+def test_streamed_body_is_the_head_the_features_and_the_tail(size):
+    import asyncio
+
+    from api.features import FeaturesResponse
+
+    async def parts():
+        return [chunk async for chunk in FeaturesResponse._parts(b"[", b"x" * size, b"]")]
+
+    chunks = asyncio.run(parts())
+    assert b"".join(chunks) == b"[" + b"x" * size + b"]"
+    assert len(chunks) == max(1, -(-size // (1024 * 1024)))

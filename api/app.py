@@ -10,6 +10,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api import features, home, maps, query, tiles, uploads
+from api.openapi import install_openapi
 from api.pages import STATIC_DIR
 from api.problems import install_problem_handlers
 from layers.database import database_url
@@ -34,15 +35,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         openapi_url="/api",
-        docs_url="/api.html",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    # GeoJSON and tiles compress 5-10x; level 5 keeps large pages fast to stream.
+    # GeoJSON compresses 5-10x; level 1 (3 ms for 600 KB against 9 ms at level 5) keeps it fast.
     # Responses that set their own Content-Encoding pass through untouched.
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     for module in (home, features, tiles, uploads, query, maps):
         app.include_router(module.router)
+    install_openapi(app, "/api.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

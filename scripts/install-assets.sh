@@ -21,7 +21,7 @@ else
 fi
 TMP=$VENDOR.tmp
 rm -rf "$TMP"
-mkdir -p "$TMP/fontawesome" "$TMP/bootstrap" "$TMP/jquery" "$TMP/vectorgrid"
+mkdir -p "$TMP/fontawesome" "$TMP/bootstrap" "$TMP/jquery" "$TMP/vectorgrid" "$TMP/swagger-ui"
 M=assets/node_modules
 cp -r "$M/leaflet/dist" "$TMP/leaflet"
 cp "$M/jquery/dist/jquery.min.js" "$TMP/jquery/"
@@ -30,6 +30,9 @@ cp "$M/bootstrap/dist/js/bootstrap.bundle.min.js" "$M/bootstrap/dist/css/bootstr
 cp -r "$M/@fortawesome/fontawesome-free/css" "$M/@fortawesome/fontawesome-free/webfonts" "$TMP/fontawesome/"
 cp -r "$M/leaflet.awesome-markers/dist" "$TMP/awesome-markers"
 cp "$M/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js" "$TMP/vectorgrid/"
+# the API documentation page /api.html
+cp "$M/swagger-ui-dist/swagger-ui-bundle.js" "$M/swagger-ui-dist/swagger-ui.css" \
+   "$M/swagger-ui-dist/favicon-32x32.png" "$TMP/swagger-ui/"
 # swap in one step, so a server never sees a half-copied folder for long
 rm -rf "$VENDOR"
 mv "$TMP" "$VENDOR"

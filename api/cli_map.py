@@ -8,12 +8,10 @@ from typing import Annotated
 
 import typer
 
-from api.maps import printed_map
 from layers.database import database_url, engine_for
 from layers.errors import LandecoError
 from layers.registry import LAYERS, get_layer
 from layers.settings import Settings
-from layers.symbology import InvalidStyleFieldError, MapContext, style_fields
 
 __all__ = ["register"]
 
@@ -27,6 +25,10 @@ def map_command(
                                                 help="map date (default today)")] = None,
 ) -> None:
     """Print a map of LAYER with title, legend, scale bar and north arrow (Chinese by default)."""
+    # Folium and matplotlib load only when a map is printed, not on every `landeco` command
+    from api.maps import printed_map
+    from layers.symbology import InvalidStyleFieldError, MapContext, style_fields
+
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in ("png", "pdf"):
         raise typer.BadParameter("the file must end in .png or .pdf", param_hint="--out")

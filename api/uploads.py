@@ -32,18 +32,14 @@ from layers.upload_store import UploadStore
 
 router = APIRouter(tags=["uploads"])
 
-#: Default largest upload (bytes); ``LANDECO_UPLOAD_MAX_BYTES`` changes it.
-DEFAULT_MAX_BYTES = 1024**3
 _CHUNK = 1 << 20
 #: Share of the percentage each stage covers (reading is the long one).
 _STAGES = {"reading": (0, 80), "checking": (80, 90), "writing": (90, 100)}
 
 
 def max_upload_bytes(request: Request) -> int:
-    """The configured upload limit (a setting when the lead adds one, else the environment)."""
-    settings = request.app.state.settings
-    value = getattr(settings, "upload_max_bytes", None) or os.environ.get("LANDECO_UPLOAD_MAX_BYTES")
-    return int(value) if value else DEFAULT_MAX_BYTES
+    """The configured upload limit (``LANDECO_UPLOAD_MAX_BYTES``)."""
+    return request.app.state.settings.upload_max_bytes
 
 
 def _store(request: Request) -> UploadStore:

@@ -16,8 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from gis.area import M2_PER_MU
-from layers.errors import NotFoundError
-from layers.mapdata import UnknownVillageError
+from layers.errors import NotFoundError, UnknownVillageError
 from layers.registry import LAYERS
 
 __all__ = ["CHECKS", "MIN_M2", "Check", "UnknownCheckError", "check_features", "run_check"]

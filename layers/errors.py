@@ -14,6 +14,7 @@ __all__ = [
     "LandecoError",
     "NotFoundError",
     "UnknownLayerError",
+    "UnknownVillageError",
 ]
 
 
@@ -52,6 +53,21 @@ class UnknownLayerError(NotFoundError):
     def __init__(self, layer_id: str) -> None:
         super().__init__(f"no layer called {layer_id!r}")
         self.layer_id = layer_id
+
+
+class UnknownVillageError(NotFoundError):
+    """No village has that code."""
+
+    code = "unknown_village"
+    title = "Unknown village"
+
+    def __init__(self, village: str) -> None:
+        super().__init__(f"no village with code {village!r}")
+        self.village = village
+
+    def extra(self) -> dict[str, object]:
+        """The code asked for."""
+        return {"village": self.village}
 
 
 class ClusterError(LandecoError):

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from gis.maps import MapLayer
-from layers.errors import NotFoundError
+from layers.errors import NotFoundError, UnknownVillageError
 from layers.model import Layer
 from layers.registry import LAYERS
 from layers.symbology import MapContext, style_fields, symbology
@@ -35,21 +35,6 @@ __all__ = [
 INLINE_LIMIT = 2000
 _PRECISION = 5
 _DROP = ("geom", "extra", "created_at", "updated_at", "area_m2")
-
-
-class UnknownVillageError(NotFoundError):
-    """No village has that code."""
-
-    code = "unknown_village"
-    title = "Unknown village"
-
-    def __init__(self, village: str) -> None:
-        super().__init__(f"no village with code {village!r}")
-        self.village = village
-
-    def extra(self) -> dict[str, object]:
-        """The code asked for."""
-        return {"village": self.village}
 
 
 class UnknownFeatureError(NotFoundError):

@@ -23,8 +23,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from gis.area import M2_PER_MU, to_m2
-from layers.errors import BadRequestError
-from layers.mapdata import UnknownVillageError
+from layers.errors import BadRequestError, UnknownVillageError
 from layers.model import Field, Layer
 from layers.registry import get_layer
 

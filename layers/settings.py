@@ -23,3 +23,5 @@ class Settings(BaseSettings):
     #: Address and port ``landeco serve`` listens on.
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Largest file an upload may send, in bytes (zip bombs are checked apart, on unpacking).
+    upload_max_bytes: int = 1024**3

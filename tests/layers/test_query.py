@@ -9,8 +9,7 @@ import sqlalchemy as sa
 from shapely.geometry import Point, box, mapping
 
 from layers.database import engine_for
-from layers.errors import UnknownLayerError
-from layers.mapdata import UnknownVillageError
+from layers.errors import UnknownLayerError, UnknownVillageError
 from layers.query import (
     InvalidAreaError,
     InvalidBboxError,

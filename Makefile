@@ -6,8 +6,8 @@ VENV      ?= .venv
 PYTHON    ?= /usr/bin/python3
 BIN       := $(VENV)/bin
 # PostgreSQL + PostGIS for the store, GDAL's command-line tools for the interop tests,
-# Chromium for the browser tests, Noto CJK for Chinese text on printed maps.
-APT_PACKAGES := postgresql postgresql-postgis gdal-bin python3-venv chromium fonts-noto-cjk
+# Chromium for the browser tests, Noto CJK for Chinese text on printed maps, hey (HTTP load) for bench/.
+APT_PACKAGES := postgresql postgresql-postgis gdal-bin python3-venv chromium fonts-noto-cjk hey
 
 .PHONY: setup apt venv assets run test lint db demo clean
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import typer
+from psycopg.errors import UndefinedTable
+from sqlalchemy.exc import ProgrammingError
 
 from api import cli_import, cli_map, cli_query
 from layers.cluster import Cluster
@@ -152,5 +154,17 @@ for _area in (cli_import, cli_query, cli_map):
     _area.register(app)
 
 
+def main() -> None:
+    """The ``landeco`` command: a database without landeco's tables is a clear error, not a trace."""
+    try:
+        app()
+    except ProgrammingError as exc:
+        if not isinstance(exc.orig, UndefinedTable):
+            raise
+        typer.secho("error [schema_not_migrated]: the database has no landeco tables; "
+                    "run `landeco db migrate` (and `landeco demo` for the demo township)", fg="red", err=True)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -84,3 +84,12 @@ def test_landeco_database_url_is_honoured(db_url, tmp_path):
     assert state["database"] == db_url.database
     assert state["schema_revision"] == state["schema_head"]
     assert not home.exists()
+
+
+def test_a_command_on_an_unmigrated_database_says_what_to_do(empty_db_url, tmp_path):
+    env = {**os.environ, "LANDECO_DATABASE_URL": _url_text(empty_db_url), "LANDECO_HOME": str(tmp_path)}
+    out = subprocess.run([str(LANDECO), "query", "land_leases", "--min", "500"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "schema_not_migrated" in out.stderr and "landeco db migrate" in out.stderr
+    assert "Traceback" not in out.stderr

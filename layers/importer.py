@@ -516,6 +516,20 @@ def _identity(conn: Connection, report: Report, layer: Layer, target: _Target, r
             bad[target.codes[code] - start] = True
 
 
+def overlap_pairs_sql(table: str, before: int) -> str:
+    """Overlaps of the rows written after id ``before`` among themselves (once) and with older rows.
+
+    ``b.id + 0`` keeps the planner from AND-ing an id range scan (one per row: quadratic) onto
+    the spatial index once the table has statistics: 76 s instead of 9 s for 100 000 parcels.
+    """
+    area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
+    # CASE fixes the order: the planner may otherwise compute the costly area for every pair
+    overlap = f"CASE WHEN ST_Relate(a.geom, b.geom, '2********') THEN {area} > {OVERLAP_TOLERANCE_M2} END"
+    return (f"SELECT a.code, b.code, {area}, b.id > {before} FROM {table} a JOIN {table} b "
+            f"ON a.geom && b.geom AND a.id <> b.id WHERE a.id > {before} AND (b.id + 0 <= {before} "
+            f"OR a.id > b.id + 0) AND {overlap} LIMIT {MAX_LISTED}")
+
+
 def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Target, mode: str) -> None:
     """Row rules and overlaps, which need the whole upload in the database."""
     s, t = target.layer.table, layer.table
@@ -528,7 +542,6 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
             report.add(Problem(index, code, message(r), fld))
             refused.add(index)
 
-    new = f"a.id > {int(target.before)}" if target.direct else "true"
     if not target.direct:
         for name, expr in layer.checks:
             add(conn.execute(sa.text(f"SELECT code FROM {s} WHERE NOT ({expr}) LIMIT {MAX_LISTED}")),
@@ -539,14 +552,7 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
                    f"ST_Area(ST_Intersection(a.geom, b.geom)::geography) > {OVERLAP_TOLERANCE_M2} END")
         area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
         if target.direct:
-            # the upload's rows are in the layer: pairs among them once, and with older rows.
-            # `b.id + 0` keeps the planner from AND-ing an id range scan (one per row: quadratic)
-            # onto the spatial index once the table has statistics
-            before = int(target.before)
-            pairs = (f"SELECT a.code, b.code, {area}, b.id > {before} FROM {t} a JOIN {t} b "
-                     f"ON a.geom && b.geom AND a.id <> b.id WHERE {new} AND (b.id + 0 <= {before} "
-                     f"OR a.id > b.id + 0) AND {overlap} LIMIT {MAX_LISTED}")
-            rows = conn.execute(sa.text(pairs)).all()
+            rows = conn.execute(sa.text(overlap_pairs_sql(t, int(target.before)))).all()
         else:
             rows = conn.execute(sa.text(
                 f"SELECT a.code, b.code, {area}, true FROM {s} a JOIN {s} b ON a.geom && b.geom "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 def import_file(path: Path, options: ImportOptions, *, dry_run: bool, show_progress: bool = True) -> Report:
     """One import in one transaction, committed unless ``dry_run`` or the file has errors."""
     from layers.database import database_url, engine_for
-    from layers.importer import run_import
+    from layers.importer import import_in_transaction
     from layers.settings import Settings
 
     settings = Settings()
@@ -38,21 +37,8 @@ def import_file(path: Path, options: ImportOptions, *, dry_run: bool, show_progr
             tasks[stage] = progress.add_task(labels[stage], total=1000)
         progress.update(tasks[stage], completed=int(fraction * 1000))
 
-    try:
-        with progress, engine_for(url).connect() as conn:
-            trans = conn.begin()
-            try:
-                report = run_import(conn, path, work, options, write=not dry_run, progress=step)
-                if report.committed:
-                    trans.commit()
-                else:
-                    trans.rollback()
-            except BaseException:
-                trans.rollback()
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return report
+    with progress:
+        return import_in_transaction(engine_for(url), path, work, options, write=not dry_run, progress=step)
 
 
 def print_report(report: Report, console: Console) -> None:

@@ -16,18 +16,15 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-import psycopg
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
 
 from api.pages import LangDep, render
 from layers.collections import extents, queryables
 from layers.cql2 import filter_sql
-from layers.database import engine_for
-from layers.errors import BadRequestError, DatabaseUnavailableError, LandecoError
+from layers.database import engine_for, fetch_pipelined
+from layers.errors import BadRequestError, LandecoError
 from layers.features import (
     CRS84,
     DEFAULT_LIMIT,
@@ -48,7 +45,7 @@ from layers.features import (
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 
-__all__ = ["CONFORMANCE", "QUERY_TIMEOUT_MS", "QueryTimeoutError", "UnknownParameterError", "router",
+__all__ = ["CONFORMANCE", "QUERY_TIMEOUT_MS", "UnknownParameterError", "router",
            "wants_html"]
 
 router = APIRouter(tags=["features"])
@@ -348,48 +345,16 @@ def _items_query(request: Request, layer: Layer, limit: int, offset: int) -> Ite
     return q
 
 
-class _TextAsBytes(Loader):
-    """Text columns as the bytes PostgreSQL sent: GeoJSON goes out without decoding."""
-
-    def load(self, data: Buffer) -> bytes:
-        return bytes(data)
-
-
 #: Longest a features statement may run (milliseconds); override with LANDECO_QUERY_TIMEOUT_MS.
 QUERY_TIMEOUT_MS = int(os.environ.get("LANDECO_QUERY_TIMEOUT_MS", "30000"))
 
 
-class QueryTimeoutError(LandecoError):
-    """The request asked for more than the server computes in its time limit."""
-
-    code = "query_timeout"
-    status = 503
-    title = "Query took too long"
-
-
 def _run(request: Request, sql: str, params: dict[str, Any], raw_text: bool = False) -> list[tuple]:
-    try:
-        raw = _connect(request).raw_connection()
-    except (sa.exc.OperationalError, psycopg.OperationalError):
-        raise DatabaseUnavailableError("the database does not answer") from None
-    try:
-        conn = raw.driver_connection
-        cur = conn.cursor()
-        if raw_text:
-            cur.adapters.register_loader("text", _TextAsBytes)
-        with conn.pipeline():  # one round trip: the limit and the statement
-            cur.execute(f"SET LOCAL statement_timeout = {QUERY_TIMEOUT_MS}")
-            cur.execute(sql, params)
-        rows = cur.fetchall()
-        cur.close()
-        return rows
-    except psycopg.errors.QueryCanceled:
-        raise QueryTimeoutError(f"the query ran longer than {QUERY_TIMEOUT_MS / 1000:g} s: narrow it "
-                                "(a smaller bbox, a filter, a lower limit)") from None
-    except psycopg.OperationalError:
-        raise DatabaseUnavailableError("the database connection failed") from None
-    finally:
-        raw.close()
+    limit = f"SET LOCAL statement_timeout = {QUERY_TIMEOUT_MS}"
+    late = (f"the query ran longer than {QUERY_TIMEOUT_MS / 1000:g} s: narrow it "
+            "(a smaller bbox, a filter, a lower limit)")
+    return fetch_pipelined(_connect(request), [limit], sql, params, text_as_bytes=raw_text,
+                           timeout_message=late)
 
 
 def _page_links(request: Request, path: str, q: ItemsQuery, matched: int, returned: int) -> list[dict]:

@@ -14,14 +14,11 @@ import gzip
 import hashlib
 from typing import Annotated, Any
 
-import psycopg
-import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from layers.collections import extents
-from layers.database import engine_for
-from layers.errors import DatabaseUnavailableError
+from layers.database import engine_for, fetch_pipelined
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.tiles import (
@@ -31,7 +28,6 @@ from layers.tiles import (
     TILE_MATRIX_SET,
     TILE_SETTINGS,
     TILE_TIMEOUT_MS,
-    TileTimeoutError,
     UnknownTileMatrixSetError,
     multi_tile_sql,
     parse_tile,
@@ -71,26 +67,9 @@ def _base(request: Request) -> str:
 
 def _fetch(request: Request, sql: str) -> bytes:
     url = request.app.state.database_url.render_as_string(hide_password=False)
-    try:
-        raw = engine_for(url).raw_connection()
-    except (sa.exc.OperationalError, psycopg.OperationalError):
-        raise DatabaseUnavailableError("the database does not answer") from None
-    try:
-        conn = raw.driver_connection
-        with conn.cursor() as cur:
-            with conn.pipeline():  # one round trip: the settings and the statement
-                for setting in TILE_SETTINGS:
-                    cur.execute(setting)
-                cur.execute(sql)
-            row = cur.fetchone()
-    except psycopg.errors.QueryCanceled:
-        raise TileTimeoutError(f"the tile took longer than {TILE_TIMEOUT_MS / 1000:g} s to build: "
-                               "zoom in") from None
-    except psycopg.OperationalError:
-        raise DatabaseUnavailableError("the database connection failed") from None
-    finally:
-        raw.close()  # back to the pool, rolled back (the settings were LOCAL)
-    return bytes(row[0] or b"") if row else b""
+    late = f"the tile took longer than {TILE_TIMEOUT_MS / 1000:g} s to build: zoom in"
+    rows = fetch_pipelined(engine_for(url), TILE_SETTINGS, sql, timeout_message=late)
+    return bytes(rows[0][0] or b"") if rows else b""
 
 
 def _tile_response(request: Request, data: bytes) -> Response:

@@ -25,7 +25,7 @@ from gis.archive import Limits
 from gis.errors import InputError
 from layers.database import engine_for
 from layers.errors import LandecoError
-from layers.importer import ImportOptions, run_import
+from layers.importer import ImportOptions, import_in_transaction
 from layers.registry import LAYERS
 from layers.upload_errors import UploadCommitError, UploadRefusedError
 from layers.upload_store import UploadStore
@@ -102,22 +102,8 @@ def _run(request: Request, folder: Path, state: dict[str, Any], write: bool, pro
     options = ImportOptions(**state["options"])
     work = folder / "work"
     shutil.rmtree(work, ignore_errors=True)
-    try:
-        with _engine(request).connect() as conn:
-            trans = conn.begin()
-            try:
-                report = run_import(conn, folder / state["stored_as"], work, options, write=write,
-                                    limits=_limits(request), progress=progress, file_name=state["file"])
-                if write and report.committed:
-                    trans.commit()
-                else:
-                    trans.rollback()
-            except BaseException:
-                trans.rollback()
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return report
+    return import_in_transaction(_engine(request), folder / state["stored_as"], work, options, write=write,
+                                 limits=_limits(request), progress=progress, file_name=state["file"])
 
 
 def _links(request: Request, upload_id: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "LandecoError",
     "NotFoundError",
+    "QueryTimeoutError",
     "UnknownLayerError",
     "UnknownVillageError",
 ]
@@ -84,3 +85,11 @@ class DatabaseUnavailableError(LandecoError):
     code = "database_unavailable"
     status = 503
     title = "Database unavailable"
+
+
+class QueryTimeoutError(LandecoError):
+    """A statement ran past its time limit: the request asked for more than the server computes."""
+
+    code = "query_timeout"
+    status = 503
+    title = "Query took too long"

@@ -42,7 +42,8 @@ from layers.model import Field, Layer
 from layers.registry import get_layer
 from layers.upload_errors import UploadRefusedError
 
-__all__ = ["BANNER_BOX", "MODES", "ImportOptions", "Problem", "Report", "map_columns", "run_import"]
+__all__ = ["BANNER_BOX", "MODES", "ImportOptions", "Problem", "Report", "import_in_transaction",
+           "map_columns", "run_import"]
 
 MODES = ("insert", "upsert", "replace")
 #: 鄂托克前旗 in lon/lat: the region features must fall in while no villages are loaded.
@@ -266,6 +267,30 @@ class _Target:
 
 class _FallbackError(Exception):
     """A row rule of the table stopped the direct COPY: redo the import through staging."""
+
+
+def import_in_transaction(engine: sa.Engine, path: Path, workdir: Path, options: ImportOptions, *,
+                          write: bool, **kwargs: Any) -> Report:
+    """:func:`run_import` in a transaction of its own; ``workdir`` is removed afterwards.
+
+    Committed only when ``write`` and the file had no errors, rolled back otherwise (also on
+    any exception), so the web and the command line write all or nothing alike.
+    """
+    try:
+        with engine.connect() as conn:
+            trans = conn.begin()
+            try:
+                report = run_import(conn, path, workdir, options, write=write, **kwargs)
+                if write and report.committed:
+                    trans.commit()
+                else:
+                    trans.rollback()
+            except BaseException:
+                trans.rollback()
+                raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return report
 
 
 def run_import(conn: Connection, path: Path, workdir: Path, options: ImportOptions, *, write: bool,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from layers.errors import BadRequestError, LandecoError, NotFoundError
+from layers.errors import BadRequestError, NotFoundError
 from layers.model import Layer
 from layers.registry import LAYERS
 
@@ -33,7 +33,6 @@ __all__ = [
     "InvalidTileError",
     "TileAddress",
     "TileOutOfRangeError",
-    "TileTimeoutError",
     "UnknownTileMatrixSetError",
     "multi_tile_sql",
     "parse_tile",
@@ -85,14 +84,6 @@ class TileOutOfRangeError(NotFoundError):
     def extra(self) -> dict[str, object]:
         """The tile asked for."""
         return {"tile": {"z": self.z, "x": self.x, "y": self.y}}
-
-
-class TileTimeoutError(LandecoError):
-    """The tile took longer than :data:`TILE_TIMEOUT_MS` to build."""
-
-    code = "query_timeout"
-    status = 503
-    title = "Query took too long"
 
 
 class UnknownTileMatrixSetError(NotFoundError):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -29,28 +30,41 @@ def server_url(settings: Settings) -> URL:
     return database_url(settings)
 
 
-def _throwaway(server_url: URL, prefix: str) -> URL:
-    url = server_url.set(database=f"{prefix}_{uuid.uuid4().hex[:10]}")
-    create_database(url)
-    return url
+@pytest.fixture(scope="session")
+def new_database(server_url: URL) -> Callable[..., AbstractContextManager[URL]]:
+    """``with new_database("landeco_test_x") as url:`` a throwaway database, dropped afterwards.
+
+    Named with a uuid, so that several suites can share the server; PostGIS enabled, and
+    migrated unless ``migrate=False``.
+    """
+
+    @contextmanager
+    def make(prefix: str, *, migrate: bool = True) -> Iterator[URL]:
+        url = server_url.set(database=f"{prefix}_{uuid.uuid4().hex[:10]}")
+        create_database(url)
+        try:
+            if migrate:
+                upgrade(url)
+            yield url
+        finally:
+            engine_for(url.render_as_string(hide_password=False)).dispose()
+            drop_database(url)
+
+    return make
 
 
 @pytest.fixture
-def empty_db_url(server_url: URL) -> Iterator[URL]:
+def empty_db_url(new_database) -> Iterator[URL]:
     """A new database with PostGIS and no schema, dropped afterwards."""
-    url = _throwaway(server_url, "landeco_test_empty")
-    yield url
-    drop_database(url)
+    with new_database("landeco_test_empty", migrate=False) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
-def db_url(server_url: URL) -> Iterator[URL]:
+def db_url(new_database) -> Iterator[URL]:
     """A migrated throwaway database shared by the session, dropped at the end."""
-    url = _throwaway(server_url, "landeco_test")
-    upgrade(url)
-    yield url
-    engine_for(url.render_as_string(hide_password=False)).dispose()
-    drop_database(url)
+    with new_database("landeco_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -69,14 +83,11 @@ def conn(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 @pytest.fixture(scope="session")
-def demo_url(server_url: URL) -> Iterator[URL]:
+def demo_url(new_database) -> Iterator[URL]:
     """A throwaway database holding the demo township (seed 20220701). Read it, never write."""
-    url = _throwaway(server_url, "landeco_test_demo")
-    upgrade(url)
-    load_demo(url)
-    yield url
-    engine_for(url.render_as_string(hide_password=False)).dispose()
-    drop_database(url)
+    with new_database("landeco_test_demo") as url:
+        load_demo(url)
+        yield url
 
 
 def client_for(url: URL, home) -> TestClient:

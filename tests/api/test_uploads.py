@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from layers.database import create_database, drop_database, engine_for
-from layers.migrate import upgrade
+from layers.database import engine_for
 from layers.registry import LAYERS
 from tests.conftest import client_for
 from tests.data.fixtures import make
@@ -21,13 +19,9 @@ FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
 
 
 @pytest.fixture(scope="module")
-def upload_url(server_url: URL) -> Iterator[URL]:
-    url = server_url.set(database=f"landeco_test_uploads_{uuid.uuid4().hex[:10]}")
-    create_database(url)
-    upgrade(url)
-    yield url
-    engine_for(url.render_as_string(hide_password=False)).dispose()
-    drop_database(url)
+def upload_url(new_database) -> Iterator[URL]:
+    with new_database("landeco_test_uploads") as url:
+        yield url
 
 
 @pytest.fixture

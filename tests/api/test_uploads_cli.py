@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 from typer.testing import CliRunner
 
 from api.cli import app
-from layers.database import create_database, drop_database, engine_for
-from layers.migrate import upgrade
+from layers.database import engine_for
 from tests.data.fixtures import make
 
 
 @pytest.fixture
-def cli_db(server_url: URL, monkeypatch) -> Iterator[sa.Engine]:
-    url = server_url.set(database=f"landeco_test_cli_{uuid.uuid4().hex[:10]}")
-    create_database(url)
-    upgrade(url)
-    monkeypatch.setenv("LANDECO_DATABASE_URL", url.render_as_string(hide_password=False))
-    engine = engine_for(url.render_as_string(hide_password=False))
-    yield engine
-    engine.dispose()
-    drop_database(url)
+def cli_db(new_database, monkeypatch) -> Iterator[sa.Engine]:
+    with new_database("landeco_test_cli") as url:
+        monkeypatch.setenv("LANDECO_DATABASE_URL", url.render_as_string(hide_password=False))
+        yield engine_for(url.render_as_string(hide_password=False))
 
 
 def count(engine: sa.Engine) -> int:

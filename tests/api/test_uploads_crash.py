@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,19 +16,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from layers.database import create_database, drop_database, engine_for
-from layers.migrate import upgrade
+from layers.database import engine_for
 from tests.data.fixtures import make
 
 
 @pytest.fixture
-def crash_url(server_url: URL) -> Iterator[URL]:
-    url = server_url.set(database=f"landeco_test_crash_{uuid.uuid4().hex[:10]}")
-    create_database(url)
-    upgrade(url)
-    yield url
-    engine_for(url.render_as_string(hide_password=False)).dispose()
-    drop_database(url)
+def crash_url(new_database) -> Iterator[URL]:
+    with new_database("landeco_test_crash") as url:
+        yield url
 
 
 def _port() -> int:

@@ -5,7 +5,6 @@ The page writes, so it runs against its own uvicorn over a throwaway database, n
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from layers.database import create_database, drop_database, engine_for
-from layers.migrate import upgrade
+from layers.database import engine_for
 from tests.api.test_uploads_crash import _port, _serve
 from tests.data.fixtures import make
 
@@ -22,17 +20,13 @@ ARTIFACTS = Path(__file__).parents[1] / "artifacts" / "browser"
 
 
 @pytest.fixture(scope="module")
-def upload_server(server_url: URL, tmp_path_factory) -> Iterator[tuple[str, URL]]:
-    url = server_url.set(database=f"landeco_test_upage_{uuid.uuid4().hex[:10]}")
-    create_database(url)
-    upgrade(url)
-    port = _port()
-    proc = _serve(url, tmp_path_factory.mktemp("home"), port)
-    yield f"http://127.0.0.1:{port}", url
-    proc.terminate()
-    proc.wait(timeout=30)
-    engine_for(url.render_as_string(hide_password=False)).dispose()
-    drop_database(url)
+def upload_server(new_database, tmp_path_factory) -> Iterator[tuple[str, URL]]:
+    with new_database("landeco_test_upage") as url:
+        port = _port()
+        proc = _serve(url, tmp_path_factory.mktemp("home"), port)
+        yield f"http://127.0.0.1:{port}", url
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @pytest.fixture

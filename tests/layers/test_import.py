@@ -13,9 +13,8 @@ import shapely.ops
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from layers.database import create_database, drop_database, engine_for
+from layers.database import engine_for
 from layers.importer import ImportOptions, run_import
-from layers.migrate import upgrade
 from layers.upload_errors import UploadRefusedError
 from tests.data.fixtures import make
 
@@ -24,14 +23,10 @@ ORDOS = Path(__file__).parents[1] / "data" / "ordos_counties"
 
 
 @pytest.fixture(scope="module")
-def import_url(server_url: URL) -> Iterator[URL]:
+def import_url(new_database) -> Iterator[URL]:
     """A migrated throwaway database for this module's imports."""
-    url = server_url.set(database=f"landeco_test_import_{uuid.uuid4().hex[:10]}")
-    create_database(url)
-    upgrade(url)
-    yield url
-    engine_for(url.render_as_string(hide_password=False)).dispose()
-    drop_database(url)
+    with new_database("landeco_test_import") as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,11 +14,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 
-from layers.database import create_database, drop_database, engine_for
+from layers.database import engine_for
 from layers.importer import ImportOptions, run_import
-from layers.migrate import upgrade
 from layers.upload_errors import UploadRefusedError
 
 SHARED = Path(__file__).parents[3] / "shared" / "data" / "fixtures"
@@ -56,13 +54,9 @@ IN_THE_TOWNSHIP = {
 
 
 @pytest.fixture(scope="module")
-def engine(server_url: URL) -> Iterator[sa.Engine]:
-    url = server_url.set(database=f"landeco_test_shared_{uuid.uuid4().hex[:10]}")
-    create_database(url)
-    upgrade(url)
-    yield engine_for(url.render_as_string(hide_password=False))
-    engine_for(url.render_as_string(hide_password=False)).dispose()
-    drop_database(url)
+def engine(new_database) -> Iterator[sa.Engine]:
+    with new_database("landeco_test_shared") as url:
+        yield engine_for(url.render_as_string(hide_password=False))
 
 
 def _zip(tmp: Path, folder: str) -> Path:

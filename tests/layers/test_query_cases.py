@@ -7,7 +7,6 @@ so that every query form and every conflict check has a known answer on ``ON``.
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 
 import pytest
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from pyproj import Geod
 from shapely.geometry import box
 
-from layers.database import create_database, drop_database, engine_for
+from layers.database import engine_for
 from layers.migrate import upgrade
 
 GEOD = Geod(ellps="GRS80")
@@ -80,14 +79,11 @@ def build(url) -> None:
 
 
 @pytest.fixture(scope="module")
-def township(server_url):
+def township(new_database):
     """A throwaway database (uuid-named) holding the hand-made township; dropped afterwards."""
-    url = server_url.set(database=f"landeco_test_query_{uuid.uuid4().hex[:10]}")
-    create_database(url)
-    build(url)
-    yield url
-    engine_for(url.render_as_string(hide_password=False)).dispose()
-    drop_database(url)
+    with new_database("landeco_test_query") as url:
+        build(url)
+        yield url
 
 
 def test_the_township_areas_agree_with_the_reference(township):

@@ -8,7 +8,6 @@ of those bytes so a client that holds the page gets a 304 instead of the body.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zlib
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
+from api.caching import not_modified, weak_etag
 from api.pages import LangDep, render
 from layers.collections import extents, queryables
 from layers.cql2 import filter_sql
@@ -162,22 +162,16 @@ def _connect(request: Request) -> sa.Engine:
 
 
 def _etag(*parts: object) -> str:
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=12).hexdigest()
-    return f'W/"{digest}"'
-
-
-def _not_modified(request: Request, etag: str) -> bool:
-    sent = request.headers.get("if-none-match")
-    return bool(sent) and (sent.strip() == "*" or etag in [t.strip() for t in sent.split(",")])
+    return weak_etag("|".join(map(str, parts)).encode())
 
 
 def _json(request: Request, body: dict, etag: str | None = None,
           media_type: str = "application/json", **headers: str) -> Response:
     """A JSON answer with caching headers (304 when the client holds it)."""
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    etag = etag or _etag(hashlib.blake2b(data, digest_size=12).hexdigest())
+    etag = etag or weak_etag(data)
     common = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept", **headers}
-    if _not_modified(request, etag):
+    if not_modified(request, etag):
         return Response(status_code=304, headers=common)
     return Response(data, media_type=media_type, headers=common)
 
@@ -466,7 +460,7 @@ def items(request: Request, collection_id: LayerId) -> Response:
             f'"links":{json.dumps(links, ensure_ascii=False)},"features":[').encode()
     # a weak validator: same head and same bytes of features (CRC-32 and length, fast on megabytes)
     headers["ETag"] = f'W/"{zlib.crc32(body, zlib.crc32(head)):08x}-{len(head) + len(body):x}"'
-    if _not_modified(request, headers["ETag"]):
+    if not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     return FeaturesResponse(head, body, b"]}", headers)
 
@@ -523,7 +517,7 @@ def item(
     etag = _etag(str(request.url.include_query_params(f="html" if html else "json")), text)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept",
                "Content-Crs": f"<{q.crs.uri}>"}
-    if _not_modified(request, etag):
+    if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     base = f"{_base(request)}/collections/{layer.id}"
     links = [{"rel": "self", "type": GEOJSON, "href": f"{base}/items/{fid}?f=json"},

@@ -11,12 +11,12 @@ changes), which may be kept for a day.
 from __future__ import annotations
 
 import gzip
-import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from api.caching import not_modified, weak_etag
 from layers.collections import extents
 from layers.database import engine_for, fetch_pipelined
 from layers.model import Layer
@@ -74,11 +74,10 @@ def _fetch(request: Request, sql: str) -> bytes:
 
 def _tile_response(request: Request, data: bytes) -> Response:
     # weak: the same tile is sent gzipped or not, byte-different but equivalent
-    etag = f'W/"{hashlib.blake2b(data, digest_size=12).hexdigest()}"'
+    etag = weak_etag(data)
     headers = {"ETag": etag, "Vary": "Accept-Encoding",
                "Cache-Control": CACHE_CONTROL_VERSIONED if "v" in request.query_params else CACHE_CONTROL}
-    sent = request.headers.get("if-none-match", "")
-    if sent and (sent.strip() == "*" or etag in [t.strip() for t in sent.split(",")]):
+    if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     if not data:
         return Response(status_code=204, headers=headers)

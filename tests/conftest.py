@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
@@ -101,3 +105,34 @@ def demo_client(demo_url: URL, tmp_path_factory) -> Iterator[TestClient]:
     """The app over the demo township, for tests that only read."""
     with client_for(demo_url, tmp_path_factory.mktemp("home")) as client:
         yield client
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_app(demo_url, tmp_path_factory):
+    """The landeco app over the demo database (tests may tune ``app.state``, then reset it)."""
+    settings = Settings(database_url=demo_url.render_as_string(hide_password=False),
+                        home=tmp_path_factory.mktemp("home"))
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def live_url(live_app) -> Iterator[str]:
+    """The base URL of a uvicorn server running ``live_app`` on a free loopback port."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(live_app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

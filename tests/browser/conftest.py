@@ -1,4 +1,4 @@
-"""A real uvicorn server over the demo township, and one headless Chromium for the session.
+"""One headless Chromium for the session, pages on the real server (``live_url``, tests/conftest.py).
 
 Every page is watched: a request to any origin but the server is aborted and recorded, and
 console errors are collected, so tests can assert that maps work with no network at all.
@@ -6,53 +6,16 @@ console errors are collected, so tests can assert that maps work with no network
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
-
-from api.app import create_app
-from layers.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def live_app(demo_url, tmp_path_factory):
-    """The landeco app over the demo database (tests may tune ``app.state``, then reset it)."""
-    settings = Settings(database_url=demo_url.render_as_string(hide_password=False),
-                        home=tmp_path_factory.mktemp("home"))
-    return create_app(settings)
-
-
-@pytest.fixture(scope="session")
-def live_url(live_app) -> Iterator[str]:
-    """The base URL of a uvicorn server running ``live_app`` on a free loopback port."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(live_app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -93,25 +56,43 @@ class Watched:
 
 
 @pytest.fixture
-def watched(browser: Browser, live_url: str, request) -> Iterator[Watched]:
-    """A fresh page on the server; a screenshot is kept under tests/artifacts/browser/."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-    page = context.new_page()
-    w = Watched(page, live_url)
+def open_watched(browser: Browser, request) -> Callable[..., AbstractContextManager[Watched]]:
+    """``with open_watched(base) as w:`` a fresh page on the server at ``base``, watched.
 
-    def route(r):
-        if r.request.url.startswith(live_url):
-            r.continue_()
-        else:
-            w.outside.append(r.request.url)
-            r.abort()
+    A request to any other origin is aborted and recorded in ``w.outside``, console errors go
+    to ``w.errors``; a screenshot is kept under tests/artifacts/browser/.
+    """
 
-    page.route("**/*", route)
-    page.on("console", lambda m: w.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: w.errors.append(f"uncaught: {e}"))
-    yield w
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
-    finally:
-        context.close()
+    @contextmanager
+    def make(base: str, *, height: int = 800, full_page: bool = False) -> Iterator[Watched]:
+        context = browser.new_context(viewport={"width": 1280, "height": height}, locale="zh-CN")
+        page = context.new_page()
+        w = Watched(page, base)
+
+        def route(r):
+            if r.request.url.startswith(base):
+                r.continue_()
+            else:
+                w.outside.append(r.request.url)
+                r.abort()
+
+        page.route("**/*", route)
+        page.on("console", lambda m: w.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: w.errors.append(f"uncaught: {e}"))
+        try:
+            yield w
+        finally:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            try:
+                page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=full_page)
+            finally:
+                context.close()
+
+    return make
+
+
+@pytest.fixture
+def watched(open_watched, live_url: str) -> Iterator[Watched]:
+    """A fresh page on the demo server."""
+    with open_watched(live_url) as w:
+        yield w

@@ -23,14 +23,14 @@ def _run(*args: str) -> str:
     return out.stdout
 
 
-def test_ogrinfo_lists_every_collection(ogc_url):
-    out = _run("ogrinfo", "-ro", "-q", f"OAPIF:{ogc_url}")
+def test_ogrinfo_lists_every_collection(live_url):
+    out = _run("ogrinfo", "-ro", "-q", f"OAPIF:{live_url}")
     for layer in LAYERS.values():
         assert f"{layer.id} (title: {layer.zh})" in out
 
 
-def test_ogrinfo_reads_a_layer_summary(ogc_url, demo_url):
-    out = _run("ogrinfo", "-ro", "-so", f"OAPIF:{ogc_url}", "land_leases")
+def test_ogrinfo_reads_a_layer_summary(live_url, demo_url):
+    out = _run("ogrinfo", "-ro", "-so", f"OAPIF:{live_url}", "land_leases")
     with engine_for(demo_url.render_as_string(hide_password=False)).connect() as conn:
         total = conn.execute(sa.text("SELECT count(*) FROM land_leases")).scalar()
     assert f"Feature Count: {total}" in out
@@ -39,10 +39,10 @@ def test_ogrinfo_reads_a_layer_summary(ogc_url, demo_url):
     assert "area_mu: Real" in out
 
 
-def test_ogr2ogr_copies_a_whole_layer_over_many_pages(ogc_url, demo_url, tmp_path):
+def test_ogr2ogr_copies_a_whole_layer_over_many_pages(live_url, demo_url, tmp_path):
     """Every feature and attribute, Chinese text intact, through pages of 50."""
     gpkg = tmp_path / "caragana.gpkg"
-    _run("ogr2ogr", "-f", "GPKG", str(gpkg), f"OAPIF:{ogc_url}", "caragana_plots", "-oo", "PAGE_SIZE=50")
+    _run("ogr2ogr", "-f", "GPKG", str(gpkg), f"OAPIF:{live_url}", "caragana_plots", "-oo", "PAGE_SIZE=50")
     copied = pyogrio.read_dataframe(gpkg).set_index("code").sort_index()
     with engine_for(demo_url.render_as_string(hide_password=False)).connect() as conn:
         rows = conn.execute(sa.text(
@@ -65,9 +65,9 @@ def test_ogr2ogr_copies_a_whole_layer_over_many_pages(ogc_url, demo_url, tmp_pat
         assert copied.loc[r.code].geometry.equals_exact(wkb.loads(r.wkb), tolerance=1e-7)
 
 
-def test_ogr2ogr_with_a_filter_and_a_bbox(ogc_url, demo_url, tmp_path):
+def test_ogr2ogr_with_a_filter_and_a_bbox(live_url, demo_url, tmp_path):
     gpkg = tmp_path / "big.gpkg"
-    _run("ogr2ogr", "-f", "GPKG", str(gpkg), f"OAPIF:{ogc_url}", "caragana_plots",
+    _run("ogr2ogr", "-f", "GPKG", str(gpkg), f"OAPIF:{live_url}", "caragana_plots",
          "-where", "area_mu > 20", "-spat", "107.0", "38.0", "107.4", "38.4")
     copied = pyogrio.read_dataframe(gpkg)
     with engine_for(demo_url.render_as_string(hide_password=False)).connect() as conn:

@@ -9,8 +9,8 @@ from layers.database import engine_for
 from layers.registry import LAYERS
 
 
-def test_owslib_lists_collections_and_reads_items(ogc_url, demo_url):
-    api = Features(ogc_url)
+def test_owslib_lists_collections_and_reads_items(live_url, demo_url):
+    api = Features(live_url)
     assert any(c.endswith("ogcapi-features-1/1.0/conf/core") for c in api.conformance()["conformsTo"])
     ids = {c["id"] for c in api.collections()["collections"]}
     assert ids == set(LAYERS)
@@ -27,8 +27,8 @@ def test_owslib_lists_collections_and_reads_items(ogc_url, demo_url):
     assert one["properties"]["code"] == page["features"][0]["properties"]["code"]
 
 
-def test_owslib_queryables_and_filters(ogc_url):
-    api = Features(ogc_url)
+def test_owslib_queryables_and_filters(live_url):
+    api = Features(live_url)
     q = api.collection_queryables("caragana_plots")
     assert {"area_mu", "planted_year", "geometry"} <= set(q["properties"])
     big = api.collection_items("caragana_plots", filter="area_mu > 20", limit=1000)

@@ -21,8 +21,9 @@ from api.pages import LangDep, render
 from layers import conflicts as conflicts_mod
 from layers import stats as stats_mod
 from layers.database import engine_for
-from layers.errors import BadRequestError, LandecoError
+from layers.errors import LandecoError
 from layers.export import ExportFile, export_layer, export_query
+from layers.features import InvalidParameterError
 from layers.query import (
     InvalidBboxError,
     InvalidGeometryError,
@@ -176,14 +177,7 @@ def _num(value: str | float | None, name: str) -> float | None:
     try:
         return float(value)
     except ValueError:
-        raise InvalidNumberError(f"{name}: {value!r} is not a number") from None
-
-
-class InvalidNumberError(BadRequestError):
-    """A form field that takes a number holds something else."""
-
-    code = "invalid_parameter"
-    title = "Invalid parameter"
+        raise InvalidParameterError(name, f"{value!r} is not a number") from None
 
 
 def spec_from_form(*, layers: list[str] | None, area_min: str | float | None, area_max: str | float | None,

@@ -13,7 +13,7 @@ from api import features, home, maps, query, tiles, uploads
 from api.openapi import install_openapi
 from api.pages import STATIC_DIR
 from api.problems import install_problem_handlers
-from layers.database import database_url
+from layers.database import database_url, make_engine
 from layers.settings import Settings
 
 __all__ = ["create_app"]
@@ -26,7 +26,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database_url = database_url(settings)
-        yield
+        app.state.engine = make_engine(app.state.database_url,
+                                       statement_timeout_ms=settings.query_timeout_ms)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
 
     app = FastAPI(
         title="landeco",

@@ -9,7 +9,6 @@ of those bytes so a client that holds the page gets a 304 instead of the body.
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -20,10 +19,11 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from api.caching import not_modified, weak_etag
+from api.deps import get_engine, get_settings
 from api.pages import LangDep, render
 from layers.collections import extents, queryables
 from layers.cql2 import filter_sql
-from layers.database import engine_for, fetch_pipelined
+from layers.database import fetch_pipelined
 from layers.errors import BadRequestError, LandecoError
 from layers.features import (
     CRS84,
@@ -45,7 +45,7 @@ from layers.features import (
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 
-__all__ = ["CONFORMANCE", "QUERY_TIMEOUT_MS", "UnknownParameterError", "router",
+__all__ = ["CONFORMANCE", "UnknownParameterError", "router",
            "wants_html"]
 
 router = APIRouter(tags=["features"])
@@ -158,7 +158,7 @@ def _check_params(request: Request, allowed: set[str]) -> None:
 
 
 def _connect(request: Request) -> sa.Engine:
-    return engine_for(request.app.state.database_url.render_as_string(hide_password=False))
+    return get_engine(request)
 
 
 def _etag(*parts: object) -> str:
@@ -339,13 +339,10 @@ def _items_query(request: Request, layer: Layer, limit: int, offset: int) -> Ite
     return q
 
 
-#: Longest a features statement may run (milliseconds); override with LANDECO_QUERY_TIMEOUT_MS.
-QUERY_TIMEOUT_MS = int(os.environ.get("LANDECO_QUERY_TIMEOUT_MS", "30000"))
-
-
 def _run(request: Request, sql: str, params: dict[str, Any], raw_text: bool = False) -> list[tuple]:
-    limit = f"SET LOCAL statement_timeout = {QUERY_TIMEOUT_MS}"
-    late = (f"the query ran longer than {QUERY_TIMEOUT_MS / 1000:g} s: narrow it "
+    timeout = get_settings(request).query_timeout_ms
+    limit = f"SET LOCAL statement_timeout = {int(timeout)}"
+    late = (f"the query ran longer than {timeout / 1000:g} s: narrow it "
             "(a smaller bbox, a filter, a lower limit)")
     return fetch_pipelined(_connect(request), [limit], sql, params, text_as_bytes=raw_text,
                            timeout_message=late)

@@ -7,7 +7,6 @@ Thin routes: parse, fetch the map layers (:mod:`layers.mapdata`), draw them
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from typing import Annotated, Literal
 from urllib.parse import urlencode
@@ -16,29 +15,23 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from api.deps import get_engine, get_settings
 from api.pages import LangDep, render
 from gis.maps import NO_BASEMAP, Basemap, build_map, osm_basemap, page_parts, tianditu_basemaps
 from gis.printing import print_map
-from layers.database import engine_for
 from layers.errors import BadRequestError
-from layers.mapdata import INLINE_LIMIT, MapScope, map_bounds, map_layers, scope_for
+from layers.mapdata import MapScope, map_bounds, map_layers, scope_for
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.symbology import InvalidStyleFieldError, MapContext, style_fields
 
-__all__ = ["INLINE_LIMIT_ENV", "MAX_IDS", "TIANDITU_KEY_ENV", "BasemapUnavailableError", "InvalidIdsError",
+__all__ = ["MAX_IDS", "BasemapUnavailableError", "InvalidIdsError",
            "printed_map", "router"]
 
 router = APIRouter(tags=["maps"])
 
 #: Drawing order: large areas under small parcels, so that every feature can be clicked.
 _ORDER = ("villages", "grazing_bans", "subsidence_zones", "land_leases", "caragana_plots")
-
-#: Environment variable holding the Tianditu (天地图) browser key.
-TIANDITU_KEY_ENV = "LANDECO_TIANDITU_KEY"
-
-#: Environment variable overriding :data:`layers.mapdata.INLINE_LIMIT`.
-INLINE_LIMIT_ENV = "LANDECO_MAP_INLINE_LIMIT"
 
 BasemapName = Literal["osm", "tianditu_vec", "tianditu_img", "none"]
 BasemapDep = Annotated[BasemapName | None, Query(
@@ -77,7 +70,7 @@ class BasemapUnavailableError(BadRequestError):
     title = "Basemap unavailable"
 
     def __init__(self, basemap: str) -> None:
-        super().__init__(f"basemap {basemap!r} needs a Tianditu key: set {TIANDITU_KEY_ENV}")
+        super().__init__(f"basemap {basemap!r} needs a Tianditu key: set LANDECO_TIANDITU_KEY")
         self.basemap = basemap
 
     def extra(self) -> dict[str, object]:
@@ -85,9 +78,9 @@ class BasemapUnavailableError(BadRequestError):
         return {"basemap": self.basemap}
 
 
-def _basemaps(lang: str, wanted: str | None) -> tuple[list[Basemap], str]:
-    """The backgrounds on offer and the one shown first."""
-    key = os.environ.get(TIANDITU_KEY_ENV, "").strip()
+def _basemaps(lang: str, wanted: str | None, key: str) -> tuple[list[Basemap], str]:
+    """The backgrounds on offer and the one shown first (Tianditu's need a ``key``)."""
+    key = key.strip()
     en = lang == "en"
     maps = [osm_basemap("OpenStreetMap")]
     if key:
@@ -108,19 +101,17 @@ def _ordered() -> list[str]:
 
 def _inline_limit(request: Request) -> int:
     """Features per layer drawn inline; beyond, vector tiles (``LANDECO_MAP_INLINE_LIMIT``)."""
-    limit = getattr(request.app.state, "map_inline_limit", None)
-    return int(limit if limit is not None else os.environ.get(INLINE_LIMIT_ENV, INLINE_LIMIT))
+    return get_settings(request).map_inline_limit
 
 
 def _connect(request: Request) -> sa.Connection:
-    url = request.app.state.database_url
-    return engine_for(url.render_as_string(hide_password=False)).connect()
+    return get_engine(request).connect()
 
 
 def _page(request: Request, lang: str, basemap: str | None, title: str, layer_ids: list[str],
           ctx: MapContext, scope_args: dict, scope: MapScope | None = None) -> HTMLResponse:
     base = str(request.base_url).rstrip("/")
-    maps, first = _basemaps(lang, basemap)
+    maps, first = _basemaps(lang, basemap, get_settings(request).tianditu_key)
     # links to other maps keep the reader's language and background
     kept = {k: v for k, v in (("lang", lang if lang == "en" else None), ("basemap", basemap)) if v}
     suffix = "?" + urlencode(kept) if kept else ""

@@ -17,10 +17,10 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
+from api.deps import get_engine
 from api.pages import LangDep, render
 from layers import conflicts as conflicts_mod
 from layers import stats as stats_mod
-from layers.database import engine_for
 from layers.errors import LandecoError
 from layers.export import ExportFile, export_layer, export_query
 from layers.features import InvalidParameterError
@@ -50,8 +50,7 @@ _MAP_IDS = 5000
 
 
 def _connect(request: Request) -> sa.Connection:
-    url = request.app.state.database_url
-    return engine_for(url.render_as_string(hide_password=False)).connect()
+    return get_engine(request).connect()
 
 
 def _file(exported: ExportFile) -> FileResponse:

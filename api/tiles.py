@@ -17,8 +17,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.caching import not_modified, weak_etag
+from api.deps import get_engine, get_settings
 from layers.collections import extents
-from layers.database import engine_for, fetch_pipelined
+from layers.database import fetch_pipelined
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.tiles import (
@@ -26,12 +27,11 @@ from layers.tiles import (
     MAX_ZOOM,
     MIN_ZOOM,
     TILE_MATRIX_SET,
-    TILE_SETTINGS,
-    TILE_TIMEOUT_MS,
     UnknownTileMatrixSetError,
     multi_tile_sql,
     parse_tile,
     tile_columns,
+    tile_settings,
     tile_sql,
 )
 
@@ -66,9 +66,9 @@ def _base(request: Request) -> str:
 
 
 def _fetch(request: Request, sql: str) -> bytes:
-    url = request.app.state.database_url.render_as_string(hide_password=False)
-    late = f"the tile took longer than {TILE_TIMEOUT_MS / 1000:g} s to build: zoom in"
-    rows = fetch_pipelined(engine_for(url), TILE_SETTINGS, sql, timeout_message=late)
+    timeout = get_settings(request).tile_timeout_ms
+    late = f"the tile took longer than {timeout / 1000:g} s to build: zoom in"
+    rows = fetch_pipelined(get_engine(request), tile_settings(timeout), sql, timeout_message=late)
     return bytes(rows[0][0] or b"") if rows else b""
 
 
@@ -130,8 +130,7 @@ def _vector_layer(layer: Layer) -> dict[str, Any]:
 
 
 def _tilejson(request: Request, layers: list[Layer], tiles_url: str, name: str) -> dict[str, Any]:
-    url = request.app.state.database_url.render_as_string(hide_password=False)
-    with engine_for(url).connect() as conn:
+    with get_engine(request).connect() as conn:
         ext = extents(conn, layers)
     boxes = [e["spatial"]["bbox"][0] for e in ext.values() if "spatial" in e]
     bounds = ([min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),

@@ -20,10 +20,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from api.deps import get_engine
 from api.pages import LangDep, render
 from gis.archive import Limits
 from gis.errors import InputError
-from layers.database import engine_for
 from layers.errors import LandecoError
 from layers.importer import ImportOptions, import_in_transaction
 from layers.registry import LAYERS
@@ -47,7 +47,7 @@ def _store(request: Request) -> UploadStore:
 
 
 def _engine(request: Request):
-    return engine_for(request.app.state.database_url.render_as_string(hide_password=False))
+    return get_engine(request)
 
 
 def _columns(text: str | None) -> dict[str, str] | None:

@@ -141,7 +141,7 @@ def _tile_row(base: str, conn: psycopg.Connection) -> Row | None:
         from layers import tiles  # the tiles area's module (issue 3, point 4)
 
         # as landeco sends it: the tile statement with its settings, in one transaction
-        settings = list(getattr(tiles, "TILE_SETTINGS", ()))
+        settings = list(tiles.tile_settings())
         statements = ["BEGIN", *settings, tiles.tile_sql(get_layer(LAYER), TILE_ZOOM, x, y), "COMMIT"]
     except Exception as exc:  # the hook is the tiles area's; say why the SQL row is missing
         print(f"tile SQL not benchmarked: layers.tiles.tile_sql unavailable ({exc})", file=sys.stderr)

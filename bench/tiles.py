@@ -13,7 +13,7 @@ uvicorn worker each on loopback, loaded by ``hey`` with compression off. Rows:
 tipg is asked for the same properties landeco's tile carries (``properties=``) and for
 every parcel of the tile (``limit=``, with ``TIPG_MAX_FEATURES_PER_TILE`` raised: by
 default tipg stops at 10 000 features). The raw
-SQL is ``layers.tiles.tile_sql`` (with ``TILE_SETTINGS``, in one transaction, as landeco
+SQL is ``layers.tiles.tile_sql`` (with ``tile_settings()``, in one transaction, as landeco
 sends it) run by ``pgbench``: the database's own time for the tile.
 """
 
@@ -44,7 +44,7 @@ from bench.serve import (  # the serving benchmark's runners: the same tools, th
     _tipg_version,
 )
 from layers.registry import get_layer
-from layers.tiles import TILE_SETTINGS, tile_columns, tile_sql
+from layers.tiles import tile_columns, tile_settings, tile_sql
 
 LAYER = "caragana_plots"
 CENTRE = (107.15, 38.18)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"?properties={props},area_mu&limit={max(count, 1)}")  # tipg stops at 10 000
             sizes = [len(httpx.get(u, timeout=120).content) for u in (lurl, turl)]
             # what landeco sends: the tile statement with its settings, in one transaction
-            sql = ["BEGIN", *TILE_SETTINGS, tile_sql(get_layer(LAYER), z, x, y), "COMMIT"]
+            sql = ["BEGIN", *tile_settings(), tile_sql(get_layer(LAYER), z, x, y), "COMMIT"]
             lms, tms, sms = [], [], []
             for _ in range(args.rounds):
                 lms.append(_hey(lurl, args.seconds, args.concurrency))

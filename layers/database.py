@@ -26,6 +26,7 @@ __all__ = [
     "drop_database",
     "engine_for",
     "fetch_pipelined",
+    "make_engine",
     "ping",
 ]
 
@@ -51,8 +52,21 @@ def database_url(settings: Settings, *, start: bool = True) -> URL:
 
 @cache
 def engine_for(url: str) -> Engine:
-    """One pooled engine per URL for the whole process."""
+    """One pooled engine per URL for the whole process (the command line and tests)."""
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def make_engine(url: str | URL, *, statement_timeout_ms: int) -> Engine:
+    """A pooled engine whose every statement stops after ``statement_timeout_ms``.
+
+    The server applies the limit (``-c statement_timeout``) to every session, so no route can
+    forget it; the hot paths and the importer set their own with ``SET LOCAL``. Connections
+    are checked before use, so that the pool recovers by itself when the database comes back.
+    """
+    return sa.create_engine(_normalise(url), pool_pre_ping=True, pool_size=10, max_overflow=20,
+                            pool_timeout=10,
+                            connect_args={"options": f"-c statement_timeout={int(statement_timeout_ms)}",
+                                          "connect_timeout": 5})
 
 
 def _admin_engine(url: URL) -> Engine:

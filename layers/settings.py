@@ -1,4 +1,8 @@
-"""Settings from ``LANDECO_*`` environment variables, built once and passed in."""
+"""Settings from ``LANDECO_*`` environment variables, built once and passed in.
+
+Nothing else in landeco reads the environment: the application, the command line and the
+benchmarks take a :class:`Settings` and hand the values on.
+"""
 
 from __future__ import annotations
 
@@ -25,3 +29,34 @@ class Settings(BaseSettings):
     port: int = 8000
     #: Largest file an upload may send, in bytes (zip bombs are checked apart, on unpacking).
     upload_max_bytes: int = 1024**3
+
+    # -- time limits -------------------------------------------------------------------------
+    #: Longest one statement of a web request may run (ms): items, queries, maps, statistics,
+    #: conflicts, exports. Past it the request answers 503 ``query_timeout``.
+    query_timeout_ms: int = 30_000
+    #: Longest one vector tile may take to build (ms).
+    tile_timeout_ms: int = 20_000
+    #: Longest one statement of an import's commit may run (ms); 0 is no limit.
+    import_timeout_ms: int = 0
+    #: Seconds a client is told to wait (``Retry-After``) when the database is away.
+    retry_after_s: int = 5
+
+    # -- request limits ----------------------------------------------------------------------
+    #: Largest JSON or form body (bytes) of the routes that are not uploads (``POST /query`` …).
+    body_max_bytes: int = 1024**2
+    #: Most features one export (layer or query) writes.
+    export_max_features: int = 2_000_000
+    #: Requests a client may make per minute to expensive routes (queries, exports, uploads,
+    #: tiles below zoom 10); 0 turns the limit off.
+    rate_limit_per_minute: int = 120
+    #: The same for vector tiles below zoom 10 (a map asks for a dozen at a time).
+    tile_rate_limit_per_minute: int = 1200
+    #: Where the rate-limit counters live (``memory://`` per process; ``redis://host`` or
+    #: ``memcached://host`` shared by every process), as the ``limits`` library names them.
+    rate_limit_storage: str = "memory://"
+
+    # -- maps --------------------------------------------------------------------------------
+    #: Tianditu (天地图) browser key: offers Tianditu vector and imagery basemaps.
+    tianditu_key: str = ""
+    #: Features per layer drawn inline on a map page; beyond, the layer comes as vector tiles.
+    map_inline_limit: int = 2000

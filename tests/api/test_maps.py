@@ -73,10 +73,11 @@ def test_bad_requests_are_problems(demo_client, path, status, code):
 
 
 def test_tianditu_needs_a_key(demo_client, monkeypatch):
-    monkeypatch.delenv("LANDECO_TIANDITU_KEY", raising=False)
+    settings = demo_client.app.state.settings
+    monkeypatch.setattr(settings, "tianditu_key", "")
     r = demo_client.get("/maps", params={"basemap": "tianditu_vec"})
     assert r.status_code == 400 and r.json()["code"] == "basemap_unavailable"
-    monkeypatch.setenv("LANDECO_TIANDITU_KEY", "0123abcd")
+    monkeypatch.setattr(settings, "tianditu_key", "0123abcd")
     page = _decoded(demo_client.get("/maps").text)
     assert "tk=0123abcd" in page and "天地图影像" in page
 

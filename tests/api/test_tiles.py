@@ -136,7 +136,7 @@ def test_multi_layer_tile_holds_every_layer(demo_client, biggest):
 def test_a_tile_over_the_time_limit_is_503(demo_client, biggest, monkeypatch):
     import api.tiles
 
-    monkeypatch.setattr(api.tiles, "TILE_SETTINGS", ("SET LOCAL statement_timeout = 1",
-                                                     "SELECT pg_sleep(0.05)"))
+    monkeypatch.setattr(api.tiles, "tile_settings", lambda timeout: ("SET LOCAL statement_timeout = 1",
+                                                                     "SELECT pg_sleep(0.05)"))
     r = demo_client.get(f"/tiles/WebMercatorQuad/{'/'.join(map(str, tile_of(biggest.lon, biggest.lat, 6)))}")
     assert r.status_code == 503 and r.json()["code"] == "query_timeout"

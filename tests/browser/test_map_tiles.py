@@ -9,9 +9,10 @@ from layers.database import engine_for
 @pytest.fixture
 def tiled(live_app):
     """Every layer above 50 features comes from tiles, for this test only."""
-    live_app.state.map_inline_limit = 50
+    settings = live_app.state.settings
+    live_app.state.settings = settings.model_copy(update={"map_inline_limit": 50})
     yield
-    live_app.state.map_inline_limit = None
+    live_app.state.settings = settings
 
 
 def test_caragana_tiles_are_drawn_and_clickable(tiled, watched, demo_url):
@@ -79,7 +80,8 @@ def test_a_tile_is_fetched_once(tiled, browser, live_url):
 
 def test_tiled_grazing_bans_draw_without_errors(watched, live_app):
     """Re-delineated areas from tiles: the map-date filter runs in the tile style."""
-    live_app.state.map_inline_limit = 1
+    settings = live_app.state.settings
+    live_app.state.settings = settings.model_copy(update={"map_inline_limit": 1})
     try:
         watched.open("/maps/grazing_bans?basemap=none&on=2022-07-01")
         watched.page.wait_for_function("document.documentElement.dataset.tilesLoaded")
@@ -87,4 +89,4 @@ def test_tiled_grazing_bans_draw_without_errors(watched, live_app):
         assert '"valid_from", "valid_to", "2022-07-01"' in watched.page.content()
         assert watched.errors == [] and watched.outside == []
     finally:
-        live_app.state.map_inline_limit = None
+        live_app.state.settings = settings

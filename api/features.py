@@ -44,6 +44,7 @@ from layers.features import (
 )
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
+from layers.values import integer
 
 __all__ = ["CONFORMANCE", "UnknownParameterError", "router",
            "wants_html"]
@@ -86,6 +87,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/oas30",
 ]
+
+#: Furthest a page may start (features skipped): more than any layer will hold.
+MAX_OFFSET = 2**31 - 1
 
 _ITEMS_PARAMS = {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "filter",
                  "filter-lang", "filter-crs", "sortby", "properties", "skipGeometry"}
@@ -382,9 +386,9 @@ _ITEMS_OPENAPI = [
            {"type": "string", "enum": ["json", "geojson", "html"]}),
     _param("lang", "language of labels: zh (default) or en", {"type": "string", "enum": ["zh", "en"]}),
     _param("limit", f"features per page (default {DEFAULT_LIMIT}; at most {MAX_LIMIT} are returned)",
-           {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}),
+           {"type": "integer", "minimum": 1, "maximum": MAX_OFFSET, "default": DEFAULT_LIMIT}),
     _param("offset", "features to skip (follow the next link)",
-           {"type": "integer", "minimum": 0, "default": 0}),
+           {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
     _param("bbox", "minx,miny,maxx,maxy in bbox-crs (CRS84 by default)",
            {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
            {"style": "form", "explode": False}),
@@ -406,13 +410,7 @@ def _int(request: Request, name: str, default: int, minimum: int) -> int:
     value = request.query_params.get(name)
     if value is None:
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidParameterError(name, f"{value!r} is not an integer") from None
-    if number < minimum:
-        raise InvalidParameterError(name, f"must be at least {minimum}")
-    return number
+    return integer(value, name, minimum, MAX_OFFSET)
 
 
 def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:

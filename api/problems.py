@@ -51,6 +51,8 @@ def database_problem(exc: BaseException) -> LandecoError | None:
     state = getattr(orig, "sqlstate", None) or ""
     if isinstance(orig, psycopg.OperationalError) and not state:
         return DatabaseUnavailableError("the database cannot be reached")
+    if isinstance(orig, psycopg.DataError) and not state:  # refused by psycopg before sending
+        state = "22000"
     if state[:2] in _AWAY_CLASSES:
         return DatabaseUnavailableError("the database is unavailable or restarting")
     if state[:2] in _REQUEST_CLASSES:

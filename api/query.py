@@ -21,9 +21,8 @@ from api.deps import get_engine
 from api.pages import LangDep, render
 from layers import conflicts as conflicts_mod
 from layers import stats as stats_mod
-from layers.errors import LandecoError
+from layers.errors import BadRequestError, LandecoError
 from layers.export import ExportFile, export_layer, export_query
-from layers.features import InvalidParameterError
 from layers.query import (
     InvalidBboxError,
     InvalidGeometryError,
@@ -33,6 +32,7 @@ from layers.query import (
     run_query,
 )
 from layers.registry import LAYERS
+from layers.values import finite_float, integer, parse_json
 
 __all__ = ["map_links", "router", "spec_from_form"]
 
@@ -169,14 +169,9 @@ def _where_text(text: str | None) -> dict[str, Any]:
 
 def _num(value: str | float | None, name: str) -> float | None:
     """A form's number; an empty field is no value."""
-    if value is None or isinstance(value, float | int):
-        return value
-    if not value.strip():
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidParameterError(name, f"{value!r} is not a number") from None
+    return finite_float(value, name)
 
 
 def spec_from_form(*, layers: list[str] | None, area_min: str | float | None, area_max: str | float | None,
@@ -186,22 +181,21 @@ def spec_from_form(*, layers: list[str] | None, area_min: str | float | None, ar
     """The query the page's form describes (the same one ``POST /query`` takes)."""
     area_min, area_max = _num(area_min, "area_min"), _num(area_max, "area_max")
     buffer_m = _num(buffer_m, "buffer_m")
-    n = _num(limit, "limit")
-    limit = int(n) if n is not None else None
+    limit = integer(limit, "limit") if limit not in (None, "") else None
     place: dict[str, Any] | None = None
     villages = [v for v in villages or [] if v]
     if villages:
         place = {"villages": villages}
     elif bbox and bbox.strip():
         try:
-            place = {"bbox": [float(x) for x in bbox.replace("，", ",").split(",")]}
-        except ValueError:
+            place = {"bbox": [finite_float(x, "bbox") for x in bbox.replace("，", ",").split(",")]}
+        except BadRequestError:
             raise InvalidBboxError("bbox is four numbers: west,south,east,north") from None
     elif geometry and geometry.strip():
         try:
-            place = {"geometry": json.loads(geometry)}
-        except ValueError:
-            raise InvalidGeometryError("the place is not GeoJSON") from None
+            place = {"geometry": parse_json(geometry, "geometry")}
+        except BadRequestError as exc:
+            raise InvalidGeometryError(f"the place is not GeoJSON: {exc}") from None
     area = {"min": area_min, "max": area_max, "unit": unit} if area_min is not None or area_max is not None \
         else None
     return QuerySpec(layers=layers or [], area=area, place=place, buffer_m=buffer_m or None,

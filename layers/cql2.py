@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import lark
@@ -22,11 +22,26 @@ from pygeofilter.parsers.cql2_text import parser as text_parser
 from layers.errors import BadRequestError
 from layers.features import CRS84, Column, Crs, property_columns
 from layers.model import Layer
+from layers.values import (
+    MAX_DEPTH,
+    check_bounds,
+    check_json,
+    check_text,
+    finite_float,
+    integer,
+    utc_date,
+)
 
 __all__ = ["GEOMETRY_NAMES", "InvalidFilterError", "filter_sql", "parse_filter"]
 
 #: Names a filter may use for the feature's geometry.
 GEOMETRY_NAMES = ("geometry", "geom")
+
+#: Longest filter (characters), most values and vertices in one, farthest S_DWITHIN distance.
+MAX_FILTER_CHARS = 100_000
+MAX_FILTER_VALUES = 10_000
+MAX_FILTER_VERTICES = 50_000
+MAX_DISTANCE_M = 1_000_000.0
 
 _UNITS = {"m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
           "km": 1000.0, "kilometer": 1000.0, "kilometers": 1000.0, "kilometres": 1000.0}
@@ -126,16 +141,26 @@ def parse_filter(text: str | dict, lang: str | None = None) -> ast.AstType:
     """The syntax tree of a CQL2 filter; ``lang`` is ``cql2-text`` or ``cql2-json`` (guessed)."""
     if lang not in (None, "cql2-text", "cql2-json"):
         raise InvalidFilterError(f"filter-lang {lang!r} is not supported: use cql2-text or cql2-json")
+    if isinstance(text, str) and len(text) > MAX_FILTER_CHARS:
+        raise InvalidFilterError(f"the filter is longer than {MAX_FILTER_CHARS:,} characters")
     if isinstance(text, dict) or (lang is None and text.lstrip().startswith("{")) or lang == "cql2-json":
         if isinstance(text, str):
             try:
-                text = json.loads(text)
+                text = json.loads(text, parse_constant=_no_constant)
             except json.JSONDecodeError as exc:
                 raise InvalidFilterError(f"not JSON: {exc.msg}", position=exc.pos, line=exc.lineno,
                                          column=exc.colno) from None
+            except (RecursionError, ValueError) as exc:
+                detail = str(exc)[:100] or "nested too deep"
+                raise InvalidFilterError(f"not a JSON filter: {detail}") from None
+        try:
+            check_json(text, "filter", depth=-MAX_DEPTH)  # a JSON filter nests twice per level
+        except BadRequestError as exc:
+            raise InvalidFilterError(str(exc)) from None
         return _json_walk(text, "")
     if not text.strip():
         raise InvalidFilterError("the filter is empty", position=0)
+    _check_nesting(text)
     try:
         return _TEXT.parse(text)
     except lark.exceptions.UnexpectedInput as exc:
@@ -170,6 +195,18 @@ class _Writer:
         return InvalidFilterError(detail, position=pos)
 
     def param(self, value: Any, cast: str | None = None) -> str:
+        """A bound parameter, checked first: a number the database holds, text without NUL."""
+        try:
+            if isinstance(value, float):
+                value = finite_float(value, "filter")
+            elif isinstance(value, int) and not isinstance(value, bool):
+                value = integer(value, "filter")
+            elif isinstance(value, str):
+                value = check_text(value, "filter")
+        except BadRequestError as exc:
+            raise InvalidFilterError(str(exc)) from None
+        if len(self.params) >= MAX_FILTER_VALUES:
+            raise InvalidFilterError(f"the filter has more than {MAX_FILTER_VALUES:,} values")
         key = f"f{len(self.params)}"
         self.params[key] = value
         return f"%({key})s::{cast}" if cast else f"%({key})s"
@@ -197,8 +234,7 @@ class _Writer:
         if isinstance(node, (int, float)):
             return self.param(node, "double precision" if isinstance(node, float) else "bigint"), "number"
         if isinstance(node, datetime):
-            moment = node.astimezone(UTC) if node.tzinfo else node
-            return self.param(moment.date(), "date"), "date"
+            return self.param(utc_date(node), "date"), "date"
         if isinstance(node, date):
             return self.param(node, "date"), "date"
         if isinstance(node, str):
@@ -242,13 +278,49 @@ class _Writer:
             geojson = dict(node.geometry)
             if "crs" in geojson:
                 geojson.pop("crs")
+            self.check_geometry(geojson)
             expr = f"ST_GeomFromGeoJSON({self.param(json.dumps(_plain(geojson)), 'text')})"
             return f"ST_MakeValid({self.crs.to_storage_sql(expr)})"
         if isinstance(node, values.Envelope):
             # pygeofilter keeps ENVELOPE/bbox values in their written order: minx, miny, maxx, maxy
             box = [self.param(float(v)) for v in (node.x1, node.x2, node.y1, node.y2)]
+            self.check_box((float(node.x1), float(node.x2), float(node.y1), float(node.y2)))
             return self.crs.to_storage_sql(f"ST_MakeEnvelope({', '.join(box)})")
         raise self.error(f"{type(node).__name__} is not a geometry")
+
+    def check_box(self, box: tuple[float, float, float, float]) -> None:
+        """A box (x, y in the filter's CRS and axis order) inside the area the CRS is meant for."""
+        x0, y0, x1, y1 = box
+        xy = (y0, x0, y1, x1) if self.crs.lat_first else (x0, y0, x1, y1)
+        lo = (min(xy[0], xy[2]), min(xy[1], xy[3]), max(xy[0], xy[2]), max(xy[1], xy[3]))
+        try:
+            check_bounds(lo, "filter", self.crs.srid)
+        except BadRequestError as exc:
+            raise InvalidFilterError(str(exc)) from None
+
+    def check_geometry(self, geojson: dict[str, Any]) -> None:
+        """A geometry literal: finite coordinates, not too many, inside the CRS's area of use."""
+        coords: list[float] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, (list, tuple)):
+                if value and isinstance(value[0], (int, float)):
+                    coords.extend(float(v) for v in value[:2])
+                else:
+                    for v in value:
+                        walk(v)
+            elif isinstance(value, dict):
+                for v in value.values():
+                    walk(v)
+
+        walk(geojson.get("coordinates", geojson.get("geometries", [])))
+        if len(coords) > 2 * MAX_FILTER_VERTICES:
+            raise InvalidFilterError(f"a geometry in the filter has more than {MAX_FILTER_VERTICES:,} "
+                                     "vertices")
+        if not coords:
+            return
+        xs, ys = coords[0::2], coords[1::2]
+        self.check_box((min(xs), min(ys), max(xs), max(ys)))
 
     # predicates ------------------------------------------------------------------------------
     def sql(self, node: Any) -> str:
@@ -289,6 +361,7 @@ class _Writer:
                     "EQUALS": "ST_Equals"}[node.op.name]
             return f"{func}({self.geometry(node.lhs)}, {self.geometry(node.rhs)})"
         if isinstance(node, ast.BBox):
+            self.check_box((float(node.minx), float(node.miny), float(node.maxx), float(node.maxy)))
             env = (f"ST_MakeEnvelope({self.param(float(node.minx))}, {self.param(float(node.miny))}, "
                    f"{self.param(float(node.maxx))}, {self.param(float(node.maxy))})")
             return f"ST_Intersects({self.geometry(node.lhs)}, {self.crs.to_storage_sql(env)})"
@@ -297,8 +370,8 @@ class _Writer:
             if factor is None:
                 raise self.error(f"distance unit {node.units!r}: use meters or kilometers")
             metres = float(node.distance) * factor
-            if metres < 0:
-                raise self.error("the distance cannot be negative")
+            if not 0 <= metres <= MAX_DISTANCE_M:
+                raise self.error(f"the distance must be between 0 and {MAX_DISTANCE_M:,.0f} metres")
             a, b = self.geometry(node.lhs), self.geometry(node.rhs)
             d = self.param(metres, "double precision")
             # a box in degrees around the target first (index), then the exact geodesic test
@@ -320,9 +393,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _no_constant(word: str) -> float:
+    raise ValueError(f"{word} is not a JSON number")
+
+
+def _check_nesting(text: str) -> None:
+    """Refuse text nested deeper than a person writes (parentheses outside quoted strings)."""
+    depth = deepest = 0
+    quoted = False
+    for ch in text:
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif not quoted and ch == ")":
+            depth -= 1
+    if deepest > MAX_DEPTH:
+        raise InvalidFilterError(f"the filter nests deeper than {MAX_DEPTH} levels of parentheses")
+
+
 def filter_sql(layer: Layer, text: str | dict, lang: str | None = None,
                crs: Crs = CRS84) -> tuple[str, dict[str, Any]]:
     """SQL (a boolean expression over ``t``) and its parameters for a CQL2 filter on ``layer``."""
-    tree = parse_filter(text, lang)
-    writer = _Writer(layer, crs, text if isinstance(text, str) else None)
-    return writer.sql(tree), writer.params
+    try:
+        tree = parse_filter(text, lang)
+        writer = _Writer(layer, crs, text if isinstance(text, str) else None)
+        return writer.sql(tree), writer.params
+    except RecursionError:  # a chain of thousands of ANDs is as deep as thousands of parentheses
+        raise InvalidFilterError("the filter is too long a chain of conditions: shorten it") from None

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
 from layers.errors import BadRequestError, NotFoundError
 from layers.model import Field, Layer
+from layers.values import InvalidParameterError, check_bounds, finite_float, integer, iso_date, utc_date
 
 __all__ = [
     "CRS84",
@@ -43,21 +44,6 @@ __all__ = [
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
-
-
-class InvalidParameterError(BadRequestError):
-    """A query parameter's value is malformed or out of range."""
-
-    code = "invalid_parameter"
-    title = "Invalid parameter"
-
-    def __init__(self, parameter: str, detail: str) -> None:
-        super().__init__(f"{parameter}: {detail}")
-        self.parameter = parameter
-
-    def extra(self) -> dict[str, object]:
-        """The problem members a client acts on."""
-        return {"parameter": self.parameter}
 
 
 class UnknownPropertyError(BadRequestError):
@@ -217,14 +203,12 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
     """``bbox=minx,miny,maxx,maxy`` (a 6-value 3D box keeps its horizontal part)."""
     if value is None:
         return None
-    try:
-        nums = [float(v) for v in value.split(",")]
-    except ValueError:
-        raise InvalidParameterError("bbox", f"{value!r} is not four comma-separated numbers") from None
+    parts = value.split(",")
+    if len(parts) not in (4, 6):
+        raise InvalidParameterError("bbox", f"{value!r} is not four comma-separated numbers")
+    nums = [finite_float(v, "bbox") for v in parts]
     if len(nums) == 6:
         nums = [nums[0], nums[1], nums[3], nums[4]]
-    if len(nums) != 4 or any(n != n or n in (float("inf"), float("-inf")) for n in nums):
-        raise InvalidParameterError("bbox", f"{value!r} is not four comma-separated numbers")
     if nums[1] > nums[3]:
         raise InvalidParameterError("bbox", "the lower edge is above the upper edge")
     return nums[0], nums[1], nums[2], nums[3]
@@ -234,16 +218,14 @@ def _instant(text: str) -> date | None:
     text = text.strip()
     if text in ("", ".."):
         return None
+    if len(text) == 10:
+        return iso_date(text, "datetime")
     try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
         moment = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         raise InvalidParameterError(
             "datetime", f"{text!r} is not an RFC 3339 date or date-time (e.g. 2022-07-01)") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.date()
+    return utc_date(moment)
 
 
 def parse_datetime(value: str | None) -> tuple[date | None, date | None] | None:
@@ -307,15 +289,12 @@ def _equals_sql(q: ItemsQuery, params: dict[str, Any]) -> list[str]:
 
 def _coerce(col: Column, value: str, parameter: str) -> Any:
     """A query-string value as the column's type (a 400 when it is not one)."""
-    try:
-        if col.type == "integer":
-            return int(value)
-        if col.type == "real":
-            return float(value)
-        if col.type == "date":
-            return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidParameterError(parameter, f"{value!r} is not a {col.type}") from None
+    if col.type == "integer":
+        return integer(value, parameter)
+    if col.type == "real":
+        return finite_float(value, parameter)
+    if col.type == "date":
+        return iso_date(value, parameter)
     return value
 
 
@@ -349,6 +328,8 @@ def _bbox_sql(q: ItemsQuery, params: dict[str, Any]) -> list[str]:
         return []
     params.update(bx0=q.bbox[0], by0=q.bbox[1], bx1=q.bbox[2], by1=q.bbox[3])
     crs = q.bbox_crs
+    x0, y0, x1, y1 = q.bbox
+    check_bounds((y0, x0, y1, x1) if crs.lat_first else q.bbox, "bbox", crs.srid)
     if crs.srid == 4326 and not crs.lat_first:
         box = "ST_MakeEnvelope(%(bx0)s, %(by0)s, %(bx1)s, %(by1)s, 4326)"
     else:

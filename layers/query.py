@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, Literal
 
 import shapely
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 from pydantic import Field as PField
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
@@ -26,6 +25,7 @@ from gis.area import M2_PER_MU, to_m2
 from layers.errors import BadRequestError, UnknownVillageError
 from layers.model import Field, Layer
 from layers.registry import get_layer
+from layers.values import INT4, RequestModel, check_lonlat_bounds, finite_float, integer, iso_date
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -57,33 +57,34 @@ DEFAULT_LIMIT = 1000
 #: Most features one JSON answer carries per layer; exports have no limit.
 MAX_LIMIT = 50_000
 _PRECISION = 7  # decimals of GeoJSON coordinates: about 1 cm
+#: Most vertices a place geometry may have, and the widest (degrees) a buffered place may be.
+MAX_PLACE_VERTICES = 100_000
+MAX_BUFFERED_SPAN = 10.0
 _MU = repr(M2_PER_MU)
 
 
 # --- the request -------------------------------------------------------------------------
 
-class AreaRange(BaseModel):
+class AreaRange(RequestModel):
     """Feature area between ``min`` and ``max`` (inclusive) in ``unit``."""
 
-    model_config = ConfigDict(extra="forbid")
     min: float | None = None
     max: float | None = None
     unit: Literal["mu", "ha", "m2"] = "mu"
 
 
-class Place(BaseModel):
+class Place(RequestModel):
     """Where: village codes (or names), a GeoJSON geometry, or a bbox (lon/lat)."""
 
-    model_config = ConfigDict(extra="forbid")
     villages: list[str] | None = None
     geometry: dict[str, Any] | None = None
     bbox: list[float] | None = None
 
 
-class QuerySpec(BaseModel):
+class QuerySpec(RequestModel):
     """A planner's question: which features of these layers, how large, where, with what."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {"layers": ["land_leases"], "area": {"min": 500, "unit": "mu"}, "sort": "-area_mu"},
         {"layers": ["caragana_plots", "land_leases"], "place": {"villages": ["特布德嘎查"]},
          "where": {"status": "active"}},
@@ -224,6 +225,8 @@ def _place_geometry(geojson: dict[str, Any]) -> BaseGeometry:
     if w < -180 or e > 180 or s < -90 or n > 90:
         raise InvalidGeometryError("place.geometry must be in longitude/latitude (EPSG:4326 or "
                                    "CGCS2000 EPSG:4490), not projected metres")
+    if shapely.get_num_coordinates(geom) > MAX_PLACE_VERTICES:
+        raise InvalidGeometryError(f"place.geometry has more than {MAX_PLACE_VERTICES:,} vertices")
     return shapely.force_2d(geom)
 
 
@@ -231,16 +234,14 @@ def _value(layer: Layer, f: Field, value: object) -> object:
     """``value`` as the field's type, checked against its domain."""
     try:
         if f.type == "integer":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)  # type: ignore[arg-type]
+            return integer(value, f.name, *INT4)  # type: ignore[arg-type]
         if f.type == "real":
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)  # type: ignore[arg-type]
+            return finite_float(value, f.name)  # type: ignore[arg-type]
         if f.type == "date":
-            return value if isinstance(value, date) else date.fromisoformat(str(value))
-    except (TypeError, ValueError):
+            return iso_date(value, f.name)  # type: ignore[arg-type]
+    except (TypeError, ValueError, BadRequestError):
         raise InvalidFieldValueError(f.name, value, f"{value!r} is not a {f.type} value for "
                                      f"field {f.name!r}") from None
     if not isinstance(value, str):
@@ -325,6 +326,15 @@ def _place_sql(conn: sa.Connection, spec: QuerySpec, params: dict[str, Any]) -> 
         params["place_wkt"] = geom.wkt
         expr = "ST_GeomFromText(%(place_wkt)s, 4326)"
     if spec.buffer_m:
+        if place.geometry is not None or place.bbox is not None:
+            # a geodesic buffer is drawn in a local projection: a place the size of a continent
+            # has none, and PostGIS fails on it
+            bounds = place.bbox if place.bbox is not None else list(_place_geometry(place.geometry).bounds)
+            try:
+                check_lonlat_bounds(tuple(bounds), "place", max_span=MAX_BUFFERED_SPAN)
+            except BadRequestError as exc:
+                raise InvalidPlaceError(f"{exc} (a buffered place spans at most "
+                                        f"{MAX_BUFFERED_SPAN:g} degrees)") from None
         params["buffer_m"] = spec.buffer_m
         expr = f"ST_Buffer(({expr})::geography, %(buffer_m)s)::geometry"
     return expr

@@ -94,9 +94,14 @@ def demo_url(new_database) -> Iterator[URL]:
         yield url
 
 
+#: Tests ask far faster than people: no per-client rate limit unless a test sets one.
+UNLIMITED = {"rate_limit_per_minute": 0, "tile_rate_limit_per_minute": 0}
+
+
 def client_for(url: URL, home) -> TestClient:
     """A TestClient of the app configured for the database at ``url``."""
-    settings = Settings(database_url=url.render_as_string(hide_password=False), home=home)
+    settings = Settings(database_url=url.render_as_string(hide_password=False), home=home,
+                        **UNLIMITED)
     return TestClient(create_app(settings))
 
 
@@ -117,7 +122,7 @@ def _free_port() -> int:
 def live_app(demo_url, tmp_path_factory):
     """The landeco app over the demo database (tests may tune ``app.state``, then reset it)."""
     settings = Settings(database_url=demo_url.render_as_string(hide_password=False),
-                        home=tmp_path_factory.mktemp("home"))
+                        home=tmp_path_factory.mktemp("home"), **UNLIMITED)
     return create_app(settings)
 
 

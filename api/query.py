@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
-from api.deps import get_engine
+from api.deps import get_engine, get_settings
 from api.pages import LangDep, render
 from layers import conflicts as conflicts_mod
 from layers import stats as stats_mod
@@ -53,6 +53,11 @@ def _connect(request: Request) -> sa.Connection:
     return get_engine(request).connect()
 
 
+def _max(request: Request) -> int:
+    """Most features one export may hold (``LANDECO_EXPORT_MAX_FEATURES``)."""
+    return get_settings(request).export_max_features
+
+
 def _file(exported: ExportFile) -> FileResponse:
     """Send the file, then remove its temporary folder."""
     return FileResponse(exported.path, media_type=exported.media_type, filename=exported.filename,
@@ -80,7 +85,7 @@ def query(request: Request, spec: QuerySpec, format: FormatName = "json", crs: C
     with _connect(request) as conn:
         if format != "json":
             return _file(export_query(conn, spec, format, crs=crs, encoding=encoding,
-                                      csv_geometry=geometry, lang=lang))
+                                      csv_geometry=geometry, lang=lang, max_features=_max(request)))
         result = run_query(conn, spec)
     base = str(request.base_url).rstrip("/")
     return Response(feature_collection(result, map_links(base, result, lang)),
@@ -94,7 +99,7 @@ def export(request: Request, layer_id: str, format: FileFormat = "gpkg", crs: Cr
     """GeoJSON, GeoPackage, zipped shapefile (UTF-8 or GBK, .prj of the CRS), CSV or XLSX."""
     with _connect(request) as conn:
         return _file(export_layer(conn, layer_id, format, crs=crs, encoding=encoding,
-                                  csv_geometry=geometry, lang=lang))
+                                  csv_geometry=geometry, lang=lang, max_features=_max(request)))
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -278,4 +283,4 @@ def page_export(request: Request, format: FileFormat = "gpkg", crs: CrsDep = 432
                           bbox=bbox, geometry=geometry, buffer_m=buffer_m, where=where, sort=sort, limit=None)
     with _connect(request) as conn:
         return _file(export_query(conn, spec, format, crs=crs, encoding=encoding, csv_geometry=csv_geometry,
-                                  lang=lang))
+                                  lang=lang, max_features=_max(request)))

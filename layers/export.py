@@ -28,8 +28,8 @@ from layers.model import Layer
 from layers.query import QuerySpec, compile_query, rows_sql
 from layers.registry import get_layer
 
-__all__ = ["CHUNK", "ExportError", "ExportFile", "export_layer", "export_query", "frame_of", "layer_frame",
-           "layer_frames", "shapefile_names", "stream_frames"]
+__all__ = ["CHUNK", "ExportError", "ExportFile", "ExportTooLargeError", "export_layer", "export_query",
+           "frame_of", "layer_frame", "layer_frames", "shapefile_names", "stream_frames"]
 
 
 class ExportError(BadRequestError):
@@ -93,24 +93,42 @@ def frame_of(layer: Layer, rows: list[dict[str, Any]], clipped: bool = False) ->
     return frame.astype({c: types[c] for c in columns})
 
 
+class ExportTooLargeError(BadRequestError):
+    """The export would hold more features than one file may (``LANDECO_EXPORT_MAX_FEATURES``)."""
+
+    code = "export_too_large"
+    status = 413
+    title = "Export too large"
+
+
 def stream_frames(conn: sa.Connection, layer: Layer, sql: str, params: dict[str, Any] | None = None,
-                  clipped: bool = False) -> Iterator[gpd.GeoDataFrame]:
-    """The rows of ``sql`` as frames of at most :data:`CHUNK` features (a server-side cursor)."""
+                  clipped: bool = False, max_features: int | None = None) -> Iterator[gpd.GeoDataFrame]:
+    """The rows of ``sql`` as frames of at most :data:`CHUNK` features (a server-side cursor).
+
+    More than ``max_features`` rows stop the export with :class:`ExportTooLargeError` (the
+    half-written file is removed by the caller).
+    """
     result = conn.execution_options(stream_results=True, max_row_buffer=CHUNK).exec_driver_sql(
         sql, params or {})
     empty = True
+    seen = 0
     for part in result.partitions(CHUNK):
         empty = False
+        seen += len(part)
+        if max_features is not None and seen > max_features:
+            raise ExportTooLargeError(f"the export holds more than {max_features:,} features: narrow it "
+                                      "(a query by place or attributes)")
         yield frame_of(layer, [dict(r._mapping) for r in part], clipped)
     if empty:  # the file still gets the layer and its columns
         yield frame_of(layer, [], clipped)
 
 
-def layer_frames(conn: sa.Connection, layer: Layer) -> Iterator[gpd.GeoDataFrame]:
+def layer_frames(conn: sa.Connection, layer: Layer, max_features: int | None = None
+                 ) -> Iterator[gpd.GeoDataFrame]:
     """Every feature of ``layer``, in chunks."""
     cols = ", ".join(["id", *(f.name for f in layer.all_fields), "area_m2", "area_mu"])
     return stream_frames(conn, layer, f"SELECT {cols}, ST_AsBinary(geom) AS geometry FROM {layer.table} "
-                         "ORDER BY id")
+                         "ORDER BY id", max_features=max_features)
 
 
 def layer_frame(conn: sa.Connection, layer: Layer) -> gpd.GeoDataFrame:
@@ -148,19 +166,21 @@ def _write(frames: dict[str, tuple[Layer, Iterable[gpd.GeoDataFrame]]], fmt: str
 
 
 def export_layer(conn: sa.Connection, layer_id: str, fmt: str, *, crs: int = 4326, encoding: str = "utf-8",
-                 csv_geometry: str = "wkt", lang: str = "zh") -> ExportFile:
+                 csv_geometry: str = "wkt", lang: str = "zh", max_features: int | None = None) -> ExportFile:
     """Write a whole layer to a file."""
     layer = get_layer(layer_id)
     _precheck(fmt, crs, encoding)
-    return _write({layer.id: (layer, layer_frames(conn, layer))}, fmt, layer.id, crs, encoding,
+    return _write({layer.id: (layer, layer_frames(conn, layer, max_features))}, fmt, layer.id, crs, encoding,
                   csv_geometry, lang)
 
 
 def export_query(conn: sa.Connection, spec: QuerySpec, fmt: str, *, crs: int = 4326,
-                 encoding: str = "utf-8", csv_geometry: str = "wkt", lang: str = "zh") -> ExportFile:
+                 encoding: str = "utf-8", csv_geometry: str = "wkt", lang: str = "zh",
+                 max_features: int | None = None) -> ExportFile:
     """Write every feature answering ``spec`` (all of them unless it sets ``limit``)."""
     _precheck(fmt, crs, encoding)
-    frames = {c.layer.id: (c.layer, stream_frames(conn, c.layer, rows_sql(c), c.params, c.clipped))
+    frames = {c.layer.id: (c.layer, stream_frames(conn, c.layer, rows_sql(c), c.params, c.clipped,
+                                                  max_features))
               for c in compile_query(conn, spec, for_export=True)}
     return _write(frames, fmt, "query", crs, encoding, csv_geometry, lang)
 

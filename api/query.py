@@ -32,7 +32,7 @@ from layers.query import (
     run_query,
 )
 from layers.registry import LAYERS
-from layers.values import finite_float, integer, parse_json
+from layers.values import InvalidParameterError, finite_float, integer, parse_json
 
 __all__ = ["map_links", "router", "spec_from_form"]
 
@@ -203,8 +203,13 @@ def spec_from_form(*, layers: list[str] | None, area_min: str | float | None, ar
             raise InvalidGeometryError(f"the place is not GeoJSON: {exc}") from None
     area = {"min": area_min, "max": area_max, "unit": unit} if area_min is not None or area_max is not None \
         else None
-    return QuerySpec(layers=layers or [], area=area, place=place, buffer_m=buffer_m or None,
-                     where=_where_text(where), sort=sort or None, limit=limit)
+    try:
+        return QuerySpec(layers=layers or [], area=area, place=place, buffer_m=buffer_m or None,
+                         where=_where_text(where), sort=sort or None, limit=limit)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where_ = ".".join(str(x) for x in first.get("loc", ())) or "query"
+        raise InvalidParameterError(where_, first.get("msg", "invalid value")) from None
 
 
 def _village_options(conn: sa.Connection) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from gis.maps import LegendItem, LegendSection, TileStyle
@@ -258,7 +258,7 @@ class Symbology:
         if props.get("status") != "active" or not end:
             return False
         end = date.fromisoformat(end) if isinstance(end, str) else end
-        return end <= self.ctx.on + timedelta(days=EXPIRY_DAYS)
+        return (end - self.ctx.on).days <= EXPIRY_DAYS  # a difference: no overflow at 9999-12-31
 
     # -- legend -----------------------------------------------------------------------
     def legend(self) -> tuple[LegendSection, ...]:

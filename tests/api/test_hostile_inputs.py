@@ -27,7 +27,9 @@ from tests.conftest import UNLIMITED
 HOSTILE = [
     "NaN", "-Infinity", "1e999", "\x00", "a\x00b", "99999999999999999999999", "-99999999999999999999",
     "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "0000-00-00", "x" * 5000,
-    "<script>alert(1)</script>", "'; SELECT pg_sleep(5); --", "../../../etc/passwd", "%", "[", "{",
+    "<script>alert(1)</script>",
+    "9999-12-31", "0001-01-01", "2147483648", "-1", "0",
+    "'; SELECT pg_sleep(5); --", "../../../etc/passwd", "%", "[", "{",
 ]
 
 FILTERS = [

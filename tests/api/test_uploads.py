@@ -36,7 +36,7 @@ def client(upload_url: URL, home: Path, monkeypatch):
     with client_for(upload_url, home) as c:
         yield c
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE " + ", ".join(LAYERS) + " CASCADE"))
+        conn.execute(sa.text("TRUNCATE uploads, " + ", ".join(LAYERS) + " CASCADE"))
 
 
 def snapshot(url: URL) -> dict[str, tuple]:
@@ -172,3 +172,16 @@ def test_columns_option_and_its_mapping_in_the_report(client, tmp_path):
     assert r.json()["report"]["can_commit"]
     r = post(client, make.caragana_zip(tmp_path / "b", frame=frame), options='{"columns": {"图号": "bogus"}}')
     assert r.status_code == 400 and r.json()["code"] == "invalid_option"
+
+
+def test_full_storage_is_507_and_stores_nothing(client, upload_url, tmp_path, monkeypatch):
+    assert post(client, make.caragana_zip(tmp_path / "a", 2)).status_code == 201
+    monkeypatch.setenv("LANDECO_UPLOAD_QUOTA_BYTES", "100")
+    home = tmp_path / "small"
+    with client_for(upload_url, home) as small:
+        r = post(small, make.caragana_zip(tmp_path / "b", 2))
+    assert r.status_code == 507 and r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["code"] == "upload_quota_exceeded" and body["quota_bytes"] == 100
+    assert body["used_bytes"] > 0 and body["size_bytes"] > 0
+    assert list((home / "storage" / "uploads").iterdir()) == []

@@ -101,6 +101,7 @@ def test_killing_the_server_mid_commit_writes_nothing(crash_url, tmp_path):
         assert state["state"] == "interrupted" and state["percentage"] >= seen, state
         assert state["stage"] is None
         leftovers = list((home / "storage" / "uploads" / upload_id).glob("work-*"))
+        assert leftovers  # the killed commit left its unpacked files
         again = httpx.post(f"{base}/uploads/{upload_id}/commit", timeout=600)
         assert again.status_code == 200, again.text
         assert again.json()["state"] == "committed"

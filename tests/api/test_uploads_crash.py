@@ -117,35 +117,38 @@ def test_killing_the_server_mid_commit_writes_nothing(crash_url, tmp_path):
         assert conn.scalar(sa.text("SELECT count(*) FROM caragana_plots WHERE code = 'KEEP-1'")) == 1
 
 
-def test_two_commits_at_once_over_http_one_200_one_409(crash_url, tmp_path):
-    """Two requests (each on its own thread of the server) commit one upload: it is written once."""
+def test_two_workers_commit_one_upload_at_once_one_200_one_409(crash_url, tmp_path):
+    """Two server processes sharing the database and the storage folder: checked by one,
+    committed by both at once, written once."""
     engine = engine_for(crash_url.render_as_string(hide_password=False))
-    home, port = tmp_path / "home", _port()
-    server = _serve(crash_url, home, port)
-    base = f"http://127.0.0.1:{port}"
+    home = tmp_path / "home"
+    servers = [(_serve(crash_url, home, port), f"http://127.0.0.1:{port}") for port in (_port(), _port())]
     try:
         with open(make.grid_zip(tmp_path, 3000), "rb") as fh:
-            r = httpx.post(f"{base}/uploads", files={"file": ("grid.zip", fh)},
+            r = httpx.post(f"{servers[0][1]}/uploads", files={"file": ("grid.zip", fh)},
                            data={"layer": "caragana_plots"}, timeout=600)
         assert r.status_code == 201, r.text
         barrier, answers = threading.Barrier(2), []
 
-        def commit() -> None:
+        def commit(base: str) -> None:
             barrier.wait()
             answers.append(httpx.post(f"{base}/uploads/{r.json()['id']}/commit", timeout=600))
 
-        threads = [threading.Thread(target=commit) for _ in range(2)]
+        threads = [threading.Thread(target=commit, args=(base,)) for _proc, base in servers]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        seen = [httpx.get(f"{base}/uploads/{r.json()['id']}").json()["state"] for _proc, base in servers]
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        for proc, _base in servers:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
     ok, refused = sorted(answers, key=lambda a: a.status_code)
     assert (ok.status_code, refused.status_code) == (200, 409), (ok.text, refused.text)
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["code"] in ("upload_busy", "upload_already_committed")
+    assert seen == ["committed", "committed"]
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*), count(DISTINCT code) FROM caragana_plots")).one() == (
             3000, 3000)

@@ -8,7 +8,7 @@ import typer
 from psycopg.errors import UndefinedTable
 from sqlalchemy.exc import ProgrammingError
 
-from api import cli_import, cli_map, cli_query
+from api import cli_import, cli_map, cli_query, cli_uploads
 from layers.cluster import Cluster
 from layers.database import database_url, ping
 from layers.errors import LandecoError
@@ -150,7 +150,7 @@ def serve(
                 workers=workers, log_level="info")
 
 
-for _area in (cli_import, cli_query, cli_map):
+for _area in (cli_import, cli_query, cli_map, cli_uploads):
     _area.register(app)
 
 

@@ -155,7 +155,8 @@ class Cluster:
         if self.exists:
             return self.info
         user = self._server_user()
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.home.chmod(0o700)  # the password file, the data and the uploads: the service's only
         if self.datadir.exists():  # left over from an initdb that failed half-way
             shutil.rmtree(self.datadir)
         self.datadir.mkdir(mode=0o700)

@@ -270,18 +270,26 @@ class _FallbackError(Exception):
 
 
 def import_in_transaction(engine: sa.Engine, path: Path, workdir: Path, options: ImportOptions, *,
-                          write: bool, **kwargs: Any) -> Report:
+                          write: bool, prepare: Callable[[Connection], None] | None = None,
+                          before_commit: Callable[[Connection, Report], None] | None = None,
+                          **kwargs: Any) -> Report:
     """:func:`run_import` in a transaction of its own; ``workdir`` is removed afterwards.
 
     Committed only when ``write`` and the file had no errors, rolled back otherwise (also on
     any exception), so the web and the command line write all or nothing alike.
+    ``prepare(conn)`` runs first in the transaction (an upload's commit takes its lock there)
+    and ``before_commit(conn, report)`` last, so what it writes is committed with the features.
     """
     try:
         with engine.connect() as conn:
             trans = conn.begin()
             try:
+                if prepare is not None:
+                    prepare(conn)
                 report = run_import(conn, path, workdir, options, write=write, **kwargs)
                 if write and report.committed:
+                    if before_commit is not None:
+                        before_commit(conn, report)
                     trans.commit()
                 else:
                     trans.rollback()

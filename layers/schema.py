@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from layers.model import Field, Layer
 from layers.registry import LAYERS
 
-__all__ = ["AREA_M2_SQL", "M2_PER_MU", "metadata", "table_for"]
+__all__ = ["AREA_M2_SQL", "M2_PER_MU", "UPLOAD_STATES", "metadata", "table_for", "uploads_table"]
 
 #: 1 亩 = 10 000 / 15 m².
 M2_PER_MU = 10_000 / 15
@@ -108,3 +108,31 @@ _TABLES = {layer_id: _table(layer) for layer_id, layer in LAYERS.items()}
 def table_for(layer: Layer | str) -> sa.Table:
     """The SQLAlchemy table of a layer (by declaration or id)."""
     return _TABLES[layer if isinstance(layer, str) else layer.id]
+
+
+#: What an upload can be; ``interrupted`` is not stored: it is a ``committing`` row whose
+#: committer no longer holds its lock (see :mod:`layers.uploads`).
+UPLOAD_STATES = ("checked", "committing", "committed", "failed")
+
+#: Uploads between check and commit; their files are in ``<storage>/uploads/<id>/``.
+uploads_table = sa.Table(
+    "uploads", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("layer", sa.Text, nullable=False),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("options", JSONB, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("stage", sa.Text),
+    sa.Column("percentage", sa.Double, nullable=False, server_default=sa.text("0")),
+    sa.Column("report", JSONB),
+    sa.Column("error", JSONB),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    #: the commit attempt (a uuid): names its work folder and guards its state writes
+    sa.Column("attempt", sa.String(32)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("committed_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("state IN ('checked', 'committing', 'committed', 'failed')", name="state_domain"),
+    sa.CheckConstraint("size_bytes >= 0", name="size_bytes_min"),
+    sa.Index("ix_uploads_created_at", "created_at"),
+)

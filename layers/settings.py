@@ -20,8 +20,12 @@ class Settings(BaseSettings):
 
     #: A PostgreSQL + PostGIS server to use instead of the private local cluster.
     database_url: str | None = None
-    #: Where the private cluster, its password and uploads live.
+    #: Where the private cluster and its password live (kept 0700: readable by the service only).
     home: Path = Path(".landeco")
+    #: Where uploaded files are kept between check and commit (``<storage>/uploads/<id>/``);
+    #: workers on several machines share uploads by sharing this folder and the database.
+    #: Default ``<home>/storage``.
+    storage_dir: Path | None = None
     #: Folder of PostgreSQL's initdb/pg_ctl; found automatically when unset.
     pg_bindir: Path | None = None
     #: Address and port ``landeco serve`` listens on.
@@ -29,6 +33,16 @@ class Settings(BaseSettings):
     port: int = 8000
     #: Largest file an upload may send, in bytes (zip bombs are checked apart, on unpacking).
     upload_max_bytes: int = 1024**3
+    #: Uploads older than this many days are removed by ``landeco uploads prune`` (and when
+    #: the quota is reached).
+    upload_retention_days: int = 30
+    #: Total bytes the stored uploads may take; a new upload beyond it is refused (507).
+    upload_quota_bytes: int = 20 * 1024**3
+
+    @property
+    def storage(self) -> Path:
+        """The storage folder: ``storage_dir``, or ``<home>/storage``."""
+        return self.storage_dir if self.storage_dir is not None else self.home / "storage"
 
     # -- time limits -------------------------------------------------------------------------
     #: Longest one statement of a web request may run (ms): items, queries, maps, statistics,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gis.errors import InputError
 from layers.errors import LandecoError, NotFoundError
 
-__all__ = ["UploadCommitError", "UploadNotFoundError", "UploadRefusedError"]
+__all__ = ["UploadCommitError", "UploadNotFoundError", "UploadQuotaError", "UploadRefusedError"]
 
 #: HTTP status by InputError code; every other code is 422 (the file's content is wrong).
 _STATUS = {"too_large": 413, "unsupported_format": 415, "crs_invalid": 400, "unknown_encoding": 400,
@@ -52,3 +52,19 @@ class UploadCommitError(LandecoError):
     def extra(self) -> dict[str, object]:
         """The problems that stand in the way."""
         return {"problems": self.problems} if self.problems else {}
+
+
+class UploadQuotaError(LandecoError):
+    """The stored uploads would take more than ``upload_quota_bytes``, even after pruning."""
+
+    code = "upload_quota_exceeded"
+    status = 507
+    title = "Upload storage full"
+
+    def __init__(self, detail: str, *, quota_bytes: int, used_bytes: int, size_bytes: int) -> None:
+        super().__init__(detail)
+        self.members = {"quota_bytes": quota_bytes, "used_bytes": used_bytes, "size_bytes": size_bytes}
+
+    def extra(self) -> dict[str, object]:
+        """The quota, what is used, and what the upload needs."""
+        return dict(self.members)

@@ -36,7 +36,7 @@ def client(upload_url: URL, home: Path, monkeypatch):
     with client_for(upload_url, home) as c:
         yield c
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE " + ", ".join(LAYERS) + " CASCADE"))
+        conn.execute(sa.text("TRUNCATE uploads, " + ", ".join(LAYERS) + " CASCADE"))
 
 
 def snapshot(url: URL) -> dict[str, tuple]:
@@ -62,7 +62,7 @@ def test_upload_report_then_commit(client, upload_url, tmp_path, home):
     assert rep["encoding"]["encoding"] == "gb18030" and rep["crs"]["epsg"] == 4545
     assert {"column": "地块编号", "field": "code", "how": "alias"} in rep["mapping"]
     assert snapshot(upload_url) == before  # the check wrote nothing
-    assert (home / "uploads" / body["id"] / "state.json").exists()
+    assert (home / "storage" / "uploads" / body["id"] / "original.zip").exists()
     preview = client.get(f"/uploads/{body['id']}/preview").json()
     assert len(preview["features"]) == 4 and preview["features"][0]["properties"]["code"] == "NT-0000"
     c = client.post(f"/uploads/{body['id']}/commit")
@@ -133,13 +133,13 @@ def test_hostile_files_get_4xx_and_touch_nothing(client, upload_url, tmp_path, h
     build, status, code = HOSTILE[case]
     post(client, make.caragana_zip(tmp_path / "ok", 2))  # something checked, not committed
     before = snapshot(upload_url)
-    stored = sorted((home / "uploads").iterdir())
+    stored = sorted((home / "storage" / "uploads").iterdir())
     r = post(client, build(tmp_path))
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == code and r.json()["detail"]
     assert snapshot(upload_url) == before
-    assert sorted((home / "uploads").iterdir()) == stored  # the refused upload left no folder
+    assert sorted((home / "storage" / "uploads").iterdir()) == stored  # the refused upload left no folder
     assert not list(tmp_path.rglob("evil.shp")) and not (home.parent / "evil.shp").exists()
 
 
@@ -172,3 +172,16 @@ def test_columns_option_and_its_mapping_in_the_report(client, tmp_path):
     assert r.json()["report"]["can_commit"]
     r = post(client, make.caragana_zip(tmp_path / "b", frame=frame), options='{"columns": {"图号": "bogus"}}')
     assert r.status_code == 400 and r.json()["code"] == "invalid_option"
+
+
+def test_full_storage_is_507_and_stores_nothing(client, upload_url, tmp_path, monkeypatch):
+    assert post(client, make.caragana_zip(tmp_path / "a", 2)).status_code == 201
+    monkeypatch.setenv("LANDECO_UPLOAD_QUOTA_BYTES", "100")
+    home = tmp_path / "small"
+    with client_for(upload_url, home) as small:
+        r = post(small, make.caragana_zip(tmp_path / "b", 2))
+    assert r.status_code == 507 and r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["code"] == "upload_quota_exceeded" and body["quota_bytes"] == 100
+    assert body["used_bytes"] > 0 and body["size_bytes"] > 0
+    assert list((home / "storage" / "uploads").iterdir()) == []

@@ -64,3 +64,34 @@ def test_column_option(cli_db, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert count(cli_db) == 2
+
+
+def test_prune_removes_old_uploads_and_says_what(cli_db, tmp_path, monkeypatch):
+    from layers.importer import ImportOptions
+    from layers.settings import Settings
+    from layers.uploads import create_upload
+
+    monkeypatch.setenv("LANDECO_HOME", str(tmp_path / "home"))
+    settings = Settings()
+    ids = []
+    for name in ("old", "new"):
+        zipped = make.caragana_zip(tmp_path / name, 2)
+        with open(zipped, "rb") as fh:
+            ids.append(create_upload(engine=cli_db, settings=settings, file=fh, file_name=f"{name}.zip",
+                                     layer="caragana_plots",
+                                     options=ImportOptions(layer="caragana_plots"))["id"])
+    with cli_db.begin() as conn:
+        conn.execute(sa.text("UPDATE uploads SET created_at = now() - interval '40 days' WHERE id = :id"),
+                     {"id": ids[0]})
+    runner = CliRunner()
+    dry = runner.invoke(app, ["uploads", "prune", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert f"would remove {ids[0]}" in dry.output and "old.zip" in dry.output and ids[1] not in dry.output
+    assert (settings.storage / "uploads" / ids[0]).exists()
+    done = runner.invoke(app, ["uploads", "prune"])
+    assert done.exit_code == 0, done.output
+    assert f"removed {ids[0]}" in done.output and "1 upload(s) removed; freed" in done.output
+    assert sorted(p.name for p in (settings.storage / "uploads").iterdir()) == [ids[1]]
+    assert "0 upload(s) removed" in runner.invoke(app, ["uploads", "prune", "--older-than", "1"]).output
+    with cli_db.connect() as conn:
+        assert list(conn.scalars(sa.text("SELECT id FROM uploads"))) == [ids[1]]

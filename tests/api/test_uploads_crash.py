@@ -1,4 +1,4 @@
-"""A real uvicorn is killed (SIGKILL) in the middle of a commit: nothing of the upload is written."""
+"""A real uvicorn is killed (SIGKILL) mid-commit: nothing is written, and the commit can be run again."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +66,7 @@ def test_killing_the_server_mid_commit_writes_nothing(crash_url, tmp_path):
         upload_id = r.json()["id"]
         assert r.json()["report"]["can_commit"]
         with httpx.Client(timeout=600) as client:
-            # the commit request is left running; the state file tells how far it got
+            # the commit request is left running; the upload's row tells how far it got
             pending = subprocess.Popen([sys.executable, "-c", f"import httpx; httpx.post('{base}/uploads/"
                                         f"{upload_id}/commit', timeout=600)"])
             seen = 0.0
@@ -93,11 +94,61 @@ def test_killing_the_server_mid_commit_writes_nothing(crash_url, tmp_path):
     with engine.connect() as conn:
         assert list(conn.scalars(sa.text("SELECT code FROM caragana_plots"))) == ["KEEP-1"]
         assert conn.scalar(sa.text("SELECT to_regclass('upload_caragana_plots')")) is None
-    # after a restart the upload still says how far it got; nothing pretends it was committed
+    # after a restart the upload says how far it got, and that its committer died
     server = _serve(crash_url, home, port)
     try:
         state = httpx.get(f"{base}/uploads/{upload_id}").json()
-        assert (state["state"] == "committing" and state["percentage"] == seen) or state["percentage"] >= seen
+        assert state["state"] == "interrupted" and state["percentage"] >= seen, state
+        assert state["stage"] is None
+        leftovers = list((home / "storage" / "uploads" / upload_id).glob("work-*"))
+        assert leftovers  # the killed commit left its unpacked files
+        again = httpx.post(f"{base}/uploads/{upload_id}/commit", timeout=600)
+        assert again.status_code == 200, again.text
+        assert again.json()["state"] == "committed"
+        assert again.json()["report"]["written"]["inserted"] == 30_000
+        assert all(not p.exists() for p in leftovers)
+        assert not list((home / "storage" / "uploads" / upload_id).glob("work-*"))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+    with engine.connect() as conn:  # every feature once, and what was there before
+        assert conn.execute(sa.text("SELECT count(*), count(DISTINCT code) FROM caragana_plots")).one() == (
+            30_001, 30_001)
+        assert conn.scalar(sa.text("SELECT count(*) FROM caragana_plots WHERE code = 'KEEP-1'")) == 1
+
+
+def test_two_workers_commit_one_upload_at_once_one_200_one_409(crash_url, tmp_path):
+    """Two server processes sharing the database and the storage folder: checked by one,
+    committed by both at once, written once."""
+    engine = engine_for(crash_url.render_as_string(hide_password=False))
+    home = tmp_path / "home"
+    servers = [(_serve(crash_url, home, port), f"http://127.0.0.1:{port}") for port in (_port(), _port())]
+    try:
+        with open(make.grid_zip(tmp_path, 3000), "rb") as fh:
+            r = httpx.post(f"{servers[0][1]}/uploads", files={"file": ("grid.zip", fh)},
+                           data={"layer": "caragana_plots"}, timeout=600)
+        assert r.status_code == 201, r.text
+        barrier, answers = threading.Barrier(2), []
+
+        def commit(base: str) -> None:
+            barrier.wait()
+            answers.append(httpx.post(f"{base}/uploads/{r.json()['id']}/commit", timeout=600))
+
+        threads = [threading.Thread(target=commit, args=(base,)) for _proc, base in servers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seen = [httpx.get(f"{base}/uploads/{r.json()['id']}").json()["state"] for _proc, base in servers]
+    finally:
+        for proc, _base in servers:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    ok, refused = sorted(answers, key=lambda a: a.status_code)
+    assert (ok.status_code, refused.status_code) == (200, 409), (ok.text, refused.text)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] in ("upload_busy", "upload_already_committed")
+    assert seen == ["committed", "committed"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*), count(DISTINCT code) FROM caragana_plots")).one() == (
+            3000, 3000)

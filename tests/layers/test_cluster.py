@@ -4,6 +4,7 @@ import json
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,7 @@ def test_cluster_commands_as_a_normal_user(home):
     assert state["running"] is True and state["postgis"].startswith("3.")
     if prefix:
         assert (home / "pg").stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700  # readable by the service only
 
     down = landeco("down")
     assert down.returncode == 0, down.stderr

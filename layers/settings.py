@@ -25,3 +25,5 @@ class Settings(BaseSettings):
     port: int = 8000
     #: Largest file an upload may send, in bytes (zip bombs are checked apart, on unpacking).
     upload_max_bytes: int = 1024**3
+    #: One JSON line per request on stderr (logger ``landeco.access``); set false to silence it.
+    access_log: bool = True

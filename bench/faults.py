@@ -192,7 +192,8 @@ def crash(url: sa.URL, home: Path, port: int, n: int, work: Path) -> dict:
         state = {}
         for _ in range(6000):
             state = httpx.get(f"{base}/uploads/{upload_id}", timeout=30).json()
-            if state["state"] == "committing" and 10 <= state["percentage"] < 100:
+            # at 80 % the rows are COPYed into the layer, uncommitted; the checks and commit follow
+            if state["state"] == "committing" and 80 <= state["percentage"] < 100:
                 break
             time.sleep(0.02)
         result["killed_at"] = f"{state['state']} {state.get('stage')} {state['percentage']} %"

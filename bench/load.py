@@ -21,12 +21,14 @@ import json
 import math
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
@@ -160,6 +162,12 @@ def _row(name: str, t: Tally, elapsed: float) -> str:
     return (f"| {name} | {n} | {n / elapsed:.1f} | {p50 or 0:.0f} | {p99 or 0:.0f} | {t.errors} | {listed} |")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Start landeco, load it, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -185,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             tallies, elapsed = asyncio.run(_run(base, plan, args.clients, args.seconds))
             pool = [line for line in httpx.get(base + "/metrics", timeout=30).text.splitlines()
                     if line.startswith("landeco_db_pool_")]
+            server_cpu = _cpu_seconds(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -206,6 +215,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\ntargets: 0 errors — {'met' if total.errors == 0 else f'NOT met ({total.errors})'}; "
           f"p99 under {P99_TARGET_MS:.0f} ms — {'met' if p99 < P99_TARGET_MS else f'NOT met ({p99:.0f} ms)'}")
     print("pool after the run: " + "; ".join(pool))
+    client_cpu = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"CPU during the whole command: server {server_cpu:.0f} s, clients "
+          f"{client_cpu.ru_utime + client_cpu.ru_stime:.0f} s, for {elapsed:.0f} s of load on "
+          f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the end")
     (DATA / "load.json").write_text(json.dumps({k: {"statuses": {str(s): c for s, c in t.statuses.items()},
                                                     "p50": _pct(sorted(t.all_ms), 50),
                                                     "p99": _pct(sorted(t.all_ms), 99)}

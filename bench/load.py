@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from bench.serve import DATA, _ensure_database, _free_port, _pct, _start
 from layers.database import engine_for
+from layers.settings import Settings
 
 LAYER = "caragana_plots"
 #: Kind of request -> share of the mix.
@@ -168,6 +169,24 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _database_cpu_seconds() -> float | None:
+    """CPU seconds of the private cluster's processes (postmaster and children), when it is local."""
+    settings = Settings()
+    pidfile = Path(settings.home) / "pg" / "postmaster.pid"
+    if settings.database_url or not pidfile.exists():
+        return None
+    postmaster = pidfile.read_text().split()[0]
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[1] == postmaster or stat.parent.name == postmaster:
+                total += _cpu_seconds(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def main(argv: list[str] | None = None) -> None:
     """Start landeco, load it, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -190,10 +209,12 @@ def main(argv: list[str] | None = None) -> None:
             for path in ("/collections/caragana_plots/items?limit=100", _tile(plan, random.Random(0))):
                 httpx.get(base + path, timeout=60)  # warm the pool and the caches
             print(f"{args.clients} clients for {args.seconds:.0f} s …", file=sys.stderr)
+            db_cpu_start = _database_cpu_seconds()
             tallies, elapsed = asyncio.run(_run(base, plan, args.clients, args.seconds))
             pool = [line for line in httpx.get(base + "/metrics", timeout=30).text.splitlines()
                     if line.startswith("landeco_db_pool_")]
             server_cpu = _cpu_seconds(server.pid)
+            db_cpu_end = _database_cpu_seconds()
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -216,7 +237,8 @@ def main(argv: list[str] | None = None) -> None:
           f"p99 under {P99_TARGET_MS:.0f} ms — {'met' if p99 < P99_TARGET_MS else f'NOT met ({p99:.0f} ms)'}")
     print("pool after the run: " + "; ".join(pool))
     client_cpu = resource.getrusage(resource.RUSAGE_SELF)
-    print(f"CPU during the whole command: server {server_cpu:.0f} s, clients "
+    db_cpu = "?" if db_cpu_start is None or db_cpu_end is None else f"{db_cpu_end - db_cpu_start:.0f} s"
+    print(f"CPU: landeco (uvicorn) {server_cpu:.0f} s, PostgreSQL {db_cpu}, clients "
           f"{client_cpu.ru_utime + client_cpu.ru_stime:.0f} s, for {elapsed:.0f} s of load on "
           f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the end")
     (DATA / "load.json").write_text(json.dumps({k: {"statuses": {str(s): c for s, c in t.statuses.items()},

@@ -153,8 +153,8 @@ class _StateCollector(Collector):
                 ("landeco_db_pool_overflow", "connections beyond the pool size", "overflow"),
             ):
                 method: Callable[[], int] | None = getattr(pool, read, None)
-                if method is not None:
-                    yield GaugeMetricFamily(name, doc, value=method())
+                if method is not None:  # overflow() is negative until the pool has opened size connections
+                    yield GaugeMetricFamily(name, doc, value=max(0, method()))
         uploads = GaugeMetricFamily("landeco_uploads", "uploads by state", labels=["state"])
         for state, n in sorted(upload_states(self.app.state.settings.home).items()):
             uploads.add_metric([state], n)

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import features, home, maps, query, tiles, uploads
 from api.edge import EdgeGuard
+from api.observability import install_observability
 from api.openapi import install_openapi
 from api.pages import STATIC_DIR
 from api.problems import install_problem_handlers
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     install_openapi(app, "/api.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_observability(app, access_log=settings.access_log)  # last: outermost, around gzip
     return app
 
 

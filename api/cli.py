@@ -142,12 +142,13 @@ def serve(
     port: int | None = typer.Option(None, help="port (default LANDECO_PORT, 8000)"),
     workers: int = typer.Option(1, help="worker processes"),
 ) -> None:
-    """Serve the web API and pages."""
+    """Serve the web API and pages (one JSON access line per request on stderr, /metrics)."""
     import uvicorn
 
     settings = _settings()
+    # landeco writes its own access line (api.observability): uvicorn's would repeat it, with query strings
     uvicorn.run("api.main:app", host=host or settings.host, port=port or settings.port,
-                workers=workers, log_level="info")
+                workers=workers, log_level="info", access_log=False)
 
 
 for _area in (cli_import, cli_query, cli_map, cli_uploads):

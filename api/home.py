@@ -10,6 +10,7 @@ from api.features import FDep, wants_html
 from api.pages import LangDep, render
 from api.problems import problem
 from layers.database import engine_for, ping
+from layers.errors import DatabaseUnavailableError
 from layers.migrate import current_revision, head_revision
 from layers.registry import LAYERS
 
@@ -54,20 +55,35 @@ def landing(request: Request, f: FDep = None, lang: LangDep = "zh") -> Response:
     })
 
 
-@router.get("/health", summary="Database state")
+#: Seconds a client should wait before asking again when the database is away.
+RETRY_AFTER_S = 5
+
+
+@router.get("/health", summary="Database state",
+            responses={503: {"content": {"application/problem+json": {}},
+                             "description": "the database is away (with Retry-After) or not migrated"}})
 def health(request: Request) -> JSONResponse:
-    """Whether the database answers, its versions, and the schema revision."""
+    """Whether the database answers, the schema revision, and features per layer.
+
+    No server versions: anyone may call this, and versions only help an attacker
+    (``landeco db status`` shows them to the operator).
+    """
     url = request.app.state.database_url
-    versions = ping(url)
-    revision = current_revision(url)
-    counts: dict[str, int] = {}
-    if revision is not None:
-        with engine_for(url.render_as_string(hide_password=False)).connect() as conn:
-            for layer_id in LAYERS:
-                counts[layer_id] = conn.scalar(sa.text(f"SELECT count(*) FROM {layer_id}"))
+    try:
+        ping(url)
+        revision = current_revision(url)
+        counts: dict[str, int] = {}
+        if revision is not None:
+            with engine_for(url.render_as_string(hide_password=False)).connect() as conn:
+                for layer_id in LAYERS:
+                    counts[layer_id] = conn.scalar(sa.text(f"SELECT count(*) FROM {layer_id}"))
+    except (DatabaseUnavailableError, sa.exc.OperationalError, sa.exc.InterfaceError):
+        answer = problem(503, "database_unavailable", "Database unavailable",
+                         "the database cannot be reached; try again shortly")
+        answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return answer
     if revision != head_revision():
         return problem(503, "schema_not_migrated", "Schema not migrated",
                        "the database schema is behind the code: run `landeco db migrate`",
-                       database=versions, schema_revision=revision, schema_head=head_revision())
-    return JSONResponse({"status": "ok", "database": versions, "schema_revision": revision,
-                         "features": counts})
+                       schema_revision=revision, schema_head=head_revision())
+    return JSONResponse({"status": "ok", "schema_revision": revision, "features": counts})

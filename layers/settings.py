@@ -74,3 +74,5 @@ class Settings(BaseSettings):
     tianditu_key: str = ""
     #: Features per layer drawn inline on a map page; beyond, the layer comes as vector tiles.
     map_inline_limit: int = 2000
+    #: One JSON line per request on stderr (logger ``landeco.access``); set false to silence it.
+    access_log: bool = True

@@ -16,8 +16,8 @@ from api.observability import install_observability
 from api.openapi import install_openapi
 from api.pages import STATIC_DIR
 from api.problems import install_problem_handlers
-from layers.database import database_url, make_engine
 from layers.settings import Settings
+from layers.store.database import database_url, make_engine
 
 __all__ = ["api_routes", "create_app"]
 

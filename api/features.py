@@ -23,7 +23,6 @@ from api.deps import get_engine, get_settings
 from api.pages import LangDep, render
 from layers.collections import extents, queryables
 from layers.cql2 import filter_sql
-from layers.database import fetch_pipelined
 from layers.errors import BadRequestError, LandecoError
 from layers.features import (
     CRS84,
@@ -44,6 +43,7 @@ from layers.features import (
 )
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
+from layers.store.database import fetch_pipelined
 from layers.values import integer
 
 __all__ = ["CONFORMANCE", "UnknownParameterError", "router",

@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse, Response
 from api.features import FDep, wants_html
 from api.pages import LangDep, render
 from api.problems import problem
-from layers.database import engine_for, ping
 from layers.errors import DatabaseUnavailableError
-from layers.migrate import current_revision, head_revision
 from layers.registry import LAYERS
+from layers.store.database import engine_for, ping
+from layers.store.migrate import current_revision, head_revision
 
 router = APIRouter()
 

@@ -30,8 +30,6 @@ __all__ = ["MAX_IDS", "BasemapUnavailableError", "InvalidIdsError",
 
 router = APIRouter(tags=["maps"])
 
-#: Drawing order: large areas under small parcels, so that every feature can be clicked.
-_ORDER = ("villages", "grazing_bans", "subsidence_zones", "land_leases", "caragana_plots")
 
 BasemapName = Literal["osm", "tianditu_vec", "tianditu_img", "none"]
 BasemapDep = Annotated[BasemapName | None, Query(
@@ -95,8 +93,8 @@ def _basemaps(lang: str, wanted: str | None, key: str) -> tuple[list[Basemap], s
 
 
 def _ordered() -> list[str]:
-    """Every registered layer, known ones in drawing order, new ones on top."""
-    return [*[i for i in _ORDER if i in LAYERS], *[i for i in LAYERS if i not in _ORDER]]
+    """Every registered layer in drawing order (frames first)."""
+    return list(LAYERS)  # the registry keeps the declared drawing order
 
 
 def _inline_limit(request: Request) -> int:

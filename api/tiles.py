@@ -19,9 +19,9 @@ from fastapi.responses import JSONResponse, Response
 from api.caching import not_modified, weak_etag
 from api.deps import get_engine, get_settings
 from layers.collections import extents
-from layers.database import fetch_pipelined
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
+from layers.store.database import fetch_pipelined
 from layers.tiles import (
     DETAIL_ZOOM,
     MAX_ZOOM,

@@ -13,12 +13,12 @@ import time
 
 import sqlalchemy as sa
 
-from layers.database import create_database, database_url, drop_database, engine_for
 from layers.demo import generate
-from layers.load import copy_features
-from layers.migrate import upgrade
 from layers.registry import LAYERS
 from layers.settings import Settings
+from layers.store.database import create_database, database_url, drop_database, engine_for
+from layers.store.load import copy_features
+from layers.store.migrate import upgrade
 
 
 def bench_url(n: int):

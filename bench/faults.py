@@ -3,7 +3,7 @@
 Usage: python -m bench.faults [--outage 5] [--parcels 20000]
 
 Everything happens on a throwaway PostGIS cluster the script makes in a temporary folder
-(:class:`layers.cluster.Cluster`, loopback only, removed at the end) holding the plain demo
+(:class:`layers.store.cluster.Cluster`, loopback only, removed at the end) holding the plain demo
 township, served by one uvicorn worker of landeco on loopback.
 
 (a) Database outage: clients keep asking for items, a tile, ``POST /query`` and a map page
@@ -41,10 +41,10 @@ import httpx
 import sqlalchemy as sa
 
 from bench.serve import DATA, _free_port, _start
-from layers.cluster import Cluster
-from layers.database import create_database, engine_for
 from layers.demo import load_demo
-from layers.migrate import upgrade
+from layers.store.cluster import Cluster
+from layers.store.database import create_database, engine_for
+from layers.store.migrate import upgrade
 
 LAYER = "caragana_plots"
 REQUEST_TIMEOUT_S = 15.0

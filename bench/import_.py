@@ -30,12 +30,12 @@ from typing import Any
 import geopandas as gpd
 import sqlalchemy as sa
 
-from layers.database import create_database, database_url, drop_database, engine_for
 from layers.demo import generate
-from layers.load import copy_features
-from layers.migrate import upgrade
 from layers.registry import get_layer
 from layers.settings import Settings
+from layers.store.database import create_database, database_url, drop_database, engine_for
+from layers.store.load import copy_features
+from layers.store.migrate import upgrade
 
 DATA = Path(__file__).parent / "data"
 COLUMNS = {"code": "地块编号", "village_code": "嘎查村代码", "planted_year": "种植年份", "method": "种植方式",

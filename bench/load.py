@@ -34,8 +34,8 @@ import httpx
 import sqlalchemy as sa
 
 from bench.serve import DATA, _ensure_database, _free_port, _pct, _start
-from layers.database import engine_for
 from layers.settings import Settings
+from layers.store.database import engine_for
 
 LAYER = "caragana_plots"
 #: Kind of request -> share of the mix.

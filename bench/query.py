@@ -34,9 +34,9 @@ import sqlalchemy as sa
 
 from bench.demo_load import bench_url
 from bench.demo_load import run as build_bench
-from layers.database import database_url, engine_for
 from layers.query import QuerySpec, compile_query, json_sql
 from layers.settings import Settings
+from layers.store.database import database_url, engine_for
 
 QUERIES: dict[str, dict] = {
     "size 4–5 亩": {"layers": ["caragana_plots"], "area": {"min": 4, "max": 5, "unit": "mu"}},

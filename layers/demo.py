@@ -23,9 +23,9 @@ from sqlalchemy.engine import URL
 
 from gis import synth
 from gis.area import geodesic_area_m2, m2_to
-from layers.database import engine_for
-from layers.load import copy_features
 from layers.registry import LAYERS
+from layers.store.database import engine_for
+from layers.store.load import copy_features
 
 __all__ = ["DEMO_AS_OF", "VILLAGES", "Township", "generate", "load_demo"]
 

@@ -37,9 +37,9 @@ from gis.crs import CrsChoice, check_coordinates, resolve_crs, to_lonlat
 from gis.errors import InputError
 from gis.geometry import check_geometries
 from gis.readers import Upload, batches, column_names, open_upload
-from layers.load import copy_features
 from layers.model import Field, Layer
 from layers.registry import get_layer
+from layers.store.load import copy_features
 from layers.upload_errors import UploadRefusedError
 
 __all__ = ["BANNER_BOX", "MODES", "ImportOptions", "Problem", "Report", "import_in_transaction",

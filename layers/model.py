@@ -106,6 +106,10 @@ class Layer:
     temporal: tuple[str | None, str | None] | None = None
     description_zh: str = ""
     description_en: str = ""
+    #: ``frame``: drawn on every map for orientation (the villages); ``theme``: a thematic layer.
+    role: Literal["frame", "theme"] = "theme"
+    #: Drawing order: lower is drawn first (below), so large areas lie under small parcels.
+    order: int = 50
 
     @property
     def table(self) -> str:

@@ -31,8 +31,8 @@ from gis.errors import InputError
 from layers.errors import LandecoError
 from layers.importer import ImportOptions, Report, import_in_transaction
 from layers.registry import LAYERS
-from layers.schema import UPLOAD_STATES
 from layers.settings import Settings
+from layers.store.schema import UPLOAD_STATES
 from layers.upload_errors import UploadCommitError, UploadNotFoundError, UploadQuotaError, UploadRefusedError
 
 __all__ = ["PruneResult", "commit_upload", "create_upload", "get_upload", "preview_file", "private_folder",

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
 from api.app import create_app
-from layers.database import create_database, database_url, drop_database, engine_for
 from layers.demo import load_demo
-from layers.migrate import upgrade
 from layers.settings import Settings
+from layers.store.database import create_database, database_url, drop_database, engine_for
+from layers.store.migrate import upgrade
 
 
 @pytest.fixture(scope="session")

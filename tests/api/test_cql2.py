@@ -8,7 +8,7 @@ import pyproj
 import pytest
 import sqlalchemy as sa
 
-from layers.database import engine_for
+from layers.store.database import engine_for
 
 ITEMS = "/collections/caragana_plots/items"
 

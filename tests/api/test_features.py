@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from shapely.geometry import box, shape
 
-from layers.database import engine_for
 from layers.registry import LAYERS
+from layers.store.database import engine_for
 from tests.conftest import client_for
 
 ITEMS = "/collections/caragana_plots/items"

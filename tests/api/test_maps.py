@@ -5,8 +5,8 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from layers.database import engine_for
 from layers.registry import LAYERS
+from layers.store.database import engine_for
 
 PROBLEM = "application/problem+json"
 

@@ -6,8 +6,8 @@ import mapbox_vector_tile
 import pytest
 import sqlalchemy as sa
 
-from layers.database import engine_for
 from layers.registry import LAYERS
+from layers.store.database import engine_for
 
 PROBLEM = "application/problem+json"
 MVT = "application/vnd.mapbox-vector-tile"

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from layers.database import engine_for
 from layers.registry import LAYERS
+from layers.store.database import engine_for
 from tests.conftest import client_for
 from tests.data.fixtures import make
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from api.cli import app
-from layers.database import engine_for
+from layers.store.database import engine_for
 from tests.data.fixtures import make
 
 

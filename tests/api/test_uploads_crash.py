@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from layers.database import engine_for
+from layers.store.database import engine_for
 from tests.data.fixtures import make
 
 

@@ -3,8 +3,8 @@
 import pytest
 import sqlalchemy as sa
 
-from layers.database import engine_for
 from layers.registry import LAYERS
+from layers.store.database import engine_for
 
 ZOOM_TO = "map.setView([arg[1], arg[0]], 16, {animate: false}); return true;"
 CENTRE = ("const r = map.getContainer().getBoundingClientRect(); const s = map.getSize();"

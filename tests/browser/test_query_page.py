@@ -3,7 +3,7 @@
 import pytest
 import sqlalchemy as sa
 
-from layers.database import engine_for
+from layers.store.database import engine_for
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from layers.database import engine_for
+from layers.store.database import engine_for
 from tests.api.test_uploads_crash import _port, _serve
 from tests.data.fixtures import make
 

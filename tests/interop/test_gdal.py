@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from shapely import wkb
 
-from layers.database import engine_for
 from layers.registry import LAYERS
+from layers.store.database import engine_for
 
 pytestmark = pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="gdal-bin is not installed")
 

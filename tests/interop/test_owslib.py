@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from owslib.ogcapi.features import Features
 
-from layers.database import engine_for
 from layers.registry import LAYERS
+from layers.store.database import engine_for
 
 
 def test_owslib_lists_collections_and_reads_items(live_url, demo_url):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from layers.cluster import Cluster
-from layers.database import create_database, ping
+from layers.store.cluster import Cluster
+from layers.store.database import create_database, ping
 
 LANDECO = Path(sys.executable).with_name("landeco")
 

@@ -8,8 +8,8 @@ import pytest
 from shapely.geometry import shape
 
 from layers.conflicts import CHECKS, UnknownCheckError, check_features, run_check
-from layers.database import engine_for
 from layers.errors import UnknownVillageError
+from layers.store.database import engine_for
 from tests.layers import test_query_cases as cases
 from tests.layers.test_query_cases import BANS, LEASES, ON, PLOTS, V1, VILLAGES, ZONES, mu
 

@@ -9,9 +9,9 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
-from layers.database import create_database, drop_database, engine_for
 from layers.demo import DEMO_AS_OF, generate
 from layers.registry import LAYERS
+from layers.store.database import create_database, drop_database, engine_for
 
 LANDECO = Path(sys.executable).with_name("landeco")
 

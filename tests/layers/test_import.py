@@ -13,8 +13,8 @@ import shapely.ops
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from layers.database import engine_for
 from layers.importer import ImportOptions, run_import
+from layers.store.database import engine_for
 from layers.upload_errors import UploadRefusedError
 from tests.data.fixtures import make
 

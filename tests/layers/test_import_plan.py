@@ -8,11 +8,11 @@ one per row: quadratic, 76 s instead of 9 s for 100 000 parcels. The plan shows 
 import pytest
 import sqlalchemy as sa
 
-from layers.database import engine_for
 from layers.demo import generate
 from layers.importer import overlap_pairs_sql
-from layers.load import copy_features
 from layers.registry import LAYERS
+from layers.store.database import engine_for
+from layers.store.load import copy_features
 
 
 @pytest.fixture(scope="module")

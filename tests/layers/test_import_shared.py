@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from layers.database import engine_for
 from layers.importer import ImportOptions, run_import
+from layers.store.database import engine_for
 from layers.upload_errors import UploadRefusedError
 
 SHARED = Path(__file__).parents[3] / "shared" / "data" / "fixtures"

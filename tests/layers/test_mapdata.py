@@ -5,7 +5,6 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from layers.database import engine_for
 from layers.mapdata import (
     MapScope,
     UnknownFeatureError,
@@ -15,6 +14,7 @@ from layers.mapdata import (
     scope_for,
 )
 from layers.registry import LAYERS, get_layer
+from layers.store.database import engine_for
 from layers.symbology import MapContext
 
 

@@ -4,10 +4,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from layers.database import engine_for
-from layers.migrate import current_revision, downgrade, head_revision, include_object, upgrade
 from layers.registry import LAYERS
-from layers.schema import metadata
+from layers.store.database import engine_for
+from layers.store.migrate import current_revision, downgrade, head_revision, include_object, upgrade
+from layers.store.schema import metadata
 
 
 def _tables(url) -> set[str]:

@@ -8,7 +8,6 @@ import pytest
 import sqlalchemy as sa
 from shapely.geometry import Point, box, mapping
 
-from layers.database import engine_for
 from layers.errors import UnknownLayerError, UnknownVillageError
 from layers.query import (
     InvalidAreaError,
@@ -21,6 +20,7 @@ from layers.query import (
     UnknownFieldError,
     run_query,
 )
+from layers.store.database import engine_for
 from tests.layers import test_query_cases as cases
 from tests.layers.test_query_cases import LEASES, V1, VILLAGES, mu
 

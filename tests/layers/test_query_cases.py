@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from pyproj import Geod
 from shapely.geometry import box
 
-from layers.database import engine_for
-from layers.migrate import upgrade
+from layers.store.database import engine_for
+from layers.store.migrate import upgrade
 
 GEOD = Geod(ellps="GRS80")
 M2_PER_MU = 10_000 / 15

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from layers.database import engine_for
 from layers.query import QuerySpec, compile_query, json_sql
+from layers.store.database import engine_for
 from tests.layers import test_query_cases as cases
 
 township = cases.township

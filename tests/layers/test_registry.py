@@ -6,9 +6,11 @@ from layers.errors import UnknownLayerError
 from layers.registry import LAYERS, get_layer
 
 
-def test_the_five_layers_of_the_design_are_registered():
-    assert list(LAYERS) == ["villages", "subsidence_zones", "grazing_bans", "caragana_plots",
-                            "land_leases"]
+def test_the_layers_of_the_design_are_found_frames_first_then_in_drawing_order():
+    assert {"villages", "subsidence_zones", "grazing_bans", "caragana_plots", "land_leases"} <= set(LAYERS)
+    layers = list(LAYERS.values())
+    assert layers[0].id == "villages" and layers[0].role == "frame"
+    assert [la.order for la in layers[1:]] == sorted(la.order for la in layers[1:])
     with pytest.raises(UnknownLayerError):
         get_layer("parks")
 

@@ -9,9 +9,9 @@ import json
 import pytest
 from openpyxl import load_workbook
 
-from layers.database import engine_for
 from layers.query import UnknownFieldError
 from layers.stats import layer_stats, to_csv, to_json, to_xlsx
+from layers.store.database import engine_for
 from tests.layers import test_query_cases as cases
 from tests.layers.test_query_cases import LEASES, ON, PLOTS, ZONES, mu
 

@@ -6,9 +6,9 @@ import mapbox_vector_tile
 import pytest
 import sqlalchemy as sa
 
-from layers.database import engine_for
 from layers.mapdata import village_names
 from layers.registry import LAYERS, get_layer
+from layers.store.database import engine_for
 from layers.symbology import MapContext, style_fields, symbology
 from layers.tiles import (
     BUFFER,

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from layers.database import engine_for
 from layers.importer import ImportOptions
 from layers.registry import LAYERS
 from layers.settings import Settings
+from layers.store.database import engine_for
 from layers.upload_errors import UploadCommitError, UploadQuotaError
 from layers.uploads import commit_upload, create_upload, get_upload, prune_uploads, upload_counts
 from tests.data.fixtures import make

@@ -4,8 +4,8 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
-from layers.migrate import include_object
-from layers.schema import metadata
+from layers.store.migrate import include_object
+from layers.store.schema import metadata
 
 config = context.config
 

@@ -7,6 +7,7 @@ LAYER = Layer(
     zh="土地租赁",
     en="Land leases",
     geometry_type="MULTIPOLYGON",
+    order=30,
     overlaps_allowed=False,
     description_zh="土地租赁、收储和临时用地：承租方、项目、用途和期限",
     description_en="Land leased, acquired or in temporary use: lessee, project, purpose, term",

@@ -1,7 +1,7 @@
 """Which database landeco uses, and the engine to it.
 
 ``LANDECO_DATABASE_URL`` wins; without it landeco starts its private cluster (see
-:mod:`layers.cluster`) and uses the ``landeco`` database there, with PostGIS enabled.
+:mod:`layers.store.cluster`) and uses the ``landeco`` database there, with PostGIS enabled.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from sqlalchemy.engine import URL, Engine, make_url
 
-from layers.cluster import DATABASE, Cluster
 from layers.errors import DatabaseUnavailableError, QueryTimeoutError
 from layers.settings import Settings
+from layers.store.cluster import DATABASE, Cluster
 
 __all__ = [
     "create_database",

@@ -8,11 +8,11 @@ import typer
 from psycopg.errors import UndefinedTable
 from sqlalchemy.exc import ProgrammingError
 
-from api import cli_import, cli_map, cli_query, cli_uploads
-from layers.cluster import Cluster
-from layers.database import database_url, ping
+from api.cli import import_, maps, query, uploads
 from layers.errors import LandecoError
 from layers.settings import Settings
+from layers.store.cluster import Cluster
+from layers.store.database import database_url, ping
 
 app = typer.Typer(help="landeco — 鄂托克前旗土地与生态管理 land and ecology management.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -69,7 +69,7 @@ def db_down() -> None:
 @db.command("status")
 def db_status() -> None:
     """Say whether the database is up and which schema revision it has."""
-    from layers.migrate import current_revision, head_revision
+    from layers.store.migrate import current_revision, head_revision
 
     settings = _settings()
     try:
@@ -92,7 +92,7 @@ def db_status() -> None:
 @db.command("migrate")
 def db_migrate(revision: str = typer.Argument("head", help="target revision")) -> None:
     """Bring the schema to ``revision`` (default: the newest); safe to repeat."""
-    from layers.migrate import upgrade
+    from layers.store.migrate import upgrade
 
     try:
         reached = upgrade(database_url(_settings()), revision)
@@ -112,7 +112,7 @@ def demo(
     from rich.progress import Progress
 
     from layers.demo import load_demo
-    from layers.migrate import upgrade
+    from layers.store.migrate import upgrade
 
     try:
         url = database_url(_settings())
@@ -151,7 +151,7 @@ def serve(
                 workers=workers, log_level="info", access_log=False)
 
 
-for _area in (cli_import, cli_query, cli_map, cli_uploads):
+for _area in (import_, query, maps, uploads):
     _area.register(app)
 
 

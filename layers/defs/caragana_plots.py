@@ -7,6 +7,7 @@ LAYER = Layer(
     zh="柠条地块",
     en="Caragana plots",
     geometry_type="MULTIPOLYGON",
+    order=40,
     overlaps_allowed=False,
     description_zh="柠条种植地块：种植年份、方式、苗木数量与成活率",
     description_en="Caragana planting plots: year, method, seedlings and survival rate",

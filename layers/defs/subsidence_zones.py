@@ -7,6 +7,7 @@ LAYER = Layer(
     zh="采煤沉陷区",
     en="Coal-mining subsidence zones",
     geometry_type="MULTIPOLYGON",
+    order=20,
     overlaps_allowed=False,
     description_zh="矿区塌陷区范围、搬迁户数与补偿安置资金",
     description_en="Subsidence over coal workings: relocated households and compensation",

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from layers.database import database_url, engine_for
 from layers.errors import LandecoError
 from layers.registry import LAYERS, get_layer
 from layers.settings import Settings
+from layers.store.database import database_url, engine_for
 
 __all__ = ["register"]
 

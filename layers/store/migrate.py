@@ -9,7 +9,7 @@ from alembic.script import ScriptDirectory
 from geoalchemy2 import alembic_helpers
 from sqlalchemy.engine import URL
 
-from layers.database import engine_for
+from layers.store.database import engine_for
 
 __all__ = [
     "alembic_config",
@@ -34,7 +34,7 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
 def alembic_config(url: URL | str) -> Config:
     """An Alembic configuration for the database at ``url``."""
     cfg = Config()
-    cfg.set_main_option("script_location", "layers:migrations")
+    cfg.set_main_option("script_location", "layers.store:migrations")
     text = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
     cfg.set_main_option("sqlalchemy.url", text.replace("%", "%%"))
     return cfg

@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would go, remove nothing")] = False,
     ) -> None:
         """Remove the files and rows of uploads older than the retention (never one being committed)."""
-        from layers.database import database_url, engine_for
         from layers.settings import Settings
+        from layers.store.database import database_url, engine_for
         from layers.uploads import prune_uploads
 
         settings = Settings()

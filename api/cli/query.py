@@ -17,13 +17,13 @@ import typer
 from pydantic import ValidationError
 
 from layers.conflicts import CHECKS, run_check
-from layers.database import database_url, engine_for
 from layers.errors import LandecoError
 from layers.export import export_layer, export_query
 from layers.query import QuerySpec, feature_collection, run_query
 from layers.registry import LAYERS
 from layers.settings import Settings
 from layers.stats import layer_stats, to_csv, to_json, to_xlsx
+from layers.store.database import database_url, engine_for
 
 __all__ = ["register"]
 

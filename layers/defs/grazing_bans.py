@@ -7,6 +7,7 @@ LAYER = Layer(
     zh="禁牧休牧区",
     en="Grazing-ban areas",
     geometry_type="MULTIPOLYGON",
+    order=10,
     # re-delineated areas overlap their predecessors in space, not in time
     overlaps_allowed=True,
     description_zh="禁牧、休牧、划区轮牧和草畜平衡区域及其有效期",

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 def import_file(path: Path, options: ImportOptions, *, dry_run: bool, show_progress: bool = True) -> Report:
     """One import in one transaction, committed unless ``dry_run`` or the file has errors."""
-    from layers.database import database_url, engine_for
     from layers.importer import import_in_transaction
     from layers.settings import Settings
+    from layers.store.database import database_url, engine_for
 
     settings = Settings()
     url = database_url(settings).render_as_string(hide_password=False)

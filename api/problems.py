@@ -80,8 +80,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LandecoError)
     async def domain_error(request: Request, exc: LandecoError) -> JSONResponse:
+        extra = exc.extra()
+        if exc.aliases:
+            extra["aliases"] = list(exc.aliases)
         return problem(exc.status, exc.code, exc.title, str(exc), headers=_retry_after(request, exc),
-                       **exc.extra())
+                       **extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

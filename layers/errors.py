@@ -23,6 +23,8 @@ class LandecoError(Exception):
     """Base of every error landeco raises on purpose."""
 
     code = "landeco_error"
+    #: Former codes of the same fault, sent along in the problem's ``aliases`` member.
+    aliases: tuple[str, ...] = ()
     status = 400
     title = "Bad request"
 

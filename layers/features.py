@@ -14,9 +14,18 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from layers.errors import BadRequestError, NotFoundError
+from layers.columns import (
+    FeatureNotFoundError,
+    InvalidBboxError,
+    InvalidFieldValueError,
+    UnknownPropertyError,
+    field_value,
+    json_value_sql,
+    parse_sort,
+)
+from layers.errors import BadRequestError
 from layers.model import Field, Layer
-from layers.values import InvalidParameterError, check_bounds, finite_float, integer, iso_date, utc_date
+from layers.values import InvalidParameterError, check_bounds, finite_float, iso_date, utc_date
 
 __all__ = [
     "CRS84",
@@ -46,25 +55,6 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 
 
-class UnknownPropertyError(BadRequestError):
-    """A property named in ``sortby``, ``properties`` or a filter is not a queryable."""
-
-    code = "unknown_property"
-    title = "Unknown property"
-
-    def __init__(self, name: str, layer: Layer, parameter: str, position: int | None = None) -> None:
-        names = ", ".join(sorted(property_columns(layer)))
-        super().__init__(f"{layer.id} has no property {name!r} (in {parameter}); it has: {names}")
-        self.name, self.parameter, self.position = name, parameter, position
-
-    def extra(self) -> dict[str, object]:
-        """The problem members a client acts on."""
-        out: dict[str, object] = {"property": self.name, "parameter": self.parameter}
-        if self.position is not None:
-            out["position"] = self.position
-        return out
-
-
 class UnsupportedCrsError(BadRequestError):
     """A ``crs``, ``bbox-crs`` or ``filter-crs`` landeco does not offer."""
 
@@ -79,13 +69,6 @@ class UnsupportedCrsError(BadRequestError):
     def extra(self) -> dict[str, object]:
         """The problem members a client acts on."""
         return {"parameter": self.parameter, "supported": [c.uri for c in SUPPORTED_CRS]}
-
-
-class FeatureNotFoundError(NotFoundError):
-    """No feature of that id in the layer."""
-
-    code = "feature_not_found"
-    title = "Feature not found"
 
 
 # --- coordinate reference systems ------------------------------------------------------------
@@ -172,29 +155,13 @@ def parse_properties(value: str | None, layer: Layer) -> list[str] | None:
     names = [n.strip() for n in value.split(",") if n.strip()]
     for n in names:
         if n not in cols:
-            raise UnknownPropertyError(n, layer, "properties")
+            raise UnknownPropertyError(n, layer.id, cols, "properties")
     return names
 
 
 def parse_sortby(value: str | None, layer: Layer) -> list[tuple[str, bool]]:
     """``sortby=+a,-b`` (or ``a DESC``): (property, descending) pairs."""
-    if not value:
-        return []
-    cols = property_columns(layer) | {"id": Column("id", "t.id", "integer")}
-    out = []
-    for part in value.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        desc = part.startswith("-")
-        name = part.lstrip("+-").strip()
-        m = re.fullmatch(r"(\S+)\s+(ASC|DESC)", name, flags=re.IGNORECASE)
-        if m:
-            name, desc = m.group(1), m.group(2).upper() == "DESC"
-        if name not in cols:
-            raise UnknownPropertyError(name, layer, "sortby")
-        out.append((name, desc))
-    return out
+    return parse_sort(value, [*property_columns(layer), "id"], "sortby", layer_id=layer.id)
 
 
 # --- bbox and datetime -----------------------------------------------------------------------
@@ -205,12 +172,15 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
         return None
     parts = value.split(",")
     if len(parts) not in (4, 6):
-        raise InvalidParameterError("bbox", f"{value!r} is not four comma-separated numbers")
-    nums = [finite_float(v, "bbox") for v in parts]
+        raise InvalidBboxError(f"bbox: {value!r} is not four comma-separated numbers")
+    try:
+        nums = [finite_float(v, "bbox") for v in parts]
+    except BadRequestError as exc:
+        raise InvalidBboxError(str(exc)) from None
     if len(nums) == 6:
         nums = [nums[0], nums[1], nums[3], nums[4]]
     if nums[1] > nums[3]:
-        raise InvalidParameterError("bbox", "the lower edge is above the upper edge")
+        raise InvalidBboxError("bbox: the lower edge is above the upper edge")
     return nums[0], nums[1], nums[2], nums[3]
 
 
@@ -280,22 +250,17 @@ def _equals_sql(q: ItemsQuery, params: dict[str, Any]) -> list[str]:
     for i, (name, value) in enumerate(q.equals.items()):
         col = cols.get(name)
         if col is None:
-            raise UnknownPropertyError(name, q.layer, name)
+            raise UnknownPropertyError(name, q.layer.id, cols, name)
         key = f"eq{i}"
         clauses.append(f"{col.sql} = %({key})s")
-        params[key] = _coerce(col, value, name)
+        if col.field is not None:
+            params[key] = field_value(col.field, value, layer_id=q.layer.id, parameter=name)
+        else:  # a measure the database keeps (area, length)
+            try:
+                params[key] = finite_float(value, name)
+            except BadRequestError as exc:
+                raise InvalidFieldValueError(name, value, str(exc)) from None
     return clauses
-
-
-def _coerce(col: Column, value: str, parameter: str) -> Any:
-    """A query-string value as the column's type (a 400 when it is not one)."""
-    if col.type == "integer":
-        return integer(value, parameter)
-    if col.type == "real":
-        return finite_float(value, parameter)
-    if col.type == "date":
-        return iso_date(value, parameter)
-    return value
 
 
 def _temporal_sql(q: ItemsQuery, params: dict[str, Any]) -> list[str]:
@@ -329,7 +294,10 @@ def _bbox_sql(q: ItemsQuery, params: dict[str, Any]) -> list[str]:
     params.update(bx0=q.bbox[0], by0=q.bbox[1], bx1=q.bbox[2], by1=q.bbox[3])
     crs = q.bbox_crs
     x0, y0, x1, y1 = q.bbox
-    check_bounds((y0, x0, y1, x1) if crs.lat_first else q.bbox, "bbox", crs.srid)
+    try:
+        check_bounds((y0, x0, y1, x1) if crs.lat_first else q.bbox, "bbox", crs.srid)
+    except BadRequestError as exc:
+        raise InvalidBboxError(str(exc)) from None
     if crs.srid == 4326 and not crs.lat_first:
         box = "ST_MakeEnvelope(%(bx0)s, %(by0)s, %(bx1)s, %(by1)s, 4326)"
     else:
@@ -350,24 +318,11 @@ def where_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def _json_value(col: Column) -> str:
-    """A property as JSON; a whole real number keeps its ``.0``.
-
-    GDAL and QGIS guess a field's type from the first page: a rent of ``12000`` would make
-    the field an integer and truncate ``12000.5`` on a later page.
-    """
-    if col.type != "real":
-        return col.sql
-    v = col.sql
-    return (f"CASE WHEN {v} = trunc({v}) AND abs({v}) < 1e15 THEN ({v}::bigint::text || '.0')::json "
-            f"ELSE to_json({v}) END")
-
-
 def _feature_expr(q: ItemsQuery) -> str:
     """One feature as GeoJSON text, built by the database."""
     cols = property_columns(q.layer)
     names = list(cols) if q.properties is None else q.properties
-    pairs = ", ".join(f"'{n}', {_json_value(cols[n])}" for n in names)
+    pairs = ", ".join(f"'{n}', {json_value_sql(cols[n].sql, cols[n].type)}" for n in names)
     props = f"json_build_object({pairs})::text" if names else "'{}'"
     geometry = "'null'" if q.skip_geometry else f"ST_AsGeoJSON({q.crs.geometry_sql()}, {q.crs.digits}, 0)"
     return ("""'{"type":"Feature","id":' || t.id || ',"geometry":' || """ + geometry

@@ -272,18 +272,22 @@ class _FallbackError(Exception):
 def import_in_transaction(engine: sa.Engine, path: Path, workdir: Path, options: ImportOptions, *,
                           write: bool, prepare: Callable[[Connection], None] | None = None,
                           before_commit: Callable[[Connection, Report], None] | None = None,
-                          **kwargs: Any) -> Report:
+                          statement_timeout_ms: int | None = None, **kwargs: Any) -> Report:
     """:func:`run_import` in a transaction of its own; ``workdir`` is removed afterwards.
 
     Committed only when ``write`` and the file had no errors, rolled back otherwise (also on
     any exception), so the web and the command line write all or nothing alike.
     ``prepare(conn)`` runs first in the transaction (an upload's commit takes its lock there)
     and ``before_commit(conn, report)`` last, so what it writes is committed with the features.
+    ``statement_timeout_ms`` replaces the engine's limit for this transaction (0: none), since
+    checking a million parcels takes longer than a web request may.
     """
     try:
         with engine.connect() as conn:
             trans = conn.begin()
             try:
+                if statement_timeout_ms is not None:
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
                 if prepare is not None:
                     prepare(conn)
                 report = run_import(conn, path, workdir, options, write=write, **kwargs)

@@ -15,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from gis.maps import MapLayer
-from layers.errors import NotFoundError, UnknownVillageError
+from layers.columns import FeatureNotFoundError
+from layers.errors import UnknownVillageError
 from layers.model import Layer
 from layers.registry import LAYERS
 from layers.symbology import MapContext, style_fields, symbology
@@ -37,11 +38,8 @@ _PRECISION = 5
 _DROP = ("geom", "extra", "created_at", "updated_at", "area_m2")
 
 
-class UnknownFeatureError(NotFoundError):
-    """The layer has no feature with that id."""
-
-    code = "unknown_feature"
-    title = "Unknown feature"
+class UnknownFeatureError(FeatureNotFoundError):
+    """The layer has no feature with that id (``feature_not_found``, formerly ``unknown_feature``)."""
 
     def __init__(self, layer: Layer, feature_id: int) -> None:
         super().__init__(f"layer {layer.id!r} has no feature {feature_id}")

@@ -22,10 +22,21 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from gis.area import M2_PER_MU, to_m2
+from layers.columns import (
+    InvalidBboxError,
+    InvalidFieldValueError,
+    InvalidLimitError,
+    InvalidSortError,
+    UnknownPropertyError,
+    check_limit,
+    field_value,
+    json_value_sql,
+    parse_sort,
+)
 from layers.errors import BadRequestError, UnknownVillageError
 from layers.model import Field, Layer
 from layers.registry import get_layer
-from layers.values import INT4, RequestModel, check_lonlat_bounds, finite_float, integer, iso_date
+from layers.values import RequestModel, check_lonlat_bounds
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -44,7 +55,7 @@ __all__ = [
     "Place",
     "QueryResult",
     "QuerySpec",
-    "UnknownFieldError",
+    "UnknownPropertyError",
     "compile_query",
     "feature_collection",
     "rows_sql",
@@ -133,13 +144,6 @@ class InvalidGeometryError(BadRequestError):
         return {"reason": self.reason} if self.reason else {}
 
 
-class InvalidBboxError(BadRequestError):
-    """The bbox is not four numbers west, south, east, north in lon/lat."""
-
-    code = "invalid_bbox"
-    title = "Invalid bbox"
-
-
 class InvalidPlaceError(BadRequestError):
     """The place gives none or more than one of villages, geometry, bbox, or has no area."""
 
@@ -152,53 +156,6 @@ class InvalidBufferError(BadRequestError):
 
     code = "invalid_buffer"
     title = "Invalid buffer"
-
-
-class UnknownFieldError(BadRequestError):
-    """A ``where`` or ``sort`` names a field the layer does not have."""
-
-    code = "unknown_field"
-    title = "Unknown field"
-
-    def __init__(self, layer: str, name: str, known: list[str]) -> None:
-        super().__init__(f"layer {layer!r} has no field {name!r}")
-        self.layer, self.field, self.known = layer, name, known
-
-    def extra(self) -> dict[str, object]:
-        """The layer, the field asked for and the fields there are."""
-        return {"layer": self.layer, "field": self.field, "fields": self.known}
-
-
-class InvalidFieldValueError(BadRequestError):
-    """A ``where`` value is not of the field's type or not in its domain."""
-
-    code = "invalid_field_value"
-    title = "Invalid field value"
-
-    def __init__(self, name: str, value: object, detail: str, allowed: list[str] | None = None) -> None:
-        super().__init__(detail)
-        self.field, self.value, self.allowed = name, value, allowed
-
-    def extra(self) -> dict[str, object]:
-        """The field, the value, and the allowed codes of a coded field."""
-        out: dict[str, object] = {"field": self.field, "value": str(self.value)}
-        if self.allowed:
-            out["allowed"] = self.allowed
-        return out
-
-
-class InvalidSortError(BadRequestError):
-    """``sort`` is not a field name with an optional leading ``-``."""
-
-    code = "invalid_sort"
-    title = "Invalid sort"
-
-
-class InvalidLimitError(BadRequestError):
-    """``limit`` is out of range."""
-
-    code = "invalid_limit"
-    title = "Invalid limit"
 
 
 # --- validation and SQL --------------------------------------------------------------------
@@ -230,33 +187,11 @@ def _place_geometry(geojson: dict[str, Any]) -> BaseGeometry:
     return shapely.force_2d(geom)
 
 
-def _value(layer: Layer, f: Field, value: object) -> object:
-    """``value`` as the field's type, checked against its domain."""
-    try:
-        if f.type == "integer":
-            return integer(value, f.name, *INT4)  # type: ignore[arg-type]
-        if f.type == "real":
-            if isinstance(value, bool):
-                raise ValueError
-            return finite_float(value, f.name)  # type: ignore[arg-type]
-        if f.type == "date":
-            return iso_date(value, f.name)  # type: ignore[arg-type]
-    except (TypeError, ValueError, BadRequestError):
-        raise InvalidFieldValueError(f.name, value, f"{value!r} is not a {f.type} value for "
-                                     f"field {f.name!r}") from None
-    if not isinstance(value, str):
-        raise InvalidFieldValueError(f.name, value, f"field {f.name!r} takes text, not {value!r}")
-    if f.choices and value not in f.values:
-        raise InvalidFieldValueError(f.name, value, f"{value!r} is not a value of {layer.id}.{f.name}",
-                                     allowed=list(f.values))
-    return value
-
-
-def _field(layer: Layer, name: str) -> Field:
+def _field(layer: Layer, name: str, parameter: str = "where") -> Field:
     try:
         return layer.get_field(name)
     except KeyError:
-        raise UnknownFieldError(layer.id, name, [f.name for f in layer.all_fields]) from None
+        raise UnknownPropertyError(name, layer.id, [f.name for f in layer.all_fields], parameter) from None
 
 
 #: Columns one can sort by besides the layer's fields.
@@ -267,7 +202,7 @@ def sql_column(layer: Layer, name: str) -> str:
     """A column name checked against the registry (identifiers never come from the request)."""
     if name in ("id", "area_mu", "area_m2"):
         return name
-    return _field(layer, name).name
+    return _field(layer, name, "sort").name
 
 
 @dataclass(frozen=True)
@@ -341,15 +276,9 @@ def _place_sql(conn: sa.Connection, spec: QuerySpec, params: dict[str, Any]) -> 
 
 
 def _order(layer: Layer, sort: str | None, clipped: bool) -> str:
-    if not sort:
-        return "id"
+    names = [*(f.name for f in layer.all_fields), *_SORT_EXTRA]
     keys = []
-    for part in sort.split(","):
-        part = part.strip()
-        desc = part.startswith("-")
-        name = part.lstrip("+-")
-        if not name:
-            raise InvalidSortError(f"bad sort {sort!r}: give field names, '-' for descending")
+    for name, desc in parse_sort(sort, names, "sort", layer_id=layer.id):
         if name == "area_inside_mu":
             if not clipped:
                 raise InvalidSortError("area_inside_mu is only known for a place query")
@@ -365,11 +294,8 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
     if not spec.layers:
         raise InvalidLayersError("layers is empty: name at least one layer")
     layers = [get_layer(name) for name in dict.fromkeys(spec.layers)]
-    limit = spec.limit
-    if limit is not None and not 1 <= limit <= MAX_LIMIT:
-        raise InvalidLimitError(f"limit must be between 1 and {MAX_LIMIT}")
-    if limit is None and not for_export:
-        limit = DEFAULT_LIMIT
+    limit = None if spec.limit is None and for_export else check_limit(
+        spec.limit, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
     base: dict[str, Any] = {}
     conds = []
     if spec.area is not None:
@@ -398,7 +324,8 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
             if value is None or values == [None]:
                 where.append(f"t.{f.name} IS NULL")
                 continue
-            params[f"w{i}"] = [_value(layer, f, v) for v in values]
+            params[f"w{i}"] = [field_value(f, v, layer_id=layer.id, parameter=f"where.{name}")
+                               for v in values]
             where.append(f"t.{f.name} = ANY(%(w{i})s)")
         cols = ", ".join(f"t.{f.name}" for f in layer.all_fields)
         cond = " AND ".join(where) or "TRUE"
@@ -419,22 +346,13 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
     return out
 
 
-def _real(col: str) -> str:
-    """A real column as JSON keeping ``.0`` on whole numbers, so that GDAL and QGIS type it real.
-
-    A rent of ``12000`` would otherwise make the field an integer and truncate ``12000.5``.
-    """
-    return (f"CASE WHEN {col} = trunc({col}) AND abs({col}) < 1e15 THEN ({col}::bigint::text || '.0')::json "
-            f"ELSE to_json({col}) END")
-
-
 def json_sql(c: Compiled) -> str:
     """The statement answering one layer: totals, and the features (limited) as GeoJSON text."""
     props = [f"'layer', '{c.layer.id}'", "'id', id"]
-    props += [f"'{f.name}', {_real(f.name) if f.type == 'real' else f.name}" for f in c.layer.all_fields]
-    props += [f"'area_m2', {_real('area_m2')}", f"'area_mu', {_real('area_mu')}"]
+    props += [f"'{f.name}', {json_value_sql(f.name, f.type)}" for f in c.layer.all_fields]
+    props += [f"'{n}', {json_value_sql(n, 'real')}" for n in ("area_m2", "area_mu")]
     if c.clipped:
-        props.append(f"'area_inside_mu', {_real('counted_mu')}")
+        props.append(f"'area_inside_mu', {json_value_sql('counted_mu', 'real')}")
     limit = f" LIMIT {int(c.limit)}" if c.limit is not None else ""
     return (
         f"WITH {c.ctes}, "

@@ -17,9 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from gis.area import M2_PER_MU
+from layers import cql2
+from layers.columns import UnknownPropertyError
 from layers.errors import BadRequestError
 from layers.model import Layer
-from layers.query import UnknownFieldError
 from layers.registry import get_layer
 
 __all__ = ["XLSX", "Measure", "StatsTable", "layer_stats", "measures", "to_csv", "to_json", "to_xlsx"]
@@ -65,11 +66,12 @@ def _measure_sql(m: Measure) -> str:
     return f"sum(t.{m.field} * t.area_m2) {has} / nullif(sum(t.area_m2) {has}, 0)"
 
 
-class InvalidFilterError(BadRequestError):
+class InvalidFilterError(cql2.InvalidFilterError):
     """A filter that does not apply to the layer (``expiring_days`` to anything but leases)."""
 
-    code = "invalid_filter"
-    title = "Invalid filter"
+    def extra(self) -> dict[str, object]:
+        """The parameter at fault."""
+        return {"parameter": "expiring_days"}
 
 
 class TooManyGroupsError(BadRequestError):
@@ -109,7 +111,7 @@ def layer_stats(conn: sa.Connection, layer_id: str, by: list[str], *, on: date |
         try:
             groups.append(layer.get_field(name))
         except KeyError:
-            raise UnknownFieldError(layer.id, name, [f.name for f in layer.all_fields]) from None
+            raise UnknownPropertyError(name, layer.id, [f.name for f in layer.all_fields], "by") from None
     where, params = [], {}
     filters: dict[str, Any] = {}
     if on is not None and layer.temporal and layer.id == "grazing_bans":

@@ -178,7 +178,8 @@ def create_upload(*, engine: sa.Engine, settings: Settings, file: BinaryIO, file
         size = _save(file, stored, settings.upload_max_bytes, declared_size)
         _check_quota(engine, settings, size)  # early, before the long check; again at insert
         report = import_in_transaction(engine, stored, folder / f"check-{uuid.uuid4().hex}", options,
-                                       write=False, limits=_limits(settings), file_name=name)
+                                       write=False, limits=_limits(settings), file_name=name,
+                                       statement_timeout_ms=settings.import_timeout_ms)
         body = report.as_dict()
         preview = json.dumps(body.pop("preview"), ensure_ascii=False).encode()
         with _private_file(folder / "preview.geojson") as out:
@@ -309,7 +310,8 @@ def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str) -> d
             report = import_in_transaction(engine, stored, folder / f"work-{attempt}", options, write=True,
                                            prepare=prepare, before_commit=before_commit,
                                            limits=_limits(settings), progress=progress,
-                                           file_name=current["file"])
+                                           file_name=current["file"],
+                                           statement_timeout_ms=settings.import_timeout_ms)
         except LandecoError as exc:
             if claimed:
                 set_state(state="failed", stage=None, error={"code": exc.code, "detail": str(exc)})

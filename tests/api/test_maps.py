@@ -60,7 +60,7 @@ def test_layer_village_and_feature_maps(demo_url, demo_client):
 @pytest.mark.parametrize(("path", "status", "code"), [
     ("/maps/no_such_layer", 404, "unknown_layer"),
     ("/maps/villages/999999999999", 404, "unknown_village"),
-    ("/maps/land_leases/features/999999", 404, "unknown_feature"),
+    ("/maps/land_leases/features/999999", 404, "feature_not_found"),
     ("/maps/no_such_layer/features/1", 404, "unknown_layer"),
     ("/maps/caragana_plots?by=contractor", 400, "invalid_style_field"),
     ("/maps?on=2026-13-01", 400, "invalid_parameter"),

@@ -47,7 +47,7 @@ def test_limit_keeps_totals_of_every_match(client):
     ({"layers": ["land_leases"], "place": {"geometry": {"type": "Polygon", "coordinates": [
         [[107, 38], [107.1, 38.1], [107.1, 38], [107, 38.1], [107, 38]]]}}}, 400, "invalid_geometry"),
     ({"layers": ["parks"]}, 404, "unknown_layer"),
-    ({"layers": ["land_leases"], "where": {"colour": "red"}}, 400, "unknown_field"),
+    ({"layers": ["land_leases"], "where": {"colour": "red"}}, 400, "unknown_property"),
     ({"layers": ["land_leases"], "where": {"purpose": "casino"}}, 400, "invalid_field_value"),
     ({"layers": ["land_leases"], "area": {"unit": "acre"}}, 400, "invalid_parameter"),
     ({"layers": ["land_leases"], "buffer_m": 100}, 400, "invalid_buffer"),
@@ -73,3 +73,14 @@ def test_whole_real_numbers_stay_real(client):
     """A rent of exactly 1000 yuan is written 1000.0, so that GDAL and QGIS type the field real."""
     r = client.post("/query", json={"layers": ["land_leases"], "limit": 1})
     assert '"annual_rent_yuan" : 1000.0' in r.text
+
+
+def test_merged_codes_still_answer_their_former_names(client, demo_client):
+    """/query said unknown_field, items said invalid_parameter for a bad bbox: both kept as aliases."""
+    r = client.post("/query", json={"layers": ["land_leases"], "where": {"colour": "red"}})
+    assert r.json()["code"] == "unknown_property" and "unknown_field" in r.json()["aliases"]
+    r = demo_client.get("/collections/land_leases/items", params={"bbox": "1,2,3"})
+    assert r.json()["code"] == "invalid_bbox" and "invalid_parameter" in r.json()["aliases"]
+    r = demo_client.get("/collections/land_leases/items", params={"purpose": "casino"})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_field_value"
+    assert "solar" in r.json()["allowed"]

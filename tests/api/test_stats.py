@@ -57,7 +57,7 @@ def test_leases_expiring_soon_and_bans_in_force(demo_client):
     assert bans["total"]["count"] <= every["total"]["count"]
 
 
-@pytest.mark.parametrize("url, status, code", [("/stats/land_leases?by=colour", 400, "unknown_field"),
+@pytest.mark.parametrize("url, status, code", [("/stats/land_leases?by=colour", 400, "unknown_property"),
                                                ("/stats/roads", 404, "unknown_layer"),
                                                ("/stats/villages?expiring_days=5", 400, "invalid_filter"),
                                                ("/stats/land_leases?by=code", 200, None)])

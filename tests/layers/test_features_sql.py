@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
+from layers.columns import InvalidBboxError
 from layers.cql2 import InvalidFilterError, filter_sql, parse_filter
 from layers.features import (
     CRS84,
@@ -55,7 +56,7 @@ def test_bbox_forms():
     assert parse_bbox("1,2,0,3,4,100") == (1, 2, 3, 4)
     assert parse_bbox("170,-10,-170,10") == (170, -10, -170, 10)  # across the antimeridian is allowed
     for bad in ("1,2,3", "1,2,3,x", "1,4,3,2", "nan,1,2,3", "inf,1,2,3"):
-        with pytest.raises(InvalidParameterError):
+        with pytest.raises(InvalidBboxError):
             parse_bbox(bad)
 
 

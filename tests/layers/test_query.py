@@ -17,7 +17,7 @@ from layers.query import (
     InvalidPlaceError,
     InvalidSortError,
     QuerySpec,
-    UnknownFieldError,
+    UnknownPropertyError,
     run_query,
 )
 from layers.store.database import engine_for
@@ -151,11 +151,11 @@ def test_several_layers_in_one_answer(conn):
      InvalidPlaceError),
     ({"layers": ["land_leases"], "place": {"bbox": [107.1, 38, 107.0, 38.1]}}, InvalidBboxError),
     ({"layers": ["land_leases"], "place": {"bbox": [107, 38], "villages": [V1]}}, InvalidPlaceError),
-    ({"layers": ["land_leases"], "where": {"colour": "red"}}, UnknownFieldError),
+    ({"layers": ["land_leases"], "where": {"colour": "red"}}, UnknownPropertyError),
     ({"layers": ["land_leases"], "where": {"purpose": "casino"}}, InvalidFieldValueError),
     ({"layers": ["land_leases"], "where": {"end_date": "someday"}}, InvalidFieldValueError),
     ({"layers": ["land_leases"], "sort": "area_inside_mu"}, InvalidSortError),
-    ({"layers": ["land_leases"], "sort": "-colour"}, UnknownFieldError),
+    ({"layers": ["land_leases"], "sort": "-colour"}, UnknownPropertyError),
 ])
 def test_bad_input_is_a_domain_error(conn, spec, error):
     with pytest.raises(error) as info:

@@ -9,7 +9,7 @@ import json
 import pytest
 from openpyxl import load_workbook
 
-from layers.query import UnknownFieldError
+from layers.columns import UnknownPropertyError
 from layers.stats import layer_stats, to_csv, to_json, to_xlsx
 from layers.store.database import engine_for
 from tests.layers import test_query_cases as cases
@@ -75,5 +75,5 @@ def test_files_carry_labels_and_the_total(conn):
 
 
 def test_unknown_field(conn):
-    with pytest.raises(UnknownFieldError):
+    with pytest.raises(UnknownPropertyError):
         layer_stats(conn, "land_leases", ["colour"])

@@ -13,6 +13,7 @@ from api import features, home, maps, query, tiles, uploads
 from api.openapi import install_openapi
 from api.pages import STATIC_DIR
 from api.problems import install_problem_handlers
+from api.security import SecurityMiddleware
 from layers.database import database_url
 from layers.settings import Settings
 
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # GeoJSON compresses 5-10x; level 1 (3 ms for 600 KB against 9 ms at level 5) keeps it fast.
     # Responses that set their own Content-Encoding pass through untouched.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
+    # outermost: hosts and cross-site writes are checked, and headers set, before anything else
+    app.add_middleware(SecurityMiddleware, settings=settings, image_hosts=maps.basemap_hosts)
     for module in (home, features, tiles, uploads, query, maps):
         app.include_router(module.router)
     install_openapi(app, "/api.html")

@@ -68,14 +68,18 @@ _CSP_LISTENER = """document.addEventListener('securitypolicyviolation', e => con
 def open_watched(browser: Browser, request) -> Callable[..., AbstractContextManager[Watched]]:
     """``with open_watched(base) as w:`` a fresh page on the server at ``base``, watched.
 
+    ``bypass_csp`` turns the pages' Content-Security-Policy off (to show escaping alone suffices).
+
     A request to any other origin is aborted and recorded in ``w.outside``, console errors go
     to ``w.errors`` and CSP violations to ``w.csp`` (any one fails the test); a screenshot is
     kept under tests/artifacts/browser/.
     """
 
     @contextmanager
-    def make(base: str, *, height: int = 800, full_page: bool = False) -> Iterator[Watched]:
-        context = browser.new_context(viewport={"width": 1280, "height": height}, locale="zh-CN")
+    def make(base: str, *, height: int = 800, full_page: bool = False,
+             bypass_csp: bool = False) -> Iterator[Watched]:
+        context = browser.new_context(viewport={"width": 1280, "height": height}, locale="zh-CN",
+                                      bypass_csp=bypass_csp)
         page = context.new_page()
         w = Watched(page, base)
 

@@ -222,7 +222,8 @@ def test_upload_report_of_a_hostile_file(w, hostile):
     w.page.select_option("#layer", "caragana_plots")
     w.page.click("#check")
     w.page.wait_for_selector("#report")
-    w.page.wait_for_selector('#preview-map[data-features="1"]')
-    _harmless(w, (HOSTILE[1],))  # the column name, in the mapping table
+    w.page.wait_for_selector("#preview-map[data-features]", state="attached")  # its script ran
+    # a column name, and the file's (browsers send its quote as %22)
+    _harmless(w, (HOSTILE[1], "<img src=x onerror=window.__pwned=1>.geojson"))
     assert HOSTILE[1] in w.page.inner_text("#mapping")
     assert "pwned" in w.page.inner_text("#problems")  # the refused values, quoted

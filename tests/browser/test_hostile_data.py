@@ -44,8 +44,8 @@ def _sql(value: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def hostile(new_database, tmp_path_factory) -> Iterator[tuple[str, sa.Connection]]:
-    """(base URL, connection) of a server over a township full of hostile text."""
+def hostile(new_database, tmp_path_factory) -> Iterator[tuple[str, sa.Connection, object]]:
+    """(base URL, connection, app) of a server over a township full of hostile text."""
     with new_database("landeco_test_hostile") as url:
         load_demo(url)
         engine = engine_for(url.render_as_string(hide_password=False))
@@ -61,7 +61,8 @@ def hostile(new_database, tmp_path_factory) -> Iterator[tuple[str, sa.Connection
         settings = Settings(database_url=url.render_as_string(hide_password=False),
                             home=tmp_path_factory.mktemp("home"))
         port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+        app = create_app(settings)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                                log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -72,7 +73,7 @@ def hostile(new_database, tmp_path_factory) -> Iterator[tuple[str, sa.Connection
             time.sleep(0.05)
         try:
             with engine.connect() as conn:
-                yield f"http://127.0.0.1:{port}", conn
+                yield f"http://127.0.0.1:{port}", conn, app
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -131,7 +132,7 @@ def test_home_and_layer_pages(w, hostile):
 
 
 def test_overview_map_labels_and_popups(w, hostile):
-    _, conn = hostile
+    _, conn, _ = hostile
     names = [r[0] for r in conn.execute(sa.text("SELECT name FROM villages ORDER BY id LIMIT 4"))]
     w.open("/maps?basemap=none")
     _harmless(w, tuple(names))  # the village labels
@@ -142,7 +143,7 @@ def test_overview_map_labels_and_popups(w, hostile):
 
 @pytest.mark.parametrize("layer", ["land_leases", "caragana_plots", "subsidence_zones", "grazing_bans"])
 def test_layer_map_popup_shows_the_values_as_text(w, hostile, layer):
-    _, conn = hostile
+    _, conn, _ = hostile
     code, note = _one(conn, f"SELECT code, note FROM {layer} ORDER BY id LIMIT 1")
     w.page.goto(f"{w.base}/maps/{layer}?basemap=none")
     w.page.wait_for_selector(".leaflet-control-layers")
@@ -155,7 +156,7 @@ def test_layer_map_popup_shows_the_values_as_text(w, hostile, layer):
 
 
 def test_village_and_feature_maps_carry_the_names_in_their_titles(w, hostile):
-    _, conn = hostile
+    _, conn, _ = hostile
     code, name = _one(conn, "SELECT code, name FROM villages ORDER BY id LIMIT 1")
     w.open(f"/maps/villages/{code}?basemap=none")
     assert w.page.inner_text(".landeco-map-title").startswith(name)
@@ -168,7 +169,7 @@ def test_village_and_feature_maps_carry_the_names_in_their_titles(w, hostile):
 
 
 def test_items_table_tooltip_and_one_item(w, hostile):
-    _, conn = hostile
+    _, conn, _ = hostile
     w.page.goto(f"{w.base}/collections/land_leases/items?f=html&limit=8")
     w.page.wait_for_function("() => window.landecoItemsMap !== undefined")
     codes = [r[0] for r in conn.execute(sa.text("SELECT code FROM land_leases ORDER BY id LIMIT 8"))]
@@ -188,7 +189,7 @@ def test_items_table_tooltip_and_one_item(w, hostile):
 
 
 def test_query_page_with_a_result_and_with_a_conflict_check(w, hostile):
-    _, conn = hostile
+    _, conn, _ = hostile
     code, name = _one(conn, "SELECT v.code, v.name FROM villages v WHERE EXISTS (SELECT 1 FROM land_leases l "
                             "WHERE l.village_code = v.code) ORDER BY v.id LIMIT 1")
     w.page.goto(f"{w.base}/query?layers=land_leases&villages={code}")
@@ -227,3 +228,24 @@ def test_upload_report_of_a_hostile_file(w, hostile):
     _harmless(w, (HOSTILE[1], "<img src=x onerror=window.__pwned=1>.geojson"))
     assert HOSTILE[1] in w.page.inner_text("#mapping")
     assert "pwned" in w.page.inner_text("#problems")  # the refused values, quoted
+
+
+def test_vector_tile_popup_shows_the_values_as_text(w, hostile):
+    _, conn, app = hostile
+    code, lon, lat = _one(conn, "SELECT code, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+                                "FROM caragana_plots ORDER BY area_mu DESC LIMIT 1")
+    app.state.map_inline_limit = 0  # every layer from vector tiles
+    try:
+        w.open("/maps/caragana_plots?basemap=none")
+        w.page.wait_for_function("() => document.documentElement.dataset.tilesLoaded")
+        w.map_js("map.setView([arg[1], arg[0]], 17, {animate: false}); return true;", [lon, lat])
+        w.page.wait_for_function("() => Number(document.documentElement.dataset.tilesLoaded) > 0 && "
+                                 "document.querySelectorAll('canvas.leaflet-tile').length > 0")
+        w.page.wait_for_timeout(300)
+        x, y = w.map_js("const r = map.getContainer().getBoundingClientRect(); const s = map.getSize();"
+                        " return [r.left + s.x / 2, r.top + s.y / 2];")
+        w.page.mouse.click(x, y)
+        assert code in _popup_text(w)
+        _harmless(w)
+    finally:
+        app.state.map_inline_limit = None

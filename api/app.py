@@ -16,6 +16,7 @@ from api.observability import install_observability
 from api.openapi import install_openapi
 from api.pages import STATIC_DIR
 from api.problems import install_problem_handlers
+from api.security import SecurityMiddleware
 from layers.settings import Settings
 from layers.store.database import database_url, make_engine
 
@@ -51,8 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # GeoJSON compresses 5-10x; level 1 (3 ms for 600 KB against 9 ms at level 5) keeps it fast.
     # Responses that set their own Content-Encoding pass through untouched.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
-    # outermost: refused requests cost nothing further
+    # NUL characters, body sizes and rates are refused before any route runs
     app.add_middleware(EdgeGuard, settings=settings)
+    # outside it: hosts and cross-site writes checked, security headers set on every answer
+    app.add_middleware(SecurityMiddleware, settings=settings,
+                       image_hosts=lambda: maps.basemap_hosts(app.state.settings.tianditu_key))
     for module in (home, features, tiles, uploads, query, maps):
         app.include_router(module.router)
     install_openapi(app, "/api.html")

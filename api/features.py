@@ -476,7 +476,7 @@ def _items_page(request: Request, layer: Layer, q: ItemsQuery, features: list[di
     page = render(request, "features/items.html", lang, layer=layer, features=features, heads=heads,
                   labels=labels, matched=matched, q=q, links={ln["rel"]: ln["href"] for ln in links},
                   sort_links=sort_links, sort_key=sort_key,
-                  geojson=json.dumps(geojson, ensure_ascii=False).replace("</", "<\\/") if geojson else None)
+                  geojson=json.dumps(geojson, ensure_ascii=False) if geojson else None)
     page.headers.update({k: v for k, v in headers.items() if k != "Content-Crs"})
     return page
 

@@ -17,7 +17,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import get_engine, get_settings
 from api.pages import LangDep, render
-from gis.maps import NO_BASEMAP, Basemap, build_map, osm_basemap, page_parts, tianditu_basemaps
+from api.security import add_nonce
+from gis.maps import NO_BASEMAP, Basemap, PageParts, build_map, osm_basemap, page_parts, tianditu_basemaps
 from gis.printing import print_map
 from layers.errors import BadRequestError
 from layers.mapdata import MapScope, map_bounds, map_layers, scope_for
@@ -25,8 +26,8 @@ from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.symbology import InvalidStyleFieldError, MapContext, style_fields
 
-__all__ = ["MAX_IDS", "BasemapUnavailableError", "InvalidIdsError",
-           "printed_map", "router"]
+__all__ = ["MAX_IDS", "BasemapUnavailableError", "InvalidIdsError", "basemap_hosts", "printed_map",
+           "router"]
 
 router = APIRouter(tags=["maps"])
 
@@ -92,6 +93,14 @@ def _basemaps(lang: str, wanted: str | None, key: str) -> tuple[list[Basemap], s
     return maps, wanted
 
 
+def basemap_hosts(tianditu_key: str = "") -> list[str]:
+    """Origins basemap tiles come from, for the pages' Content-Security-Policy ``img-src``."""
+    hosts = ["https://tile.openstreetmap.org"]
+    if tianditu_key.strip():
+        hosts += [f"https://t{i}.tianditu.gov.cn" for i in range(8)]
+    return hosts
+
+
 def _ordered() -> list[str]:
     """Every registered layer in drawing order (frames first)."""
     return list(LAYERS)  # the registry keeps the declared drawing order
@@ -133,7 +142,12 @@ def _page(request: Request, lang: str, basemap: str | None, title: str, layer_id
     m = build_map(layers, title=title, bounds=bounds, basemaps=maps, basemap=first,
                   legend_title="Legend" if en else "图例", vendor_url=f"{base}/static/vendor",
                   link_text="Map of this feature" if en else "要素地图")
-    return render(request, "maps/map.html", lang, title=title, map=page_parts(m))
+    parts = page_parts(m)
+    nonce = request.state.csp_nonce
+    # Folium's head and body carry inline scripts of their own: they run with this page's nonce
+    parts = PageParts(header=add_nonce(parts.header, nonce), body=add_nonce(parts.body, nonce),
+                      script=parts.script)
+    return render(request, "maps/map.html", lang, title=title, map=parts)
 
 
 def _title(kind: str, lang: str, **values: str) -> str:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
+
+from api.security import add_nonce
 
 __all__ = ["install_openapi", "schema_to_30", "to_openapi_30"]
 
@@ -102,8 +104,13 @@ def install_openapi(app: FastAPI, docs_path: str = "/api.html") -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get(docs_path, include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url or "/api", title=f"{app.title} API",
+    def docs(request: Request) -> HTMLResponse:
+        page = get_swagger_ui_html(openapi_url=app.openapi_url or "/api", title=f"{app.title} API",
                                    swagger_js_url=f"{_VENDOR}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{_VENDOR}/swagger-ui.css",
-                                   swagger_favicon_url=f"{_VENDOR}/favicon-32x32.png")
+                                   swagger_favicon_url=f"{_VENDOR}/favicon-32x32.png",
+                                   # no badge fetched from validator.swagger.io
+                                   swagger_ui_parameters={"validatorUrl": None})
+        # the page's inline script starts Swagger UI: it runs with this request's CSP nonce
+        nonce = getattr(request.state, "csp_nonce", "")
+        return HTMLResponse(add_nonce(bytes(page.body).decode(), nonce))

@@ -97,12 +97,15 @@ def demo_url(new_database) -> Iterator[URL]:
 #: Tests ask far faster than people: no per-client rate limit unless a test sets one.
 UNLIMITED = {"rate_limit_per_minute": 0, "tile_rate_limit_per_minute": 0}
 
+#: Where TestClients send their requests: a host landeco answers to by default (not ``testserver``).
+TEST_BASE = "http://localhost"
+
 
 def client_for(url: URL, home) -> TestClient:
     """A TestClient of the app configured for the database at ``url``."""
     settings = Settings(database_url=url.render_as_string(hide_password=False), home=home,
                         **UNLIMITED)
-    return TestClient(create_app(settings))
+    return TestClient(create_app(settings), base_url=TEST_BASE)
 
 
 @pytest.fixture(scope="session")

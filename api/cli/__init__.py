@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import typer
 from psycopg.errors import UndefinedTable
@@ -146,6 +147,8 @@ def serve(
     import uvicorn
 
     settings = _settings()
+    if host:  # the application (api.main, in each worker) reads its settings from the environment
+        os.environ["LANDECO_HOST"] = host
     # landeco writes its own access line (api.observability): uvicorn's would repeat it, with query strings
     uvicorn.run("api.main:app", host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level="info", access_log=False)

@@ -34,7 +34,7 @@ def test_a_check_answers_pieces_and_map_links(client):
     assert p["a_layer"] == p["b_layer"] == "land_leases"
     assert p["overlap_mu"] == pytest.approx(mu(LEASES["L1"][-1] & LEASES["L2"][-1]), rel=1e-4)
     assert fc["summary"]["title_zh"] == "租赁地块相互重叠"
-    assert fc["links"][0]["href"].startswith("http://testserver/maps/land_leases?ids=")
+    assert fc["links"][0]["href"].startswith("http://localhost/maps/land_leases?ids=")
 
 
 @pytest.mark.parametrize("url, status, code", [

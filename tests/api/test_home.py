@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from layers.settings import Settings
+from tests.conftest import TEST_BASE
 
 LANDECO = Path(sys.executable).with_name("landeco")
 
@@ -22,7 +23,7 @@ def _url_text(url):
 @pytest.fixture
 def client(db_url, tmp_path):
     app = create_app(Settings(database_url=_url_text(db_url), home=tmp_path / "unused"))
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url=TEST_BASE) as test_client:
         yield test_client
 
 
@@ -50,7 +51,7 @@ def test_health_reports_the_database(client, db_url):
 
 def test_health_says_when_the_schema_is_not_migrated(empty_db_url, tmp_path):
     app = create_app(Settings(database_url=_url_text(empty_db_url), home=tmp_path))
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url=TEST_BASE) as test_client:
         res = test_client.get("/health")
     assert res.status_code == 503
     assert res.headers["content-type"] == "application/problem+json"
@@ -60,7 +61,7 @@ def test_health_says_when_the_schema_is_not_migrated(empty_db_url, tmp_path):
 def test_health_says_when_the_database_is_down(db_url, tmp_path):
     dead = db_url.set(port=1)  # nothing listens there
     app = create_app(Settings(database_url=_url_text(dead), home=tmp_path))
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url=TEST_BASE) as test_client:
         res = test_client.get("/health")
     assert res.status_code == 503
     assert res.json()["code"] == "database_unavailable"

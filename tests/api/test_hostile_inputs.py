@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from api.app import api_routes, create_app
 from layers.demo import load_demo
 from layers.settings import Settings
-from tests.conftest import UNLIMITED
+from tests.conftest import TEST_BASE, UNLIMITED
 
 HOSTILE = [
     "NaN", "-Infinity", "1e999", "\x00", "a\x00b", "99999999999999999999999", "-99999999999999999999",
@@ -112,7 +112,7 @@ def township(new_database):
 def client(township, tmp_path_factory):
     settings = Settings(database_url=township.render_as_string(hide_password=False),
                         home=tmp_path_factory.mktemp("home"), **UNLIMITED)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+    with TestClient(create_app(settings), base_url=TEST_BASE, raise_server_exceptions=False) as c:
         yield c
 
 

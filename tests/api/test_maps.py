@@ -13,7 +13,7 @@ PROBLEM = "application/problem+json"
 
 def _outside_urls(page: str) -> set[str]:
     return {u for u in re.findall(r"""(?:src|href)=["']([^"']+)["']""", page)
-            if u.startswith(("http://", "https://", "//")) and not u.startswith("http://testserver")}
+            if u.startswith(("http://", "https://", "//")) and not u.startswith("http://localhost")}
 
 
 def _decoded(page: str) -> str:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.observability import ACCESS_LOGGER
 from layers.settings import Settings
+from tests.conftest import TEST_BASE
 
 SECRET = "s3cr3t-value-9f2c"
 
@@ -36,7 +37,7 @@ def access_lines():
 @pytest.fixture
 def client(demo_url, tmp_path):
     app = create_app(Settings(database_url=demo_url.render_as_string(hide_password=False), home=tmp_path))
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url=TEST_BASE) as test_client:
         yield test_client
 
 
@@ -107,7 +108,8 @@ def test_metrics_count_uploads_by_state(new_database, tmp_path):
         "geometry": {"type": "Polygon", "coordinates": [[[107.30, 38.40], [107.301, 38.40], [107.301, 38.401],
                                                          [107.30, 38.401], [107.30, 38.40]]]}}]}
     with new_database("landeco_test_metrics") as url, TestClient(create_app(Settings(
-            database_url=url.render_as_string(hide_password=False), home=tmp_path))) as client:
+            database_url=url.render_as_string(hide_password=False), home=tmp_path)),
+            base_url=TEST_BASE) as client:
         assert _sample(client.get("/metrics").text, "landeco_uploads", state="checked") == 0
         res = client.post("/uploads", files={"file": ("one.geojson", json.dumps(geojson).encode())},
                           data={"layer": "caragana_plots"})
@@ -117,7 +119,8 @@ def test_metrics_count_uploads_by_state(new_database, tmp_path):
 
 def test_two_apps_have_their_own_metrics(demo_url, tmp_path):
     settings = Settings(database_url=demo_url.render_as_string(hide_password=False), home=tmp_path)
-    with TestClient(create_app(settings)) as a, TestClient(create_app(settings)) as b:
+    with TestClient(create_app(settings), base_url=TEST_BASE) as a, \
+            TestClient(create_app(settings), base_url=TEST_BASE) as b:
         a.get("/conformance")
         assert _sample(a.get("/metrics").text, "landeco_http_requests_total", route="/conformance") == 1
         assert _sample(b.get("/metrics").text, "landeco_http_requests_total", route="/conformance") is None
@@ -135,7 +138,7 @@ def test_health_shows_no_versions(client):
 def test_health_is_503_with_retry_after_when_the_database_is_away(db_url, tmp_path):
     dead = db_url.set(port=1)  # nothing listens there
     app = create_app(Settings(database_url=dead.render_as_string(hide_password=False), home=tmp_path))
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url=TEST_BASE) as test_client:
         res = test_client.get("/health")
     assert res.status_code == 503
     assert res.headers["content-type"] == "application/problem+json"

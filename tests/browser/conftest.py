@@ -1,7 +1,8 @@
 """One headless Chromium for the session, pages on the real server (``live_url``, tests/conftest.py).
 
 Every page is watched: a request to any origin but the server is aborted and recorded, and
-console errors are collected, so tests can assert that maps work with no network at all.
+console errors are collected, so tests can assert that maps work with no network at all; a
+Content-Security-Policy violation fails the test that caused it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Watched:
     base: str
     outside: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Content-Security-Policy violations: any one fails the test (a script or image refused).
+    csp: list[str] = field(default_factory=list)
 
     def open(self, path: str) -> None:
         """Go to ``path`` on the server and wait until the map script has run."""
@@ -46,26 +49,37 @@ class Watched:
 
     def map_js(self, body: str, arg: object = None) -> object:
         """Evaluate ``body`` with ``map`` bound to the page's Leaflet map."""
+        # the body goes into the function's source: the page's CSP forbids eval and new Function
         return self.page.evaluate(
-            "([body, arg]) => { const k = Object.keys(window).find(n => n.startsWith('map_'));"
-            " return new Function('map', 'arg', body)(window[k], arg); }", [body, arg])
+            "(arg) => { const map = window[Object.keys(window).find(n => n.startsWith('map_'))];"
+            f" {body}\n}}", arg)
 
     def paths(self) -> int:
         """How many vector features are drawn (SVG paths)."""
         return self.page.locator("path.leaflet-interactive").count()
 
 
+#: Reports every CSP violation as a console error, in case the browser's own message changes.
+_CSP_LISTENER = """document.addEventListener('securitypolicyviolation', e => console.error(
+    'Content Security Policy violation: ' + e.violatedDirective + ' ' + e.blockedURI));"""
+
+
 @pytest.fixture
 def open_watched(browser: Browser, request) -> Callable[..., AbstractContextManager[Watched]]:
     """``with open_watched(base) as w:`` a fresh page on the server at ``base``, watched.
 
+    ``bypass_csp`` turns the pages' Content-Security-Policy off (to show escaping alone suffices).
+
     A request to any other origin is aborted and recorded in ``w.outside``, console errors go
-    to ``w.errors``; a screenshot is kept under tests/artifacts/browser/.
+    to ``w.errors`` and CSP violations to ``w.csp`` (any one fails the test); a screenshot is
+    kept under tests/artifacts/browser/.
     """
 
     @contextmanager
-    def make(base: str, *, height: int = 800, full_page: bool = False) -> Iterator[Watched]:
-        context = browser.new_context(viewport={"width": 1280, "height": height}, locale="zh-CN")
+    def make(base: str, *, height: int = 800, full_page: bool = False,
+             bypass_csp: bool = False) -> Iterator[Watched]:
+        context = browser.new_context(viewport={"width": 1280, "height": height}, locale="zh-CN",
+                                      bypass_csp=bypass_csp)
         page = context.new_page()
         w = Watched(page, base)
 
@@ -79,6 +93,9 @@ def open_watched(browser: Browser, request) -> Callable[..., AbstractContextMana
         page.route("**/*", route)
         page.on("console", lambda m: w.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: w.errors.append(f"uncaught: {e}"))
+        page.on("console", lambda m: w.csp.append(m.text) if m.type == "error" and (
+            "Content Security Policy" in m.text or "Refused to" in m.text) else None)
+        page.add_init_script(_CSP_LISTENER)
         try:
             yield w
         finally:
@@ -87,6 +104,7 @@ def open_watched(browser: Browser, request) -> Callable[..., AbstractContextMana
                 page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=full_page)
             finally:
                 context.close()
+        assert w.csp == [], f"the page broke its Content-Security-Policy: {w.csp}"
 
     return make
 

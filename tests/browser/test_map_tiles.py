@@ -22,12 +22,12 @@ def test_caragana_tiles_are_drawn_and_clickable(tiled, watched, demo_url):
             "FROM caragana_plots p ORDER BY p.area_mu DESC LIMIT 1")).one()
     watched.open("/maps/caragana_plots?basemap=none")
     assert "柠条地块" in watched.page.inner_text(".landeco-legend")
-    watched.page.wait_for_function("document.documentElement.dataset.tilesLoaded")
+    watched.page.wait_for_function("() => document.documentElement.dataset.tilesLoaded")
     assert watched.page.locator("canvas.leaflet-tile").count() > 0
     assert watched.page.locator("path.leaflet-interactive").count() < 50, "plots are not inlined"
     watched.map_js("map.setView([arg[1], arg[0]], 17, {animate: false}); return true;", [lon, lat])
     watched.page.wait_for_function(
-        "Number(document.documentElement.dataset.tilesLoaded) > 0 && "
+        "() => Number(document.documentElement.dataset.tilesLoaded) > 0 && "
         "document.querySelectorAll('canvas.leaflet-tile').length > 0")
     watched.page.wait_for_timeout(300)
     x, y = watched.map_js("const r = map.getContainer().getBoundingClientRect(); const s = map.getSize();"
@@ -58,15 +58,15 @@ def test_a_tile_is_fetched_once(tiled, browser, live_url):
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(live_url + "/maps/caragana_plots?basemap=none")
-        page.wait_for_function("document.documentElement.dataset.tilesLoaded")
+        page.wait_for_function("() => document.documentElement.dataset.tilesLoaded")
         first = list(network)
         assert first and all("?v=" in u for u in first)
 
         def move(js: str) -> None:
             page.evaluate("delete document.documentElement.dataset.tilesLoaded")
-            page.evaluate("([body]) => { const k = Object.keys(window).find(n => n.startsWith('map_'));"
-                          " new Function('map', body)(window[k]); }", [js])
-            page.wait_for_function("document.documentElement.dataset.tilesLoaded")
+            page.evaluate("() => { const map = window[Object.keys(window).find(n => n.startsWith('map_'))];"
+                          f" {js}\n}}")
+            page.wait_for_function("() => document.documentElement.dataset.tilesLoaded")
 
         move("window._home = [map.getCenter(), map.getZoom()]; const c = map.getCenter();"
              " map.setView([c.lat + 3, c.lng + 3], map.getZoom(), {animate: false});")
@@ -84,7 +84,7 @@ def test_tiled_grazing_bans_draw_without_errors(watched, live_app):
     live_app.state.settings = settings.model_copy(update={"map_inline_limit": 1})
     try:
         watched.open("/maps/grazing_bans?basemap=none&on=2022-07-01")
-        watched.page.wait_for_function("document.documentElement.dataset.tilesLoaded")
+        watched.page.wait_for_function("() => document.documentElement.dataset.tilesLoaded")
         assert watched.page.locator("canvas.leaflet-tile").count() > 0
         assert '"valid_from", "valid_to", "2022-07-01"' in watched.page.content()
         assert watched.errors == [] and watched.outside == []

@@ -14,11 +14,12 @@ __all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem"]
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: object) -> JSONResponse:
+def problem(status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None,
+            **extra: object) -> JSONResponse:
     """A problem+json response."""
     body = {"type": f"https://landeco.example/problems/{code}", "title": title,
             "status": status, "code": code, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -38,7 +39,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+        # Starlette's 405 names the methods the path takes in ``Allow`` (RFC 9110 asks for it)
+        return problem(exc.status_code, code, str(exc.detail), str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -165,7 +165,8 @@ ERRORS: dict[int, str] = {
 _NO_DATABASE = {("get", "/conformance"), ("get", "/collections/{collection_id}/queryables"),
                 ("get", "/conflicts")}
 #: Operations that look up layers or villages named outside the path (404 without a path id).
-_FINDS = {("post", "/query"), ("get", "/query"), ("get", "/query/export")}
+_FINDS = {("post", "/query"), ("get", "/query"), ("get", "/query/export"),
+          ("get", "/uploads")}
 #: Operations limited per client (query, export, uploads, tiles below z10).
 RATE_LIMITED = {("post", "/query"), ("get", "/query"), ("get", "/query/export"),
                 ("get", "/export/{layer_id}"), ("post", "/uploads"), ("post", "/uploads/{upload_id}/commit"),

@@ -101,6 +101,18 @@ MORE_PARAMETERS: dict[str, tuple[str, ...]] = {
 SLOW = {"GET /maps/{layer_id}.{fmt}"}
 
 
+def plain_cases(schema):
+    """One valid request per operation (the demo's ids in the path), but for uploading a file."""
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.label == "POST /uploads":
+            continue
+        path = {p.name: EXAMPLES.get(p.name, "1") for p in operation.path_parameters}
+        body = ({"body": {"layers": ["caragana_plots"]}, "media_type": "application/json"}
+                if operation.label == "POST /query" else {})
+        yield operation.Case(path_parameters=path, query=dict(BASE_QUERY.get(operation.label, {})), **body)
+
+
 def sweep_cases(schema, values: tuple[str, ...] = NASTY, skip: set[str] = frozenset()):
     """(what is awkward, request): valid requests but for one parameter or body member."""
     for result in schema.get_all_operations():

@@ -6,9 +6,10 @@ checked: no server error (a documented 503 is not one), and its status, media ty
 and body are the ones the document lists for that operation.
 
 A second test sends awkward values (a NUL byte, a number past 64 bits, a far date, NaN) in
-each parameter, one at a time: the random generation rarely hits them.
+each parameter, one at a time: the random generation rarely hits them. A third asks every
+operation once with the database down: a 503 with ``Retry-After``, as documented.
 
-``KNOWN_FAILURES`` and ``KNOWN_SWEEP_FAILURES`` hold what is found today and is being fixed
+``KNOWN_FAILURES``, ``KNOWN_SWEEP_FAILURES`` and ``KNOWN_DOWN_FAILURES`` hold what is found today and is being fixed
 in the routes; those requests still run, their failures are collected and reported as a
 warning, and anything else fails the test. Remove an entry once its route is fixed: the test
 is then strict there. The longer run is ``bench/fuzz.py``.
@@ -22,6 +23,7 @@ from collections import Counter
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi.checks import unsupported_method
@@ -33,6 +35,7 @@ from bench.fuzz import (
     SLOW,
     contract_config,
     failures_of,
+    plain_cases,
     request_line,
     sweep_cases,
 )
@@ -40,7 +43,7 @@ from layers.demo import load_demo
 from layers.settings import Settings
 from tests.conftest import client_for
 
-#: Examples per operation in the fuzzing phase: about 3 000 requests, a minute on 2 cores.
+#: Examples per operation in the fuzzing phase: about a minute on 2 cores, with the sweep.
 MAX_EXAMPLES = 100
 CHECKS = [*ANSWER_CHECKS, unsupported_method]
 
@@ -65,6 +68,31 @@ KNOWN_SWEEP_FAILURES: dict[tuple[str, str], str] = {
     ("GET /maps", "on"): _FAR_DATE,
     ("GET /maps/villages/{code}", "code"): _NUL,
     ("GET /maps/villages/{code}", "on"): _FAR_DATE,
+}
+_NOT_503 = "500 instead of 503 database_unavailable when the database is down"
+_NO_RETRY = "503 without Retry-After"
+#: operation → what is wrong when the database is down (found 2026-11-30).
+KNOWN_DOWN_FAILURES: dict[str, str] = {
+    "GET /health": _NO_RETRY,
+    "GET /collections/{collection_id}/items": _NO_RETRY,
+    "GET /collections/{collection_id}/items/{feature_id}": _NO_RETRY,
+    "GET /collections/{collection_id}/tiles/{tms}/{z}/{x}/{y}": _NO_RETRY,
+    "GET /tiles/{tms}/{z}/{x}/{y}": _NO_RETRY,
+    "GET /collections": _NOT_503,
+    "GET /collections/{collection_id}": _NOT_503,
+    "GET /collections/{collection_id}/tiles/{tms}/tilejson.json": _NOT_503,
+    "GET /tiles/{tms}/tilejson.json": _NOT_503,
+    "POST /query": _NOT_503,
+    "GET /query": _NOT_503,
+    "GET /export/{layer_id}": _NOT_503,
+    "GET /stats/{layer_id}": _NOT_503,
+    "GET /conflicts/{check_id}": _NOT_503,
+    "GET /query/export": _NOT_503,
+    "GET /maps": _NOT_503,
+    "GET /maps/villages/{code}": _NOT_503,
+    "GET /maps/{layer_id}/features/{feature_id}": _NOT_503,
+    "GET /maps/{layer_id}.{fmt}": _NOT_503,
+    "GET /maps/{layer_id}": _NOT_503,
 }
 #: Failures of known-failing operations met during the run: (operation, what, request).
 FOUND: list[tuple[str, str, str]] = []
@@ -134,6 +162,31 @@ def test_awkward_values_keep_the_contract():
             row = (case.operation.label, f"{name}: {failure.title} {response.status_code}",
                    request_line(case, response))
             (FOUND if (case.operation.label, name) in KNOWN_SWEEP_FAILURES else new).append(row)
+    assert not new, "\n".join(" | ".join(row) for row in new)
+
+
+@pytest.fixture
+def database_down(tmp_path):
+    """The contract test's app pointed at a port where no database listens, for one test."""
+    down = Settings(database_url="postgresql+psycopg://landeco@127.0.0.1:9/landeco", home=tmp_path)
+    with TestClient(create_app(down), raise_server_exceptions=False) as client:
+        APP.app, up = client.app, APP.app
+        yield
+        APP.app = up
+
+
+def test_database_down_is_a_503_with_retry_after(database_down):
+    new = []
+    for case in plain_cases(schema):
+        response = case.call()
+        problems = [f.title for f in failures_of(case, response)]
+        if response.status_code >= 500 and response.status_code != 503:
+            problems.append(f"{response.status_code} instead of 503")
+        if response.status_code == 503 and "retry-after" not in response.headers:
+            problems.append("503 without Retry-After")
+        if problems:
+            row = (case.operation.label, ", ".join(dict.fromkeys(problems)), request_line(case, response))
+            (FOUND if case.operation.label in KNOWN_DOWN_FAILURES else new).append(row)
     assert not new, "\n".join(" | ".join(row) for row in new)
 
 

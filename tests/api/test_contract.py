@@ -9,9 +9,9 @@ A second test sends awkward values (a NUL byte, a number past 64 bits, a far dat
 each parameter, one at a time: the random generation rarely hits them. A third asks every
 operation once with the database down: a 503 with ``Retry-After``, as documented.
 
-``KNOWN_FAILURES``, ``KNOWN_SWEEP_FAILURES`` and ``KNOWN_DOWN_FAILURES`` hold what is found today and is being fixed
-in the routes; those requests still run, their failures are collected and reported as a
-warning, and anything else fails the test. Remove an entry once its route is fixed: the test
+``KNOWN_FAILURES``, ``KNOWN_SWEEP_FAILURES`` and ``KNOWN_DOWN_FAILURES`` hold what is found
+today and is being fixed in the routes; those requests still run, their failures are collected
+and reported as a warning, and anything else fails the test. Remove an entry once its route is fixed: the test
 is then strict there. The longer run is ``bench/fuzz.py``.
 """
 

@@ -11,8 +11,8 @@ operation once with the database down: a 503 with ``Retry-After``, as documented
 
 ``KNOWN_FAILURES``, ``KNOWN_SWEEP_FAILURES`` and ``KNOWN_DOWN_FAILURES`` hold what is found
 today and is being fixed in the routes; those requests still run, their failures are collected
-and reported as a warning, and anything else fails the test. Remove an entry once its route is fixed: the test
-is then strict there. The longer run is ``bench/fuzz.py``.
+and reported as a warning, and anything else fails the test. Remove an entry once its route
+is fixed: the test is then strict there. The longer run is ``bench/fuzz.py``.
 """
 
 from __future__ import annotations

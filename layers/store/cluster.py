@@ -1,4 +1,4 @@
-"""landeco's private PostgreSQL + PostGIS cluster under ``.landeco/``.
+"""landeco's private PostgreSQL + PostGIS cluster in ``LANDECO_HOME`` (``<checkout>/.landeco``).
 
 The zero-configuration default: without ``LANDECO_DATABASE_URL`` landeco creates its
 own cluster with the machine's ``initdb`` and ``pg_ctl``, on a port of its own,

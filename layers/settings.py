@@ -6,13 +6,45 @@ benchmarks take a :class:`Settings` and hand the values on.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "default_home"]
+
+
+def _checkout() -> Path | None:
+    """The source checkout landeco runs from, if any (the packages' parent holds its pyproject)."""
+    root = Path(__file__).resolve().parent.parent
+    pyproject = root / "pyproject.toml"
+    try:
+        if 'name = "landeco"' in pyproject.read_text(encoding="utf-8"):
+            return root
+    except OSError:
+        pass
+    return None
+
+
+def default_home() -> Path:
+    """Where the private cluster lives unless ``LANDECO_HOME`` says otherwise.
+
+    Never the current folder, so that a command run elsewhere finds the same cluster instead
+    of quietly creating an empty second one: ``<checkout>/.landeco`` when landeco runs from
+    its source checkout (``make run``); otherwise ``/var/lib/landeco`` for root (the
+    ``postgres`` user running the server must reach it, and root's home is closed) and
+    ``$XDG_DATA_HOME/landeco`` (``~/.local/share/landeco``) for anyone else.
+    """
+    checkout = _checkout()
+    if checkout is not None:
+        return checkout / ".landeco"
+    if os.geteuid() == 0:
+        return Path("/var/lib/landeco")
+    data = os.environ.get("XDG_DATA_HOME") or ""
+    base = Path(data) if Path(data).is_absolute() else Path.home() / ".local" / "share"
+    return base / "landeco"
 
 
 class Settings(BaseSettings):
@@ -23,7 +55,9 @@ class Settings(BaseSettings):
     #: A PostgreSQL + PostGIS server to use instead of the private local cluster.
     database_url: str | None = None
     #: Where the private cluster and its password live (kept 0700: readable by the service only).
-    home: Path = Path(".landeco")
+    #: Default: ``<checkout>/.landeco`` in a source checkout, else a per-user data folder
+    #: (see :func:`default_home`) - never the current folder.
+    home: Path = Field(default_factory=default_home)
     #: Where uploaded files are kept between check and commit (``<storage>/uploads/<id>/``);
     #: workers on several machines share uploads by sharing this folder and the database.
     #: Default ``<home>/storage``.

@@ -1,4 +1,4 @@
-"""The command line: ``landeco db up|down|status|migrate``, ``demo``, ``serve``."""
+"""The command line: ``landeco db up|down|status|migrate|revision``, ``demo``, ``serve``."""
 
 from __future__ import annotations
 
@@ -100,6 +100,36 @@ def db_migrate(revision: str = typer.Argument("head", help="target revision")) -
     except LandecoError as exc:
         raise _fail(exc) from exc
     typer.echo(f"schema at revision {reached}")
+
+
+@db.command("revision")
+def db_revision(
+    message: str = typer.Option(..., "-m", "--message", help="what the migration does"),
+    empty: bool = typer.Option(False, "--empty", help="write an empty migration to fill in by hand "
+                               "(no database needed)"),
+) -> None:
+    """Write the next migration (0003, …): what the registry declares and the database lacks.
+
+    The database must be at the newest revision (`landeco db migrate`). When it already
+    matches the registry nothing is written and the command says so (exit 0).
+    """
+    from alembic.util import CommandError
+
+    from layers.store.migrate import new_revision
+
+    try:
+        url = None if empty else database_url(_settings())
+        path = new_revision(url, message, autogenerate=not empty)
+    except LandecoError as exc:
+        raise _fail(exc) from exc
+    except CommandError as exc:
+        typer.secho(f"error [migration_error]: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    if path is None:
+        typer.echo("the schema already matches the registry: no migration written "
+                   "(--empty writes one to fill in by hand)")
+        return
+    typer.echo(str(path))
 
 
 @app.command("demo")

@@ -1,4 +1,4 @@
-"""landeco's private PostgreSQL + PostGIS cluster under ``.landeco/``.
+"""landeco's private PostgreSQL + PostGIS cluster in ``LANDECO_HOME`` (``<checkout>/.landeco``).
 
 The zero-configuration default: without ``LANDECO_DATABASE_URL`` landeco creates its
 own cluster with the machine's ``initdb`` and ``pg_ctl``, on a port of its own,
@@ -9,9 +9,11 @@ PostgreSQL refuses to run as root, so as root the cluster belongs to the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -27,6 +29,8 @@ __all__ = ["Cluster", "ClusterInfo", "find_bindir"]
 DATABASE = "landeco"
 SUPERUSER = "landeco"
 FIRST_PORT = 54329
+#: How many ports ``start`` tries when another program took the cluster's port meanwhile.
+START_ATTEMPTS = 5
 SERVER_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
     "unix_socket_directories": "''",
@@ -174,14 +178,31 @@ class Cluster:
                       "--no-locale", "--auth=scram-sha-256", f"--pwfile={pwfile}")
         finally:
             pwfile.unlink(missing_ok=True)
-        conf = self.datadir / "postgresql.auto.conf"
         settings = {**SERVER_SETTINGS, "port": str(info.port)}
-        with conf.open("a") as fh:
+        with self._autoconf.open("a") as fh:
             fh.write("# landeco: private cluster, loopback only\n")
             fh.writelines(f"{k} = {v}\n" for k, v in settings.items())
+        self._write_info(info)
+        return info
+
+    @property
+    def _autoconf(self) -> Path:
+        return self.datadir / "postgresql.auto.conf"
+
+    def _write_info(self, info: ClusterInfo) -> None:
         self.infofile.write_text(json.dumps(info.__dict__))
         self.infofile.chmod(0o600)
-        return info
+
+    def _move_to_port(self, info: ClusterInfo, port: int) -> ClusterInfo:
+        """Make ``port`` the cluster's port: in its configuration and in ``cluster.json``."""
+        conf = self._autoconf.read_text()
+        conf, n = re.subn(r"(?m)^port = \d+$", f"port = {port}", conf)
+        if n == 0:
+            conf += f"port = {port}\n"
+        self._autoconf.write_text(conf)  # rewritten in place: owner (postgres as root) kept
+        moved = dataclasses.replace(info, port=port)
+        self._write_info(moved)
+        return moved
 
     def _check_reachable(self, user: pwd.struct_passwd) -> None:
         probe = subprocess.run(["runuser", "-u", user.pw_name, "--", "test", "-w",
@@ -194,14 +215,35 @@ class Cluster:
         """Create if needed and start the server; wait until it accepts connections."""
         info = self.create()
         if not self.running:
-            self.logfile.touch()
-            user = self._server_user()
-            if user is not None:
-                os.chown(self.logfile, user.pw_uid, user.pw_gid)
-            self._run("pg_ctl", "start", "-D", str(self.datadir), "-l", str(self.logfile),
-                      "-w", "-t", str(int(timeout)))
+            info = self._start_server(info, timeout)
         self._wait(info, timeout)
         return info
+
+    def _start_server(self, info: ClusterInfo, timeout: float) -> ClusterInfo:
+        """``pg_ctl start``; when the port was taken since it was chosen, move to a free one.
+
+        The port is chosen when the cluster is created and kept, so another program (or
+        another stopped cluster, started first) may hold it by now.
+        """
+        self.logfile.touch()
+        user = self._server_user()
+        if user is not None:
+            os.chown(self.logfile, user.pw_uid, user.pw_gid)
+        for _ in range(START_ATTEMPTS):
+            logged = self.logfile.stat().st_size
+            proc = self._run("pg_ctl", "start", "-D", str(self.datadir), "-l", str(self.logfile),
+                             "-w", "-t", str(int(timeout)), check=False)
+            if proc.returncode == 0:
+                return info
+            with self.logfile.open("rb") as fh:
+                fh.seek(logged)
+                log = fh.read().decode("utf-8", "replace")
+            if "could not bind" not in log:
+                raise ClusterError(f"pg_ctl failed: {(proc.stderr or proc.stdout).strip()}\n"
+                                   f"{log.strip()[-2000:]}")
+            info = self._move_to_port(info, _free_port(info.port + 1))
+        raise ClusterError(f"the server found its port taken {START_ATTEMPTS} times "
+                           f"(last tried {info.port}); see {self.logfile}")
 
     def stop(self) -> None:
         """Stop the server (fast shutdown); a no-op when it is not running."""

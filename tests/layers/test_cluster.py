@@ -4,6 +4,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -106,3 +107,25 @@ def test_cluster_commands_as_a_normal_user(home):
     stopped = landeco("status")
     assert stopped.returncode == 3
     assert json.loads(stopped.stdout)["running"] is False
+
+
+def test_start_moves_to_a_free_port_when_its_port_was_taken(home):
+    cluster = Cluster(home)
+    chosen = cluster.create().port
+    squatter = socket.socket()
+    try:
+        try:
+            squatter.bind(("127.0.0.1", chosen))
+            squatter.listen()
+        except OSError:
+            pass  # someone else took it already: the same case
+        info = cluster.start()
+        assert info.port != chosen
+        assert json.loads(cluster.infofile.read_text())["port"] == info.port
+        assert cluster.info == info
+        engine = sa.create_engine(info.url("postgres"), poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SHOW port")) == str(info.port)
+    finally:
+        squatter.close()
+        cluster.destroy()

@@ -1,12 +1,29 @@
 """Migrations create the registry's schema, round-trip, and match the code."""
 
+import shutil
+from pathlib import Path
+
+import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from typer.testing import CliRunner
 
+from api.cli import app
 from layers.registry import LAYERS
+from layers.store import migrations
 from layers.store.database import engine_for
-from layers.store.migrate import current_revision, downgrade, head_revision, include_object, upgrade
+from layers.store.migrate import (
+    alembic_config,
+    current_revision,
+    downgrade,
+    head_revision,
+    include_object,
+    new_revision,
+    next_revision_id,
+    upgrade,
+)
 from layers.store.schema import metadata
 
 
@@ -55,3 +72,44 @@ def test_updated_at_is_kept_by_the_database(conn):
     after = conn.execute(sa.text("SELECT updated_at > now() - interval '1 hour' "
                                  "FROM villages WHERE code = 't1'")).scalar()
     assert after is True
+
+
+@pytest.fixture
+def scripts(tmp_path) -> str:
+    """A copy of the migrations folder, so that tests write their migrations there."""
+    copy = tmp_path / "migrations"
+    shutil.copytree(Path(migrations.__file__).parent, copy,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return str(copy)
+
+
+def test_revision_autogenerates_what_the_database_lacks(new_database, scripts):
+    with new_database("landeco_test_rev") as url:
+        with engine_for(url.render_as_string(hide_password=False)).begin() as conn:
+            conn.execute(sa.text("ALTER TABLE uploads DROP COLUMN stage"))
+        path = new_revision(url, "Put back the stage", script_location=scripts)
+        assert path is not None and path.name == f"{next_revision_id()}_put_back_the_stage.py"
+        text = path.read_text()
+        assert f"down_revision: Union[str, None] = '{head_revision()}'" in text
+        assert "op.add_column('uploads', sa.Column('stage'" in text
+        command.upgrade(alembic_config(url, scripts), "head")  # the new migration applies
+        with engine_for(url.render_as_string(hide_password=False)).connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"include_object": include_object})
+            assert compare_metadata(ctx, metadata) == []
+
+
+def test_revision_empty_is_for_writing_by_hand(scripts):
+    path = new_revision(None, "by hand", autogenerate=False, script_location=scripts)
+    assert path.name == f"{next_revision_id()}_by_hand.py"
+    assert "def upgrade() -> None:\n    pass" in path.read_text()
+    assert next_revision_id(scripts) == f"{int(next_revision_id()) + 1:04d}"
+
+
+def test_revision_command_writes_nothing_when_the_schema_is_current(db_url, monkeypatch):
+    versions = Path(migrations.__file__).parent / "versions"
+    before = sorted(versions.glob("*.py"))
+    monkeypatch.setenv("LANDECO_DATABASE_URL", db_url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(app, ["db", "revision", "-m", "nothing to do"])
+    assert result.exit_code == 0, result.output
+    assert "no migration written" in result.output
+    assert sorted(versions.glob("*.py")) == before

@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from api.caching import not_modified, weak_etag
-from api.deps import get_engine, get_settings
+from api.deps import FDep, LayerId, get_engine, get_settings, wants_html
 from api.pages import LangDep, render
 from layers.collections import extents, queryables
 from layers.cql2 import filter_sql
@@ -113,35 +112,6 @@ class UnknownParameterError(BadRequestError):
 
 # --- negotiation and links ----------------------------------------------------------------------
 
-Format = Literal["json", "geojson", "html"]
-FDep = Annotated[Format | None, Query(description="json (default for API clients) or html "
-                                      "(default for browsers)")]
-LayerId = Annotated[str, Path(description="collection (layer) id, e.g. caragana_plots")]
-
-
-def wants_html(request: Request, f: str | None) -> bool:
-    """HTML when asked with ``f=html``, or when the Accept header prefers it to JSON (browsers)."""
-    if f is not None:
-        return f == "html"
-    html = json_q = 0.0
-    for part in request.headers.get("accept", "").split(","):
-        kind, _, params = part.strip().partition(";")
-        q = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        kind = kind.strip().lower()
-        if kind == "text/html":
-            html = max(html, q)
-        elif kind.endswith("json"):
-            json_q = max(json_q, q)
-    return html > json_q
-
-
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -159,10 +129,6 @@ def _check_params(request: Request, allowed: set[str]) -> None:
     unknown = [k for k in request.query_params if k not in allowed]
     if unknown:
         raise UnknownParameterError(unknown, sorted(allowed))
-
-
-def _connect(request: Request) -> sa.Engine:
-    return get_engine(request)
 
 
 def _etag(*parts: object) -> str:
@@ -256,7 +222,7 @@ def collections(request: Request, f: FDep = None, lang: LangDep = "zh") -> Respo
     """Every layer, with its extent, titles and links."""
     _check_params(request, {"f", "lang"})
     layers = list(LAYERS.values())
-    with _connect(request).connect() as conn:
+    with get_engine(request).connect() as conn:
         found = extents(conn, layers)
     docs = [_collection_doc(request, layer, lang, found.get(layer.id)) for layer in layers]
     if wants_html(request, f):
@@ -279,7 +245,7 @@ def collection(request: Request, collection_id: LayerId, f: FDep = None, lang: L
     """A layer's description, extent and links."""
     layer = get_layer(collection_id)
     _check_params(request, {"f", "lang"})
-    with _connect(request).connect() as conn:
+    with get_engine(request).connect() as conn:
         extent = extents(conn, [layer]).get(layer.id)
     doc = _collection_doc(request, layer, lang, extent)
     if wants_html(request, f):
@@ -348,7 +314,7 @@ def _run(request: Request, sql: str, params: dict[str, Any], raw_text: bool = Fa
     limit = f"SET LOCAL statement_timeout = {int(timeout)}"
     late = (f"the query ran longer than {timeout / 1000:g} s: narrow it "
             "(a smaller bbox, a filter, a lower limit)")
-    return fetch_pipelined(_connect(request), [limit], sql, params, text_as_bytes=raw_text,
+    return fetch_pipelined(get_engine(request), [limit], sql, params, text_as_bytes=raw_text,
                            timeout_message=late)
 
 

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.features import FDep, wants_html
+from api.deps import FDep, wants_html
 from api.pages import LangDep, render
 from api.problems import problem
 from layers.errors import DatabaseUnavailableError

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
-from api.deps import get_engine, get_settings
+from api.deps import ConnDep, get_settings
 from api.pages import LangDep, render
 from layers import conflicts as conflicts_mod
 from layers import stats as stats_mod
@@ -49,10 +49,6 @@ CsvGeomDep = Annotated[Literal["wkt", "none"], Query(description="CSV geometry c
 _MAP_IDS = 5000
 
 
-def _connect(request: Request) -> sa.Connection:
-    return get_engine(request).connect()
-
-
 def _max(request: Request) -> int:
     """Most features one export may hold (``LANDECO_EXPORT_MAX_FEATURES``)."""
     return get_settings(request).export_max_features
@@ -74,7 +70,7 @@ def map_links(base: str, result: QueryResult, lang: str = "zh") -> list[dict[str
 
 @router.post("/query", summary="Features of one or more layers by size, place and attributes",
              responses={200: {"content": {"application/geo+json": {}, "application/zip": {}}}})
-def query(request: Request, spec: QuerySpec, format: FormatName = "json", crs: CrsDep = 4326,
+def query(request: Request, conn: ConnDep, spec: QuerySpec, format: FormatName = "json", crs: CrsDep = 4326,
           encoding: EncodingDep = "utf-8", geometry: CsvGeomDep = "wkt", lang: LangDep = "zh") -> Response:
     """A GeoJSON FeatureCollection with a ``summary`` (count, 亩, 万亩, ha per layer), or a file.
 
@@ -82,11 +78,10 @@ def query(request: Request, spec: QuerySpec, format: FormatName = "json", crs: C
     totals are of clipped areas. JSON answers at most ``limit`` (default 1000) features per
     layer while the totals count every match; a file holds every match unless ``limit`` is given.
     """
-    with _connect(request) as conn:
-        if format != "json":
-            return _file(export_query(conn, spec, format, crs=crs, encoding=encoding,
-                                      csv_geometry=geometry, lang=lang, max_features=_max(request)))
-        result = run_query(conn, spec)
+    if format != "json":
+        return _file(export_query(conn, spec, format, crs=crs, encoding=encoding,
+                                  csv_geometry=geometry, lang=lang, max_features=_max(request)))
+    result = run_query(conn, spec)
     base = str(request.base_url).rstrip("/")
     return Response(feature_collection(result, map_links(base, result, lang)),
                     media_type="application/geo+json")
@@ -94,19 +89,18 @@ def query(request: Request, spec: QuerySpec, format: FormatName = "json", crs: C
 
 @router.get("/export/{layer_id}", summary="A whole layer as a file",
             responses={200: {"content": {"application/zip": {}, "application/geopackage+sqlite3": {}}}})
-def export(request: Request, layer_id: str, format: FileFormat = "gpkg", crs: CrsDep = 4326,
+def export(request: Request, conn: ConnDep, layer_id: str, format: FileFormat = "gpkg", crs: CrsDep = 4326,
            encoding: EncodingDep = "utf-8", geometry: CsvGeomDep = "wkt", lang: LangDep = "zh") -> Response:
     """GeoJSON, GeoPackage, zipped shapefile (UTF-8 or GBK, .prj of the CRS), CSV or XLSX."""
-    with _connect(request) as conn:
-        return _file(export_layer(conn, layer_id, format, crs=crs, encoding=encoding,
-                                  csv_geometry=geometry, lang=lang, max_features=_max(request)))
+    return _file(export_layer(conn, layer_id, format, crs=crs, encoding=encoding,
+                              csv_geometry=geometry, lang=lang, max_features=_max(request)))
 
 
 # --- statistics -------------------------------------------------------------------------------
 
 @router.get("/stats/{layer_id}", summary="Totals per village and category",
             responses={200: {"content": {"text/csv": {}, stats_mod.XLSX: {}}}})
-def stats(request: Request, layer_id: str,
+def stats(request: Request, conn: ConnDep, layer_id: str,
           by: Annotated[str | None, Query(description="comma-separated fields to group by, e.g. "
                                           "village_code,planted_year")] = None,
           format: Literal["json", "csv", "xlsx"] = "json",
@@ -116,8 +110,7 @@ def stats(request: Request, layer_id: str,
           lang: LangDep = "zh") -> Response:
     """Count, area (亩, 万亩, ha) and the layer's own measures, grouped by ``by``."""
     groups = [b.strip() for b in by.split(",") if b.strip()] if by else []
-    with _connect(request) as conn:
-        table = stats_mod.layer_stats(conn, layer_id, groups, on=on, expiring_days=expiring_days)
+    table = stats_mod.layer_stats(conn, layer_id, groups, on=on, expiring_days=expiring_days)
     if format == "csv":
         return Response(stats_mod.to_csv(table, lang), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{layer_id}-stats.csv"'})
@@ -139,16 +132,15 @@ def conflict_checks(request: Request) -> dict[str, Any]:
 
 @router.get("/conflicts/{check_id}", summary="Overlaps found by one conflict check",
             responses={200: {"content": {"application/geo+json": {}}}})
-def conflict(request: Request, check_id: str,
+def conflict(request: Request, conn: ConnDep, check_id: str,
              on: Annotated[date | None, Query(description="day the check is for (leases active, bans "
                                               "in force); default today")] = None,
              village: Annotated[str | None, Query(description="only this village (code)")] = None,
              lang: LangDep = "zh") -> Response:
     """GeoJSON of the overlapping pieces: both sides' layer, id and code, the overlap in 亩."""
     base = str(request.base_url).rstrip("/")
-    with _connect(request) as conn:
-        text = conflicts_mod.run_check(conn, check_id, on=on or date.today(), village=village,
-                                       map_base=base, lang=lang)
+    text = conflicts_mod.run_check(conn, check_id, on=on or date.today(), village=village,
+                                   map_base=base, lang=lang)
     return Response(text, media_type="application/geo+json")
 
 
@@ -224,7 +216,7 @@ def _villages_geojson(conn: sa.Connection) -> str:
 
 
 @router.get("/query", response_class=HTMLResponse, summary="The planners' query page")
-def page(request: Request, lang: LangDep = "zh",
+def page(request: Request, conn: ConnDep, lang: LangDep = "zh",
          layers: Annotated[list[str] | None, Query(description="layers to query")] = None,
          area_min: str | None = None, area_max: str | None = None,
          unit: Literal["mu", "ha", "m2"] = "mu",
@@ -244,29 +236,28 @@ def page(request: Request, lang: LangDep = "zh",
             "check": check or ""}
     ctx: dict[str, Any] = {"form": form, "error": None, "result": None, "conflict": None}
     status = 200
-    with _connect(request) as conn:
-        ctx["village_options"] = _village_options(conn)
-        ctx["villages_geojson"] = _villages_geojson(conn)
-        try:
-            if layers:
-                spec = spec_from_form(layers=layers, area_min=area_min, area_max=area_max, unit=unit,
-                                      villages=villages, bbox=bbox, geometry=geometry, buffer_m=buffer_m,
-                                      where=where, sort=sort, limit=limit or _PAGE_LIMIT)
-                result = run_query(conn, spec)
-                links = map_links(base, result, lang)
-                fc = feature_collection(result, links)
-                ctx["result"] = {"summary": result.summary(), "geojson": fc, "links": links,
-                                 "features": json.loads(fc)["features"], "clipped": spec.place is not None}
-                ctx["download"] = f"{base}/query/export?{request.url.query}"
-            elif check:
-                text = conflicts_mod.run_check(conn, check, on=on or date.today(), map_base=base, lang=lang)
-                ctx["conflict"] = {"geojson": text, **json.loads(text)}
-        except LandecoError as exc:
-            ctx["error"] = {"code": exc.code, "detail": str(exc), **exc.extra()}
-            status = exc.status
-        except ValidationError as exc:
-            ctx["error"] = {"code": "invalid_parameter", "detail": str(exc).splitlines()[0]}
-            status = 400
+    ctx["village_options"] = _village_options(conn)
+    ctx["villages_geojson"] = _villages_geojson(conn)
+    try:
+        if layers:
+            spec = spec_from_form(layers=layers, area_min=area_min, area_max=area_max, unit=unit,
+                                  villages=villages, bbox=bbox, geometry=geometry, buffer_m=buffer_m,
+                                  where=where, sort=sort, limit=limit or _PAGE_LIMIT)
+            result = run_query(conn, spec)
+            links = map_links(base, result, lang)
+            fc = feature_collection(result, links)
+            ctx["result"] = {"summary": result.summary(), "geojson": fc, "links": links,
+                             "features": json.loads(fc)["features"], "clipped": spec.place is not None}
+            ctx["download"] = f"{base}/query/export?{request.url.query}"
+        elif check:
+            text = conflicts_mod.run_check(conn, check, on=on or date.today(), map_base=base, lang=lang)
+            ctx["conflict"] = {"geojson": text, **json.loads(text)}
+    except LandecoError as exc:
+        ctx["error"] = {"code": exc.code, "detail": str(exc), **exc.extra()}
+        status = exc.status
+    except ValidationError as exc:
+        ctx["error"] = {"code": "invalid_parameter", "detail": str(exc).splitlines()[0]}
+        status = 400
     en = lang == "en"
     return render(request, "query/page.html", lang, status_code=status,
                   title=_T["title"][1 if en else 0], layer_options=list(LAYERS.values()),
@@ -275,7 +266,7 @@ def page(request: Request, lang: LangDep = "zh",
 
 
 @router.get("/query/export", summary="The query page's answer as a file")
-def page_export(request: Request, format: FileFormat = "gpkg", crs: CrsDep = 4326,
+def page_export(request: Request, conn: ConnDep, format: FileFormat = "gpkg", crs: CrsDep = 4326,
                 encoding: EncodingDep = "utf-8", csv_geometry: CsvGeomDep = "wkt", lang: LangDep = "zh",
                 layers: Annotated[list[str] | None, Query()] = None,
                 area_min: str | None = None, area_max: str | None = None,
@@ -286,6 +277,5 @@ def page_export(request: Request, format: FileFormat = "gpkg", crs: CrsDep = 432
     """The form values of ``GET /query`` written to a file: every match, not only the page's."""
     spec = spec_from_form(layers=layers, area_min=area_min, area_max=area_max, unit=unit, villages=villages,
                           bbox=bbox, geometry=geometry, buffer_m=buffer_m, where=where, sort=sort, limit=None)
-    with _connect(request) as conn:
-        return _file(export_query(conn, spec, format, crs=crs, encoding=encoding, csv_geometry=csv_geometry,
-                                  lang=lang, max_features=_max(request)))
+    return _file(export_query(conn, spec, format, crs=crs, encoding=encoding, csv_geometry=csv_geometry,
+                              lang=lang, max_features=_max(request)))

@@ -129,11 +129,11 @@ def live_app(demo_url, tmp_path_factory):
     return create_app(settings)
 
 
-@pytest.fixture(scope="session")
-def live_url(live_app) -> Iterator[str]:
-    """The base URL of a uvicorn server running ``live_app`` on a free loopback port."""
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """``with serving(app) as base_url:`` uvicorn runs ``app`` on a free loopback port meanwhile."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(live_app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -141,6 +141,15 @@ def live_url(live_app) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_url(live_app) -> Iterator[str]:
+    """The base URL of a uvicorn server running ``live_app`` on a free loopback port."""
+    with serving(live_app) as url:
+        yield url

@@ -10,19 +10,16 @@ shown to be enough.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from api.app import create_app
 from layers.demo import load_demo
 from layers.settings import Settings
 from layers.store.database import engine_for
-from tests.conftest import UNLIMITED, _free_port
+from tests.conftest import UNLIMITED, serving
 
 #: What a surveyor's file or a careless edit could put in any text field.
 HOSTILE = (
@@ -60,23 +57,9 @@ def hostile(new_database, tmp_path_factory) -> Iterator[tuple[str, sa.Connection
                                      "extra = CAST(:extra AS jsonb)"), {"extra": extra})
         settings = Settings(database_url=url.render_as_string(hide_password=False),
                             home=tmp_path_factory.mktemp("home"), **UNLIMITED)
-        port = _free_port()
         app = create_app(settings)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        try:
-            with engine.connect() as conn:
-                yield f"http://127.0.0.1:{port}", conn, app
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+        with serving(app) as base, engine.connect() as conn:
+            yield base, conn, app
 
 
 @pytest.fixture(params=["csp", "escaping-only"])

@@ -95,6 +95,12 @@ def post_upload(request: Request, file: Annotated[UploadFile, File()], layer: An
     return JSONResponse(body, status_code=201, headers={"Location": body["links"]["self"]})
 
 
+@router.get("/uploads/new", include_in_schema=False)
+def new_upload_page(request: Request, lang: LangDep = "zh") -> Response:
+    """The upload form, as the navigation links it (before ``/uploads/{upload_id}``, which would take it)."""
+    return _page(request, lang, None)
+
+
 @router.get("/uploads/{upload_id}", summary="The state of an upload")
 def get_upload(request: Request, upload_id: str) -> dict[str, Any]:
     """State (checked, committing, committed, failed, interrupted), percentage and report."""
@@ -127,7 +133,6 @@ def _page(request: Request, lang: str, upload_id: str | None, error: dict | None
 
 
 @router.get("/uploads", include_in_schema=False)
-@router.get("/uploads/new", include_in_schema=False)
 def uploads_page(request: Request, lang: LangDep = "zh", id: str | None = None) -> Response:
     """The upload form, and the report of upload ``id``."""
     return _page(request, lang, id)

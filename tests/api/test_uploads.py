@@ -185,3 +185,9 @@ def test_full_storage_is_507_and_stores_nothing(client, upload_url, tmp_path, mo
     assert body["code"] == "upload_quota_exceeded" and body["quota_bytes"] == 100
     assert body["used_bytes"] > 0 and body["size_bytes"] > 0
     assert list((home / "storage" / "uploads").iterdir()) == []
+
+
+def test_the_navigation_upload_link_opens_the_form(client):
+    page = client.get("/uploads/new")
+    assert page.status_code == 200 and "<form" in page.text
+    assert client.get("/uploads/new?lang=en").status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 import typer
 from psycopg.errors import UndefinedTable
@@ -20,6 +21,16 @@ app = typer.Typer(help="landeco — 鄂托克前旗土地与生态管理 land an
 db = typer.Typer(help="The database: the private local cluster or LANDECO_DATABASE_URL.",
                  no_args_is_help=True)
 app.add_typer(db, name="db")
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be listened on (nothing else holds it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _settings() -> Settings:
@@ -179,8 +190,14 @@ def serve(
     settings = _settings()
     if host:  # the application (api.main, in each worker) reads its settings from the environment
         os.environ["LANDECO_HOST"] = host
+    where, number = host or settings.host, port or settings.port
+    if not _port_free(where, number):
+        typer.secho(f"error [port_taken]: {where}:{number} is already in use by another program; "
+                    f"choose another port: LANDECO_PORT={number + 1} make run (or landeco serve "
+                    f"--port {number + 1})", fg="red", err=True)
+        raise typer.Exit(1)
     # landeco writes its own access line (api.observability): uvicorn's would repeat it, with query strings
-    uvicorn.run("api.main:app", host=host or settings.host, port=port or settings.port,
+    uvicorn.run("api.main:app", host=where, port=number,
                 workers=workers, log_level="info", access_log=False)
 
 

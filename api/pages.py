@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-__all__ = ["STATIC_DIR", "Lang", "LangDep", "json_for_script", "render", "templates"]
+__all__ = ["STATIC_DIR", "Lang", "LangDep", "json_for_script", "other_language_url", "render", "templates"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -55,5 +56,19 @@ def render(request: Request, template: str, lang: Lang, status_code: int = 200,
     nonce = getattr(request.state, "csp_nonce", "")
     return templates.TemplateResponse(request, template,
                                       {"lang": lang, "base_url": base_url, "csp_nonce": nonce,
-                                       **context},
+                                       "other_lang_url": other_language_url(request, lang), **context},
                                       status_code=status_code)
+
+
+def other_language_url(request: Request, lang: Lang) -> str:
+    """The page asked for in the other language, every other parameter kept (the top bar's switch).
+
+    >>> from starlette.requests import Request
+    >>> r = Request({"type": "http", "path": "/maps/land_leases", "query_string": b"on=2022-07-01&lang=en",
+    ...              "headers": []})
+    >>> other_language_url(r, "en")
+    '/maps/land_leases?on=2022-07-01&lang=zh'
+    """
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    params.append(("lang", "zh" if lang == "en" else "en"))
+    return f"{request.url.path}?{urlencode(params)}"

@@ -94,3 +94,10 @@ def test_a_command_on_an_unmigrated_database_says_what_to_do(empty_db_url, tmp_p
     assert out.returncode == 1
     assert "schema_not_migrated" in out.stderr and "landeco db migrate" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_language_switch_keeps_the_other_parameters(client):
+    page = client.get("/maps/land_leases?on=2022-07-01&basemap=none").text
+    assert 'href="/maps/land_leases?on=2022-07-01&amp;basemap=none&amp;lang=en"' in page
+    page = client.get("/maps/land_leases?lang=en&on=2022-07-01").text
+    assert 'href="/maps/land_leases?on=2022-07-01&amp;lang=zh"' in page

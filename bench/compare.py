@@ -11,7 +11,8 @@ set to the checkout; each server's ``api`` package is checked to come from its c
 Both use the same benchmark database ``landeco_bench_<N>`` (built by ``bench.demo_load``
 if missing) through one uvicorn worker each, and ``hey`` loads them with the same requests,
 before and after alternating within each round (and swapping which goes first) so that a
-neighbour's load on the machine hits both alike. The median round is shown.
+neighbour's load on the machine hits both alike. The median round is shown, and "paired",
+the median of each round's after/before ratio (each after against the before run beside it).
 
 Settings are production's except the rate limits, which are off (a benchmark client is
 one address): the access log is on as ``landeco serve`` runs it (uvicorn's own line for a
@@ -83,6 +84,8 @@ def _tile_path() -> str:
 def requests() -> list[Request]:
     """The benchmark's requests: the serving ones of bench.serve and ``POST /query``."""
     return [
+        # a small answer: the fixed cost of a request (middlewares, routing, one statement) shows most
+        Request("items limit=1", f"/collections/{LAYER}/items?limit=1"),
         Request("items limit=1000", f"/collections/{LAYER}/items?limit=1000"),
         Request("bbox (~1000 parcels)", f"/collections/{LAYER}/items?limit=10000&bbox={BBOX}"),
         Request(f"CQL2 {AREA_FILTER} limit=1000",
@@ -269,14 +272,18 @@ def main(argv: list[str] | None = None) -> None:
     for s in servers:
         print(f"{s.label}: {s.checkout} ({_describe(s.checkout)}); {', '.join(s.notes)}")
     print("\n| request | returned (before / after) | before req/s | p50 ms | p99 ms | after req/s | p50 ms "
-          "| p99 ms | after/before | rounds req/s (before; after) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+          "| p99 ms | after/before | paired | rounds req/s (before; after) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     out = []
     for req, returned, cells in results:
         b, a = _median(cells["before"]), _median(cells["after"])
         ratio = f"{a['rps'] / b['rps']:.2f}" if b["rps"] else "—"
+        # each round's after against the before measured next to it, the median of those
+        pairs = sorted(x["rps"] / y["rps"] for x, y in zip(cells["after"], cells["before"], strict=True)
+                       if y["rps"])
+        paired = f"{pairs[len(pairs) // 2]:.2f}" if pairs else "—"
         spread = "; ".join(" ".join(f"{m['rps']:.0f}" for m in cells[k]) for k in ("before", "after"))
-        cells_out = [req.name, " — ".join(returned), *_cells(b), *_cells(a), ratio, spread]
+        cells_out = [req.name, " — ".join(returned), *_cells(b), *_cells(a), ratio, paired, spread]
         print("| " + " | ".join(cells_out) + " |")
         out.append({"request": req.name, "returned": returned, "before": cells["before"],
                     "after": cells["after"], "ratio": a["rps"] / b["rps"] if b["rps"] else None})

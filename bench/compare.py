@@ -7,7 +7,8 @@ For the rule "a change on a hot path is benchmarked before and after": ``--befor
 checkout folder or a git revision (exported with ``git archive`` into ``bench/data/``),
 ``--after`` a checkout folder (default: this one). Both are served by this venv's Python
 (the same libraries, so only the code differs) with ``PYTHONPATH`` and the working folder
-set to the checkout; each server's ``api`` package is checked to come from its checkout.
+set to the checkout; each server's ``api`` package is checked to come from its checkout
+(a revision that needs libraries this venv lacks will not start).
 Both use the same benchmark database ``landeco_bench_<N>`` (built by ``bench.demo_load``
 if missing) through one uvicorn worker each, and ``hey`` loads them with the same requests,
 before and after alternating within each round (and swapping which goes first) so that a

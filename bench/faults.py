@@ -4,7 +4,8 @@ Usage: python -m bench.faults [--outage 5] [--parcels 20000]
 
 Everything happens on a throwaway PostGIS cluster the script makes in a temporary folder
 (:class:`layers.store.cluster.Cluster`, loopback only, removed at the end) holding the plain demo
-township, served by one uvicorn worker of landeco on loopback.
+township, served by one uvicorn worker of landeco on loopback (per-client rate limits off:
+the drill's clients share one address).
 
 (a) Database outage: clients keep asking for items, a tile, ``POST /query`` and a map page
 while the cluster is stopped (``pg_ctl stop -m fast``) for ``--outage`` seconds and started
@@ -98,8 +99,10 @@ def _client(base: str, route: RouteLog, drill: Drill) -> None:
 
 
 def _serve(url: sa.URL, home: Path, port: int, log: Path) -> subprocess.Popen:
+    # the drill's clients share one address: per-client rate limits would answer them 429
     env = {**os.environ, "LANDECO_DATABASE_URL": url.render_as_string(hide_password=False),
-           "LANDECO_HOME": str(home)}
+           "LANDECO_HOME": str(home), "LANDECO_RATE_LIMIT_PER_MINUTE": "0",
+           "LANDECO_TILE_RATE_LIMIT_PER_MINUTE": "0"}
     return _start([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
                    "--port", str(port), "--log-level", "warning", "--no-access-log"],
                   env, port, "/health", log)

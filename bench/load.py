@@ -10,6 +10,7 @@ Starts one uvicorn worker of landeco on loopback over ``landeco_bench_<N>`` (bui
 ``POST /query`` by area range and by village, and ``POST /uploads`` of a small GeoJSON
 (checked, never committed: the benchmark database does not change). Every request has a
 30 s timeout and no request starts after the deadline. Targets: 0 errors, p99 under 1 s.
+The per-client rate limits are off: the clients stand for many users but share one address.
 The clients share the machine with the server, so the figures are a floor.
 """
 
@@ -199,8 +200,10 @@ def main(argv: list[str] | None = None) -> None:
     DATA.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="landeco-load-") as home:
+        # the clients are many users on one address: per-client rate limits would answer them 429
         env = {**os.environ, "LANDECO_DATABASE_URL": url.render_as_string(hide_password=False),
-               "LANDECO_HOME": home}
+               "LANDECO_HOME": home, "LANDECO_RATE_LIMIT_PER_MINUTE": "0",
+               "LANDECO_TILE_RATE_LIMIT_PER_MINUTE": "0"}
         server = _start([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                          str(port), "--log-level", "warning", "--no-access-log"], env, port, "/health",
                         DATA / "load_server.log")

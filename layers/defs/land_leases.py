@@ -1,6 +1,6 @@
 """土地租赁 — land leased, acquired or temporarily used for railways, solar, oil and gas."""
 
-from layers.model import Choice, Field, Layer, Style
+from layers.model import Active, Choice, Expiring, Field, Layer, Pale, Style
 
 LAYER = Layer(
     id="land_leases",
@@ -48,5 +48,8 @@ LAYER = Layer(
     ),
     checks=(("end_after_start", "end_date IS NULL OR start_date IS NULL OR end_date >= start_date"),),
     temporal=("start_date", "end_date"),
-    style=Style(color="#fec44f", by="purpose"),
+    active=Active("status", ("active",), start="start_date", end="end_date"),
+    # ending within 90 days (or overdue and still active) outlined red; ended ones pale
+    style=Style(color="#fec44f", by="purpose",
+                rules=(Pale("status", ("expired", "terminated")), Expiring("end_date", days=90))),
 )

@@ -110,8 +110,10 @@ _TABLES = {layer_id: _table(layer) for layer_id, layer in LAYERS.items()}
 
 
 def table_for(layer: Layer | str) -> sa.Table:
-    """The SQLAlchemy table of a layer (by declaration or id); a layer registered later
-    (a test's) gets its table built from its declaration on first use."""
+    """The SQLAlchemy table of a layer (by declaration or id).
+
+    A layer registered later (a test's) gets its table built from its declaration on first use.
+    """
     layer_id = layer if isinstance(layer, str) else layer.id
     if layer_id not in _TABLES:
         declared = LAYERS[layer_id] if isinstance(layer, str) else layer

@@ -191,6 +191,6 @@ def test_the_work_reports_ecology_projects(demo):
     assert 5 < wan_mi < 50  # fence projects are counted in 万米
     # every fence and project lies in the village it names
     for table in ("fence_lines", "eco_projects", "watersheds"):
-        outside = _scalar(engine, f"SELECT count(*) FROM {table} t "
-                                  "JOIN villages v ON v.code = t.village_code WHERE NOT ST_Covers(v.geom, t.geom)")
+        outside = _scalar(engine, f"SELECT count(*) FROM {table} t JOIN villages v "
+                                  "ON v.code = t.village_code WHERE NOT ST_Covers(v.geom, t.geom)")
         assert outside == 0, table

@@ -69,6 +69,10 @@ CHECKS: dict[str, Check] = {c.id: c for c in (
     Check("caragana_in_leases", "柠条地块位于租赁用地内", "Caragana plots inside active leases",
           "caragana_plots", "land_leases",
           a_props=("planted_year", "method"), b_props=("lessee", "purpose"), group="purpose"),
+    Check("eco_projects_in_leases", "林草重点工程位于租赁用地内",
+          "Forestry and grassland projects on leased land",
+          "eco_projects", "land_leases",
+          a_props=("name", "project_type", "status"), b_props=("lessee", "purpose"), group="purpose"),
     Check("outside_village", "要素超出所属嘎查村", "Features outside the village they name", None, None),
 )}
 

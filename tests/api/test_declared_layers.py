@@ -103,6 +103,18 @@ def test_query_on_a_line_layer(demo_client):
     assert s["layers"]["watersheds"]["count"] == 1 and s["total"]["length_m"] > 0
 
 
+def test_eco_projects_on_active_leases_is_a_conflict_check(demo_client):
+    r = demo_client.get("/conflicts/eco_projects_in_leases?on=2026-11-01")
+    assert r.status_code == 200, r.text
+    fc = r.json()
+    assert {f["properties"]["a_layer"] for f in fc["features"]} <= {"eco_projects"}
+    assert all(f["properties"]["overlap_m2"] >= 1 for f in fc["features"])
+    assert fc["summary"]["count"] == len(fc["features"])
+    outside = demo_client.get("/conflicts").json()["checks"]
+    layers = next(c["layers"] for c in outside if c["id"] == "outside_village")
+    assert {"eco_projects", "watersheds"} <= set(layers) and "fence_lines" not in layers
+
+
 # --- a line layer declared here alone ------------------------------------------------------------
 
 TRACKS = Layer(

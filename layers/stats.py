@@ -21,7 +21,7 @@ from layers import cql2
 from layers.columns import UnknownPropertyError
 from layers.errors import BadRequestError
 from layers.model import Expiring, Layer, Measure
-from layers.registry import get_layer
+from layers.registry import LAYERS, get_layer
 
 __all__ = ["XLSX", "Measure", "StatsTable", "layer_stats", "measures", "to_csv", "to_json", "to_xlsx"]
 
@@ -104,7 +104,6 @@ def layer_stats(conn: sa.Connection, layer_id: str, by: list[str], *, on: date |
     if expiring_days is not None:
         expiring = layer.style.rule(Expiring)
         if expiring is None:
-            from layers.registry import LAYERS
             having = [la.id for la in LAYERS.values() if la.style.rule(Expiring)]
             raise InvalidFilterError(f"expiring_days applies to layers with an end date: {', '.join(having)}")
         day = on or date.today()

@@ -114,7 +114,8 @@ def format_value(f: Field, value: Any, lang: str = "zh") -> str:
     if f.type == "real" and isinstance(value, int | float):
         text = f"{value * 100:.1f}" if f.unit == "%" else f"{value:,.2f}"
     elif f.type == "integer" and isinstance(value, int | float):
-        text = f"{int(value):,}" if f.name != "planted_year" else str(int(value))
+        # a count has a unit (株, 户, 人) and thousands separators; a year has neither
+        text = f"{int(value):,}" if f.unit else str(int(value))
     else:
         text = str(value)
     return f"{text} {unit}" if unit else text
@@ -227,7 +228,8 @@ class Symbology:
         """Leaflet path options of the feature with raw properties ``props``."""
         s = self.layer.style
         if self.layer.is_frame or self.rule is None:
-            return {"color": s.color, "weight": s.weight, "fill": s.fill_opacity > 0,
+            return {"color": s.color, "weight": s.weight,
+                    "fill": s.fill_opacity > 0 and not self.layer.is_linear,
                     "fillColor": s.color, "fillOpacity": s.fill_opacity}
         fill = self.rule.color(props.get(self.rule.field.name))
         if self.layer.is_linear:  # a line is its colour

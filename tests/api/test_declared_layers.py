@@ -89,6 +89,8 @@ def test_fence_export_and_map(demo_client, tmp_path):
     page = _decoded(demo_client.get("/maps/fence_lines").text)
     assert "line x1=" in page  # the legend draws a line swatch, not a box
     assert "长度" in page and "刺丝网围栏" in page
+    png = demo_client.get("/maps/fence_lines.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 
 
 def test_query_on_a_line_layer(demo_client):

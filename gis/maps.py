@@ -349,7 +349,7 @@ class _Controls(MacroElement):
             font-weight: 600; border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.3); }
         .landeco-legend { background: rgba(255,255,255,.92); padding: 6px 10px; font-size: 12px;
             line-height: 1.4; border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.3);
-            max-height: 60vh; overflow-y: auto; }
+            max-height: 55vh; overflow-y: auto; }
         .landeco-legend-title { font-weight: 700; margin-bottom: 2px; }
         .landeco-legend-name { font-weight: 600; margin-top: 4px; }
         .landeco-legend-section { color: #555; margin-top: 2px; }
@@ -368,7 +368,9 @@ class _Controls(MacroElement):
                 return div;
             };
             title.addTo(map);
-            var legend = L.control({position: "bottomright"});
+            // the scale first: Leaflet stacks bottom controls upwards, the legend above it
+            L.control.scale({imperial: false, position: "bottomleft"}).addTo(map);
+            var legend = L.control({position: "bottomleft"});
             legend.onAdd = function () {
                 var div = L.DomUtil.create("div", "landeco-legend");
                 div.innerHTML = {{ this.legend|tojson }};
@@ -387,7 +389,6 @@ class _Controls(MacroElement):
             }
             map.on("overlayadd", function (e) { toggle(e, true); });
             map.on("overlayremove", function (e) { toggle(e, false); });
-            L.control.scale({imperial: false, position: "bottomleft"}).addTo(map);
         })({{ this._parent.get_name() }});
         {% endmacro %}
     """)

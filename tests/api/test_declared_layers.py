@@ -103,6 +103,9 @@ def test_query_on_a_line_layer(demo_client):
     s = ok.json()["summary"]
     assert s["layers"]["fence_lines"]["length_m"] > 0 and "area_mu" not in s["layers"]["fence_lines"]
     assert s["layers"]["watersheds"]["count"] == 1 and s["total"]["length_m"] > 0
+    page = demo_client.get("/query?layers=fence_lines&layers=watersheds&villages=150623101202")
+    assert page.status_code == 200, page.text
+    assert "长度（万米）" in page.text and "网围栏" in page.text
 
 
 def test_eco_projects_on_active_leases_is_a_conflict_check(demo_client):

@@ -211,3 +211,11 @@ def test_a_layer_declared_in_a_test_works_everywhere(tracks_client, tracks_url, 
     assert page.status_code == 200
     text = _decoded(page.text)
     assert "Patrol tracks" in text and "On foot" in text and "line x1=" in text
+
+
+def test_the_collection_page_gives_a_length_example_for_lines(demo_client):
+    page = demo_client.get("/collections/fence_lines?f=html").text
+    assert "length_m &gt; 1000" in page and "area_mu" not in page
+    filtered = demo_client.get("/collections/fence_lines/items?filter=length_m%20%3E%201000")
+    assert filtered.status_code == 200
+    assert all(f["properties"]["length_m"] > 1000 for f in filtered.json()["features"])

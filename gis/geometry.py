@@ -67,7 +67,7 @@ def check_geometries(geoms: np.ndarray, target: str, unreadable: np.ndarray | No
     for i in np.flatnonzero(wrong):
         problems.append(GeometryProblem(int(i), "geometry_type_mismatch",
                                         f"a {out[i].geom_type} cannot go into a layer of "
-                                        f"{target.lower().replace('multi', '')}s"))
+                                        f"{_KIND[target]}s"))
         out[i] = None
     keep = present & ~wrong
     if target == "MULTIPOLYGON":
@@ -98,6 +98,9 @@ def check_geometries(geoms: np.ndarray, target: str, unreadable: np.ndarray | No
         if singles.any():
             out[singles] = shapely.multipoints(out[singles][:, np.newaxis])
     return out, problems
+
+
+_KIND = {"MULTIPOLYGON": "polygon", "MULTILINESTRING": "line", "MULTIPOINT": "point"}
 
 
 def _type_ids(target: str) -> list[int]:

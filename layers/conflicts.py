@@ -5,7 +5,8 @@ GiST index, then ``ST_Intersection``), or finds the part of a feature lying outs
 village it names (``ST_Difference``). Pieces are ellipsoidal areas; pieces under
 :data:`MIN_M2` are slivers of shared edges and left out. Which features take part on a
 date comes from each layer's declaration: active ones (leases) and those in force
-(re-delineated grazing bans). Only polygon layers have areas to overlap.
+(re-delineated grazing bans); the checks themselves are the layers' declared ``overlays``.
+Only polygon layers have areas to overlap.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import sqlalchemy as sa
 
 from gis.area import M2_PER_MU
 from layers.errors import NotFoundError, UnknownVillageError
+from layers.model import Layer
 from layers.registry import LAYERS
 
-__all__ = ["CHECKS", "MIN_M2", "Check", "UnknownCheckError", "check_features", "run_check"]
+__all__ = ["CHECKS", "MIN_M2", "Check", "UnknownCheckError", "check_features", "checks", "run_check"]
 
 #: pieces smaller than this (m²) are floating-point slivers along shared edges, not conflicts
 MIN_M2 = 1.0
@@ -56,25 +58,17 @@ class Check:
                 LAYERS[self.b].current_sql("b") if self.b else "TRUE")
 
 
-CHECKS: dict[str, Check] = {c.id: c for c in (
-    Check("leases_on_subsidence", "租赁地块位于采煤沉陷区", "Leases on subsidence zones",
-          "land_leases", "subsidence_zones",
-          a_props=("lessee", "project", "purpose"), b_props=("name", "severity", "status"), group="severity"),
-    Check("leases_in_grazing_bans", "租赁地块位于禁牧休牧区", "Leases inside grazing bans",
-          "land_leases", "grazing_bans",
-          a_props=("lessee", "project", "purpose"), b_props=("name", "regime"), group="regime"),
-    Check("leases_overlapping", "租赁地块相互重叠", "Leases overlapping each other",
-          "land_leases", "land_leases",
-          a_props=("lessee", "purpose"), b_props=("lessee", "purpose"), same_layer=True),
-    Check("caragana_in_leases", "柠条地块位于租赁用地内", "Caragana plots inside active leases",
-          "caragana_plots", "land_leases",
-          a_props=("planted_year", "method"), b_props=("lessee", "purpose"), group="purpose"),
-    Check("eco_projects_in_leases", "林草重点工程位于租赁用地内",
-          "Forestry and grassland projects on leased land",
-          "eco_projects", "land_leases",
-          a_props=("name", "project_type", "status"), b_props=("lessee", "purpose"), group="purpose"),
-    Check("outside_village", "要素超出所属嘎查村", "Features outside the village they name", None, None),
-)}
+def checks(layers: dict[str, Layer]) -> dict[str, Check]:
+    """The checks the layers declare (their ``overlays``), then features outside their village."""
+    found = [Check(o.id, o.zh, o.en, layer.id, o.other, o.props, o.other_props, o.group,
+                   same_layer=o.other == layer.id)
+             for layer in layers.values() for o in layer.overlays]
+    found.append(Check("outside_village", "要素超出所属嘎查村", "Features outside the village they name",
+                       None, None))
+    return {c.id: c for c in found}
+
+
+CHECKS: dict[str, Check] = checks(LAYERS)
 
 
 class UnknownCheckError(NotFoundError):

@@ -27,6 +27,7 @@ __all__ = [
     "Layer",
     "Measure",
     "Outline",
+    "Overlay",
     "Pale",
     "Season",
     "Style",
@@ -219,6 +220,24 @@ StyleRule = Outline | Season | Expiring | Pale
 
 
 @dataclass(frozen=True)
+class Overlay:
+    """A conflict check on this layer: its features overlapping those of ``other``.
+
+    ``props`` and ``other_props`` are the fields each piece reports; ``group`` an ``other``
+    field the summary totals by. Both sides take the features that count on the date
+    (:meth:`Layer.current_sql`); ``other`` may be the layer itself (leases overlapping).
+    """
+
+    id: str
+    zh: str
+    en: str
+    other: str
+    props: tuple[str, ...] = ()
+    other_props: tuple[str, ...] = ()
+    group: str | None = None
+
+
+@dataclass(frozen=True)
 class Style:
     """How staff see a layer on a map: colour by a field, or one colour, and its rules."""
 
@@ -266,6 +285,8 @@ class Layer:
     validity: tuple[str | None, str | None] | None = None
     #: What makes a feature active (leases in force), if the layer has such a notion.
     active: Active | None = None
+    #: The conflict checks that put this layer's features over another layer's.
+    overlays: tuple[Overlay, ...] = ()
 
     def __post_init__(self) -> None:
         if self.measures is None:

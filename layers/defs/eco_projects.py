@@ -1,6 +1,6 @@
 """林草重点工程 — forestry and grassland projects: restoration, soil and water, sand control."""
 
-from layers.model import Choice, Field, Layer, Pale, Style
+from layers.model import Choice, Field, Layer, Overlay, Pale, Style
 
 LAYER = Layer(
     id="eco_projects",
@@ -35,6 +35,10 @@ LAYER = Layer(
                        Choice("accepted", "已验收", "Accepted")),
               aliases=("实施状态", "状态", "ZT", "STATUS")),
     ),
+    # restoration on land leased out to solar, mining or railways is a conflict to settle
+    overlays=(Overlay("eco_projects_in_leases", "林草重点工程位于租赁用地内",
+                      "Forestry and grassland projects on leased land", "land_leases",
+                      ("name", "project_type", "status"), ("lessee", "purpose"), group="purpose"),),
     style=Style(color="#66bd63", by="project_type", fill_opacity=0.4,
                 rules=(Pale("status", ("planned",)),)),
 )

@@ -43,6 +43,7 @@ from layers.features import (
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.store.database import fetch_pipelined
+from layers.symbology import unit_label
 from layers.values import integer
 
 __all__ = ["CONFORMANCE", "UnknownParameterError", "router",
@@ -430,8 +431,13 @@ def _items_page(request: Request, layer: Layer, q: ItemsQuery, features: list[di
                 links: list[dict], lang: str, headers: dict[str, str]) -> HTMLResponse:
     cols = property_columns(layer)
     names = q.properties if q.properties is not None else list(cols)
-    areas = {"area_m2": ("面积（m²）", "Area (m²)"), "area_mu": ("面积（亩）", "Area (mu)")}
-    heads = [(n, cols[n].field.label(lang) if cols[n].field else areas[n][lang == "en"]) for n in names]
+    def head(c) -> str:
+        if c.field is not None:
+            return c.field.label(lang)
+        m = c.measure
+        return f"{m.en} ({unit_label(m.unit, 'en')})" if lang == "en" else f"{m.zh}（{m.unit}）"
+
+    heads = [(n, head(cols[n])) for n in names]
     labels = {n: {c.value: (c.en if lang == "en" else c.zh) for c in cols[n].field.choices}
               for n in names if cols[n].field and cols[n].field.choices}
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("sortby", "offset", "f")]

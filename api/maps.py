@@ -189,8 +189,9 @@ def printed_map(conn: sa.Connection, layer: Layer, ctx: MapContext, fmt: Literal
     """A printable map of ``layer`` over the village frames, as PNG or PDF bytes."""
     layers = map_layers(conn, [layer.id], ctx, inline_limit=10**9, popups=False)
     en = ctx.lang == "en"
-    subtitle = (f"Map date {ctx.on.isoformat()} · landeco · UTM projection, areas on the ellipsoid" if en
-                else f"制图日期 {ctx.on.isoformat()} · landeco · UTM 投影，面积按椭球计算")
+    sizes = ("lengths", "长度") if layer.is_linear else ("areas", "面积")  # what the layer measures
+    subtitle = (f"Map date {ctx.on.isoformat()} · landeco · UTM projection, {sizes[0]} on the ellipsoid" if en
+                else f"制图日期 {ctx.on.isoformat()} · landeco · UTM 投影，{sizes[1]}按椭球计算")
     title = layer.title(ctx.lang)
     if ctx.by:
         title += f" · {layer.get_field(ctx.by).label(ctx.lang)}"

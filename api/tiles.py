@@ -119,10 +119,11 @@ def dataset_tile(request: Request, tms: Tms, z: Z, x: X, y: Y,
 def _vector_layer(layer: Layer) -> dict[str, Any]:
     fields = {}
     for name in tile_columns(layer):
-        f = layer.get_field(name) if name not in ("id", "area_mu") else None
+        f = layer.get_field(name) if name in {g.name for g in layer.all_fields} else None
+        size = layer.size if layer.size is not None and layer.size.name == name else None
         kind = "Number" if f is None or f.type in ("integer", "real") else "String"
         fields[name] = f"{kind}: {f.en if f else name}" if f else (
-            "Number: area in mu (亩)" if name == "area_mu" else "Number: feature id")
+            f"Number: {size.en.lower()} in {size.unit}" if size else "Number: feature id")
     if layer.is_polygonal:
         fields["parcels"] = f"Number: features a generalised cell stands for (below zoom {DETAIL_ZOOM})"
     return {"id": layer.id, "description": layer.title("en"), "minzoom": MIN_ZOOM,

@@ -1,7 +1,8 @@
 """Checking and repairing uploaded geometries against a layer's geometry type.
 
 Vectorised with shapely so that 100 000 features take a fraction of a second when they
-are fine; only the invalid ones are repaired one by one. A repair (``make_valid``,
+are fine; only the invalid ones are repaired one by one (lines, which have no area, are
+refused when invalid, i.e. degenerate). A repair (``make_valid``,
 keeping polygonal parts) is accepted when it changes the area by at most
 :data:`MAX_AREA_CHANGE`, otherwise the feature is refused.
 """
@@ -66,7 +67,7 @@ def check_geometries(geoms: np.ndarray, target: str, unreadable: np.ndarray | No
     for i in np.flatnonzero(wrong):
         problems.append(GeometryProblem(int(i), "geometry_type_mismatch",
                                         f"a {out[i].geom_type} cannot go into a layer of "
-                                        f"{target.lower().replace('multi', '')}s"))
+                                        f"{_KIND[target]}s"))
         out[i] = None
     keep = present & ~wrong
     if target == "MULTIPOLYGON":
@@ -82,6 +83,13 @@ def check_geometries(geoms: np.ndarray, target: str, unreadable: np.ndarray | No
         if singles.any():
             out[singles] = shapely.multipolygons(out[singles][:, np.newaxis])
     elif target == "MULTILINESTRING":
+        # a line is invalid only when it has fewer than two distinct points: nothing to repair
+        invalid = keep & ~shapely.is_valid(out)
+        for i in np.flatnonzero(invalid):
+            problems.append(GeometryProblem(int(i), "geometry_invalid",
+                                            f"the line is invalid ({shapely.is_valid_reason(out[i])})"))
+            out[i] = None
+        keep &= ~invalid
         singles = keep & (shapely.get_type_id(out) == 1)
         if singles.any():
             out[singles] = shapely.multilinestrings(out[singles][:, np.newaxis])
@@ -90,6 +98,9 @@ def check_geometries(geoms: np.ndarray, target: str, unreadable: np.ndarray | No
         if singles.any():
             out[singles] = shapely.multipoints(out[singles][:, np.newaxis])
     return out, problems
+
+
+_KIND = {"MULTIPOLYGON": "polygon", "MULTILINESTRING": "line", "MULTIPOINT": "point"}
 
 
 def _type_ids(target: str) -> list[int]:

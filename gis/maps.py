@@ -131,6 +131,8 @@ class LegendItem:
     fill_opacity: float = 0.6
     weight: float = 1.0
     dash: str | None = None
+    #: a line feature (a fence): the swatch is a stroke, not a box
+    line: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,8 @@ class TileStyle:
     stroke: str = "#555555"
     weight: float = 0.5
     fill_opacity: float = 0.7
+    #: lines are stroked in the class colour, never filled
+    line: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,9 @@ class _VectorTiles(JSCSSMixin, Layer):
                 // a delineation not in force on the map date (ISO dates compare as text)
                 if (valid && ((p[valid[0]] && p[valid[0]] > valid[2]) ||
                               (p[valid[1]] && p[valid[1]] < valid[2]))) { return []; }
+                if (style.line) {
+                    return {fill: false, stroke: true, color: fillOf(p), weight: style.weight};
+                }
                 // outlines only once parcels are big enough to see them apart
                 return {fill: true, fillColor: fillOf(p), fillOpacity: style.fill_opacity,
                         stroke: zoom >= 13, color: style.stroke, weight: style.weight};
@@ -296,7 +303,7 @@ class _VectorTiles(JSCSSMixin, Layer):
         self.style = {"field": style.field, "categories": dict(style.categories),
                       "breaks": list(style.breaks), "colors": list(style.colors),
                       "default": style.default, "stroke": style.stroke, "weight": style.weight,
-                      "fill_opacity": style.fill_opacity}
+                      "fill_opacity": style.fill_opacity, "line": style.line}
         # a list of pairs: tojson sorts object keys, the popup keeps the declaration's order
         self.labels = [[k, dict(v)] for k, v in layer.tile_labels.items()]
         self.link = layer.link
@@ -306,6 +313,10 @@ class _VectorTiles(JSCSSMixin, Layer):
 
 
 def _swatch(item: LegendItem) -> str:
+    if item.line:
+        dash = f' stroke-dasharray="{html.escape(item.dash)}"' if item.dash else ""
+        return (f'<svg width="22" height="14" aria-hidden="true"><line x1="1" y1="7" x2="21" y2="7" '
+                f'stroke="{html.escape(item.stroke)}" stroke-width="{min(item.weight, 4)}"{dash}/></svg>')
     fill = html.escape(item.fill) if item.fill else "none"
     dash = f' stroke-dasharray="{html.escape(item.dash)}"' if item.dash else ""
     return (f'<svg width="22" height="14" aria-hidden="true"><rect x="1" y="1" width="20" height="12" '
@@ -338,7 +349,7 @@ class _Controls(MacroElement):
             font-weight: 600; border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.3); }
         .landeco-legend { background: rgba(255,255,255,.92); padding: 6px 10px; font-size: 12px;
             line-height: 1.4; border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.3);
-            max-height: 60vh; overflow-y: auto; }
+            max-height: 55vh; overflow-y: auto; }
         .landeco-legend-title { font-weight: 700; margin-bottom: 2px; }
         .landeco-legend-name { font-weight: 600; margin-top: 4px; }
         .landeco-legend-section { color: #555; margin-top: 2px; }
@@ -357,7 +368,9 @@ class _Controls(MacroElement):
                 return div;
             };
             title.addTo(map);
-            var legend = L.control({position: "bottomright"});
+            // the scale first: Leaflet stacks bottom controls upwards, the legend above it
+            L.control.scale({imperial: false, position: "bottomleft"}).addTo(map);
+            var legend = L.control({position: "bottomleft"});
             legend.onAdd = function () {
                 var div = L.DomUtil.create("div", "landeco-legend");
                 div.innerHTML = {{ this.legend|tojson }};
@@ -376,7 +389,6 @@ class _Controls(MacroElement):
             }
             map.on("overlayadd", function (e) { toggle(e, true); });
             map.on("overlayremove", function (e) { toggle(e, false); });
-            L.control.scale({imperial: false, position: "bottomleft"}).addTo(map);
         })({{ this._parent.get_name() }});
         {% endmacro %}
     """)

@@ -81,15 +81,23 @@ def _nice_length(metres: float) -> float:
 
 
 def _paths(geoms: gpd.GeoSeries) -> list[MplPath]:
-    """One compound path per (multi)polygon, holes included, built without a per-ring loop."""
+    """One compound path per feature, holes included, built without a per-ring loop.
+
+    Polygons become closed rings; lines (fences) open paths.
+    """
     parts, part_of = shapely.get_parts(geoms.values, return_index=True)
-    # holes wound against their exterior: matplotlib fills by the non-zero rule
-    rings, ring_of = shapely.get_rings(shapely.orient_polygons(parts), return_index=True)
+    lines = len(parts) > 0 and bool((shapely.get_type_id(parts) == 1).all())
+    if lines:
+        rings, ring_of = parts, np.arange(len(parts))
+    else:
+        # holes wound against their exterior: matplotlib fills by the non-zero rule
+        rings, ring_of = shapely.get_rings(shapely.orient_polygons(parts), return_index=True)
     coords, coord_of = shapely.get_coordinates(rings, return_index=True)
     codes = np.full(len(coords), MplPath.LINETO, dtype=MplPath.code_type)
     starts = np.flatnonzero(np.diff(coord_of, prepend=-1))
     codes[starts] = MplPath.MOVETO
-    codes[np.r_[starts[1:], len(coords)] - 1] = MplPath.CLOSEPOLY
+    if not lines:
+        codes[np.r_[starts[1:], len(coords)] - 1] = MplPath.CLOSEPOLY
     owner = part_of[ring_of[coord_of]]
     cuts = np.flatnonzero(np.diff(owner)) + 1
     return [MplPath(v, c) for v, c in zip(np.split(coords, cuts), np.split(codes, cuts), strict=True)]
@@ -109,8 +117,10 @@ def _draw_layer(ax, frame: gpd.GeoDataFrame) -> None:
     ax.autoscale_view()
 
 
-def _handle(item: LegendItem) -> Patch:
+def _handle(item: LegendItem) -> Patch | Line2D:
     dash = _dash({"dashArray": item.dash})
+    if item.line:
+        return Line2D([], [], color=item.stroke, linewidth=min(item.weight, 4) * 0.6, linestyle=dash)
     face = to_rgba(item.fill, item.fill_opacity) if item.fill else "none"  # as translucent as on the map
     return Patch(facecolor=face, edgecolor=item.stroke,
                  linewidth=min(item.weight, 3) * 0.6, linestyle=dash,

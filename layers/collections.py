@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from layers.cql2 import GEOMETRY_NAMES
 from layers.features import property_columns
 from layers.model import Layer
+from layers.symbology import unit_label
 
 __all__ = ["Extent", "extents", "queryables"]
 
@@ -73,14 +74,11 @@ def queryables(layer: Layer, lang: str, self_url: str) -> dict[str, Any]:
                 schema["minimum"] = f.minimum
             if f.maximum is not None:
                 schema["maximum"] = f.maximum
-        elif col.name == "area_m2":
-            schema.update(title="面积（平方米）" if lang != "en" else "Area (m²)", unit="m2",
-                          readOnly=True)
-            schema["x-unit"] = "m²"
-        elif col.name == "area_mu":
-            schema.update(title="面积（亩）" if lang != "en" else "Area (mu)", readOnly=True)
-            schema["x-unit"] = "亩"
-        schema.pop("unit", None)
+        elif col.measure is not None:
+            m = col.measure
+            en = f"{m.en} ({unit_label(m.unit, 'en')})"
+            schema.update(title=f"{m.zh}（{m.unit}）" if lang != "en" else en, readOnly=True)
+            schema["x-unit"] = m.unit
         if col.type == "date":
             schema["format"] = "date"
         if col.type == "monthday":

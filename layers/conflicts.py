@@ -3,7 +3,10 @@
 A check pairs features of two layers whose interiors overlap (``ST_Intersects`` on the
 GiST index, then ``ST_Intersection``), or finds the part of a feature lying outside the
 village it names (``ST_Difference``). Pieces are ellipsoidal areas; pieces under
-:data:`MIN_M2` are slivers of shared edges and left out.
+:data:`MIN_M2` are slivers of shared edges and left out. Which features take part on a
+date comes from each layer's declaration: active ones (leases) and those in force
+(re-delineated grazing bans); the checks themselves are the layers' declared ``overlays``.
+Only polygon layers have areas to overlap.
 """
 
 from __future__ import annotations
@@ -17,29 +20,27 @@ import sqlalchemy as sa
 
 from gis.area import M2_PER_MU
 from layers.errors import NotFoundError, UnknownVillageError
+from layers.model import Layer
 from layers.registry import LAYERS
 
-__all__ = ["CHECKS", "MIN_M2", "Check", "UnknownCheckError", "check_features", "run_check"]
+__all__ = ["CHECKS", "MIN_M2", "Check", "UnknownCheckError", "check_features", "checks", "run_check"]
 
 #: pieces smaller than this (m²) are floating-point slivers along shared edges, not conflicts
 MIN_M2 = 1.0
-_ACTIVE = ("{t}.status = 'active' AND ({t}.start_date IS NULL OR {t}.start_date <= :on) "
-           "AND ({t}.end_date IS NULL OR {t}.end_date >= :on)")
-_IN_FORCE = ("({t}.valid_from IS NULL OR {t}.valid_from <= :on) "
-             "AND ({t}.valid_to IS NULL OR {t}.valid_to >= :on)")
 
 
 @dataclass(frozen=True)
 class Check:
-    """One overlay: layer ``a`` against layer ``b`` (``b`` None: outside the named village)."""
+    """One overlay: layer ``a`` against layer ``b`` (``b`` None: outside the named village).
+
+    Each side takes the features that count on the date (see :meth:`Layer.current_sql`).
+    """
 
     id: str
     zh: str
     en: str
     a: str | None
     b: str | None
-    a_cond: str = "TRUE"
-    b_cond: str = "TRUE"
     a_props: tuple[str, ...] = ()
     b_props: tuple[str, ...] = ()
     group: str | None = None  # a b-side field the summary totals by
@@ -48,24 +49,26 @@ class Check:
     def describe(self) -> dict[str, Any]:
         """Id, titles and layers, for the list of checks."""
         return {"id": self.id, "title_zh": self.zh, "title_en": self.en,
-                "layers": [x for x in (self.a, self.b) if x] or [x for x in LAYERS if x != "villages"]}
+                "layers": [x for x in (self.a, self.b) if x] or
+                [la.id for la in LAYERS.values() if la.has_village and la.is_polygonal]}
+
+    def conditions(self) -> tuple[str, str]:
+        """The SQL conditions on aliases ``a`` and ``b``: the features that count on ``:on``."""
+        return (LAYERS[self.a].current_sql("a") if self.a else "TRUE",
+                LAYERS[self.b].current_sql("b") if self.b else "TRUE")
 
 
-CHECKS: dict[str, Check] = {c.id: c for c in (
-    Check("leases_on_subsidence", "租赁地块位于采煤沉陷区", "Leases on subsidence zones",
-          "land_leases", "subsidence_zones", _ACTIVE.format(t="a"),
-          a_props=("lessee", "project", "purpose"), b_props=("name", "severity", "status"), group="severity"),
-    Check("leases_in_grazing_bans", "租赁地块位于禁牧休牧区", "Leases inside grazing bans",
-          "land_leases", "grazing_bans", _ACTIVE.format(t="a"), _IN_FORCE.format(t="b"),
-          a_props=("lessee", "project", "purpose"), b_props=("name", "regime"), group="regime"),
-    Check("leases_overlapping", "租赁地块相互重叠", "Leases overlapping each other",
-          "land_leases", "land_leases", _ACTIVE.format(t="a"), _ACTIVE.format(t="b"),
-          a_props=("lessee", "purpose"), b_props=("lessee", "purpose"), same_layer=True),
-    Check("caragana_in_leases", "柠条地块位于租赁用地内", "Caragana plots inside active leases",
-          "caragana_plots", "land_leases", "TRUE", _ACTIVE.format(t="b"),
-          a_props=("planted_year", "method"), b_props=("lessee", "purpose"), group="purpose"),
-    Check("outside_village", "要素超出所属嘎查村", "Features outside the village they name", None, None),
-)}
+def checks(layers: dict[str, Layer]) -> dict[str, Check]:
+    """The checks the layers declare (their ``overlays``), then features outside their village."""
+    found = [Check(o.id, o.zh, o.en, layer.id, o.other, o.props, o.other_props, o.group,
+                   same_layer=o.other == layer.id)
+             for layer in layers.values() for o in layer.overlays]
+    found.append(Check("outside_village", "要素超出所属嘎查村", "Features outside the village they name",
+                       None, None))
+    return {c.id: c for c in found}
+
+
+CHECKS: dict[str, Check] = checks(LAYERS)
 
 
 class UnknownCheckError(NotFoundError):
@@ -89,6 +92,7 @@ def _props(side: str, names: tuple[str, ...]) -> str:
 
 def _pair_sql(c: Check, village: bool) -> str:
     pair = " AND a.id < b.id" if c.same_layer else ""
+    a_cond, b_cond = c.conditions()
     vcond = " AND a.village_code = :village" if village else ""
     return (
         f"SELECT '{c.a}' AS a_layer, a.id AS a_id, a.code AS a_code, '{c.b}' AS b_layer, b.id AS b_id, "
@@ -98,7 +102,7 @@ def _pair_sql(c: Check, village: bool) -> str:
         f"CASE WHEN ST_Covers(b.geom, a.geom) THEN a.geom WHEN ST_Covers(a.geom, b.geom) THEN b.geom "
         f"ELSE ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) END AS piece "
         f"FROM {c.a} a JOIN {c.b} b ON ST_Intersects(a.geom, b.geom){pair} "
-        f"WHERE {c.a_cond} AND {c.b_cond}{vcond}")
+        f"WHERE {a_cond} AND {b_cond}{vcond}")
 
 
 def _group_sql(c: Check) -> str:

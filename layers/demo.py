@@ -3,7 +3,9 @@
 Geometry comes from :mod:`gis.synth`; this module gives it meaning: the villages named in
 the township's 2022 work report, subsidence zones over the coal field with households and
 compensation, grazing bans over the northern pastoral gachas, caragana plots by year and
-method, and leases for the projects the report names. The same seed gives the same township.
+method, and leases for the projects the report names; then the report's ecology projects:
+林草重点工程 areas, 网围栏 fences around the grassland ones (reported in 万米), and the
+哈沙图 and 特布德 清洁小流域. The same seed gives the same township.
 ``parcels`` turns the caragana layer into a benchmark-sized fabric (100 000, 1 000 000).
 """
 
@@ -152,6 +154,7 @@ def _grazing_bans(town: Township, rng: np.random.Generator, pastoral: list[tuple
 
 
 LAYER_REGIME_ZH = {c.value: c.zh for c in LAYERS["grazing_bans"].get_field("regime").choices}
+ECO_TYPE_ZH = {c.value: c.zh for c in LAYERS["eco_projects"].get_field("project_type").choices}
 
 
 def _caragana(town: Township, rng: np.random.Generator, villages: list[tuple],
@@ -281,6 +284,97 @@ def _leases(town: Township, rng: np.random.Generator, villages: list[tuple],
             }, geom)
 
 
+#: (project type, share): grassland restoration leads in the pastoral north.
+ECO_TYPES = (("grassland_restoration", 0.4), ("soil_water", 0.2), ("sand_control", 0.3),
+             ("afforestation", 0.1))
+WATERSHEDS = ("哈沙图嘎查", "特布德嘎查")
+
+
+def _eco_projects(town: Township, rng: np.random.Generator, villages: list[tuple]) -> None:
+    """Project areas, then fences around the grassland ones and along the pastoral gachas."""
+    types = [t for t, _ in ECO_TYPES]
+    shares = [p for _, p in ECO_TYPES]
+    n = f = 0
+    for i, (name, code, geom) in enumerate(villages):
+        avoid = shapely.union_all(town.geoms.get("watersheds", [])) if "watersheds" in town.geoms else None
+        count = int(rng.integers(3, 6)) if i < PASTORAL else int(rng.integers(0, 3))
+        for blob in synth.blobs(geom, count, rng, min_area_m2=3e5, max_area_m2=4e6, avoid=avoid):
+            n += 1
+            kind = str(rng.choice(types, p=shares))
+            year = int(rng.integers(2018, 2023))
+            status = "planned" if year == 2022 and rng.random() < 0.5 else str(
+                rng.choice(["in_progress", "completed", "accepted"], p=[0.2, 0.4, 0.4]))
+            mu = _mu(blob)
+            town.add("eco_projects", {
+                "code": f"LC-{year}-{n:03d}",
+                "village_code": code,
+                "name": f"{name}{ECO_TYPE_ZH[kind]}工程",
+                "project_type": kind,
+                "year": year,
+                "investment_wan_yuan": round(mu * float(rng.uniform(0.02, 0.08)), 1),
+                "target_area_mu": round(mu * float(rng.uniform(0.9, 1.1)), -1),
+                "status": status,
+            }, blob)
+            if kind in ("grassland_restoration", "sand_control") and status != "planned":
+                f += 1  # the fence closing the restored area
+                ring = shapely.MultiLineString([blob.exterior.coords])
+                town.add("fence_lines", {
+                    "code": f"WL-{year}-{f:03d}",
+                    "village_code": code,
+                    "project": f"{year}年黄土高原水土流失综合治理工程网围栏项目",
+                    "built_year": year,
+                    "fence_type": str(rng.choice(["wire_mesh", "woven_mesh", "welded_mesh"],
+                                                 p=[0.5, 0.35, 0.15])),
+                    "contractor": str(rng.choice(CONTRACTORS)),
+                }, ring)
+    for name, code, geom in villages[:PASTORAL]:  # pasture boundary fences across each gacha
+        for _ in range(int(rng.integers(2, 5))):
+            f += 1
+            line = _fence_across(geom, rng)
+            if line is None:
+                continue
+            year = int(rng.integers(2015, 2023))
+            town.add("fence_lines", {
+                "code": f"WL-{year}-{f:03d}",
+                "village_code": code,
+                "project": f"{name}草原围栏建设项目",
+                "built_year": year,
+                "fence_type": str(rng.choice(["wire_mesh", "woven_mesh", "rail"], p=[0.6, 0.3, 0.1])),
+                "contractor": str(rng.choice(CONTRACTORS)),
+            }, line)
+
+
+def _fence_across(geom: BaseGeometry, rng: np.random.Generator) -> BaseGeometry | None:
+    """A gently bending fence inside ``geom``: a chord through it, cut to the gacha."""
+    x0, y0, x1, y1 = geom.bounds
+    cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+    angle = rng.uniform(0, np.pi)
+    half = 0.3 * max(x1 - x0, y1 - y0)
+    ts = np.linspace(-1, 1, 9)
+    bend = rng.normal(0, 0.004, len(ts))
+    xs = cx + ts * half * np.cos(angle) - bend * np.sin(angle)
+    ys = cy + ts * half * np.sin(angle) + bend * np.cos(angle)
+    inside = LineString(zip(xs, ys, strict=True)).intersection(geom.buffer(-0.002))
+    parts = [p for p in shapely.get_parts(inside) if p.geom_type == "LineString" and p.length > 0.005]
+    return shapely.MultiLineString(parts) if parts else None
+
+
+def _watersheds(town: Township, rng: np.random.Generator, villages: dict[str, tuple]) -> None:
+    """The 哈沙图 and 特布德 clean small watersheds the work report starts."""
+    n = 0
+    for name in WATERSHEDS:
+        code, geom = villages[name]
+        for blob in synth.blobs(geom, 1, rng, min_area_m2=8e6, max_area_m2=1.5e7):
+            n += 1
+            town.add("watersheds", {
+                "code": f"XLY-{n:02d}",
+                "village_code": code,
+                "name": f"{name[:3]}清洁小流域",
+                "treatment_plan": "梯田、淤地坝、封育与人工种草相结合的水土保持综合治理",
+                "year": 2022,
+            }, blob)
+
+
 def generate(seed: int = 20220701, parcels: int | None = None) -> Township:
     """Build the demo township in memory; the same seed gives the same features."""
     rng = np.random.default_rng(seed)
@@ -295,6 +389,10 @@ def generate(seed: int = 20220701, parcels: int | None = None) -> Township:
     _grazing_bans(town, rng, named[:PASTORAL])
     _caragana(town, rng, named, parcels)
     _leases(town, rng, named, outline)
+    # the layers added later draw from a stream of their own: the first five stay as they were
+    later = np.random.default_rng([seed, 2])
+    _watersheds(town, later, by_name)
+    _eco_projects(town, later, named)
     return town
 
 

@@ -1,6 +1,6 @@
 """Exports of a layer or a query's answer, in the files planners use (see :mod:`gis.export`).
 
-Columns are the layer's declared fields plus ``area_m2``/``area_mu`` (and
+Columns are the layer's declared fields plus its stored sizes (``area_m2``/``area_mu``, or ``length_m``; and
 ``area_inside_mu`` for a place query). A shapefile column name holds 10 bytes, so
 long names are written as the short alias the layer declares (``HH_TOTAL``), which
 the importer maps back.
@@ -27,6 +27,7 @@ from layers.errors import BadRequestError
 from layers.model import Layer
 from layers.query import QuerySpec, compile_query, rows_sql
 from layers.registry import get_layer
+from layers.symbology import unit_label
 
 __all__ = ["CHUNK", "ExportError", "ExportFile", "ExportTooLargeError", "export_layer", "export_query",
            "frame_of", "layer_frame", "layer_frames", "shapefile_names", "stream_frames"]
@@ -84,11 +85,12 @@ def frame_of(layer: Layer, rows: list[dict[str, Any]], clipped: bool = False) ->
         for k, v in r.items():
             if isinstance(v, date):
                 r[k] = v.isoformat()
-    columns = ["id", *(f.name for f in layer.all_fields), "area_m2", "area_mu"]
+    sizes = [m.name for m in layer.stored_measures]
+    columns = ["id", *(f.name for f in layer.all_fields), *sizes]
     if clipped:
-        columns.append("area_inside_mu")
+        columns.append(layer.inside_name)
     frame = gpd.GeoDataFrame(rows, columns=columns, geometry=list(geoms), crs=4326)
-    types = {"id": "int64", "area_m2": "float64", "area_mu": "float64", "area_inside_mu": "float64"}
+    types = {"id": "int64", **{c: "float64" for c in columns if c in sizes or "_inside_" in c}}
     types.update({f.name: _DTYPES[f.type] for f in layer.all_fields})
     return frame.astype({c: types[c] for c in columns})
 
@@ -126,7 +128,7 @@ def stream_frames(conn: sa.Connection, layer: Layer, sql: str, params: dict[str,
 def layer_frames(conn: sa.Connection, layer: Layer, max_features: int | None = None
                  ) -> Iterator[gpd.GeoDataFrame]:
     """Every feature of ``layer``, in chunks."""
-    cols = ", ".join(["id", *(f.name for f in layer.all_fields), "area_m2", "area_mu"])
+    cols = ", ".join(["id", *(f.name for f in layer.all_fields), *(m.name for m in layer.stored_measures)])
     return stream_frames(conn, layer, f"SELECT {cols}, ST_AsBinary(geom) AS geometry FROM {layer.table} "
                          "ORDER BY id", max_features=max_features)
 
@@ -139,9 +141,11 @@ def layer_frame(conn: sa.Connection, layer: Layer) -> gpd.GeoDataFrame:
 def _headers(layer: Layer, lang: str) -> dict[str, str]:
     names = {f.name: f"{f.label(lang)}" + (f" ({f.unit})" if f.unit else "") for f in layer.all_fields}
     zh = lang != "en"
-    names.update(id="ID", area_m2="面积 (m²)" if zh else "Area (m²)",
-                 area_mu="面积 (亩)" if zh else "Area (mu)",
-                 area_inside_mu="范围内面积 (亩)" if zh else "Area inside (mu)")
+    names["id"] = "ID"
+    for m in layer.stored_measures:
+        names[m.name] = f"{m.zh} ({m.unit})" if zh else f"{m.en} ({unit_label(m.unit, 'en')})"
+    names.update(area_inside_mu="范围内面积 (亩)" if zh else "Area inside (mu)",
+                 length_inside_m="范围内长度 (m)" if zh else "Length inside (m)")
     return names
 
 

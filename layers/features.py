@@ -24,7 +24,7 @@ from layers.columns import (
     parse_sort,
 )
 from layers.errors import BadRequestError
-from layers.model import Field, Layer
+from layers.model import Field, Layer, Measure
 from layers.values import InvalidParameterError, check_bounds, finite_float, iso_date, utc_date
 
 __all__ = [
@@ -135,15 +135,15 @@ class Column:
     sql: str
     type: str  # text, integer, real, date, monthday
     field: Field | None = None
+    measure: Measure | None = None  # a size the database keeps (read-only)
 
 
 @cache
 def property_columns(layer: Layer) -> dict[str, Column]:
     """Every property of ``layer``'s features, in the order a reader expects them (do not modify)."""
     cols = {f.name: Column(f.name, f"t.{f.name}", f.type, f) for f in layer.all_fields}
-    if layer.is_polygonal:
-        cols["area_m2"] = Column("area_m2", "t.area_m2", "real")
-        cols["area_mu"] = Column("area_mu", "t.area_mu", "real")
+    for m in layer.stored_measures:
+        cols[m.name] = Column(m.name, f"t.{m.name}", "real", measure=m)
     return cols
 
 

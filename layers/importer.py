@@ -218,7 +218,7 @@ def _json_value(value: object) -> object:
 
 def _region(conn: Connection, layer: Layer) -> tuple[float, float, float, float]:
     """Where features are expected: the loaded villages' extent, else the banner."""
-    if layer.id != "villages":
+    if not layer.is_frame:  # frames define the region; the others must lie in it
         box = conn.execute(sa.text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
                                    "FROM (SELECT ST_Extent(geom) AS e FROM villages) s")).one()
         if box[0] is not None:

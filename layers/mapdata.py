@@ -2,8 +2,8 @@
 
 GeoJSON is built in PostGIS (``ST_AsGeoJSON``, 5 decimals ≈ 1 m, plenty for a screen);
 a layer with more than ``inline_limit`` features in view is drawn from vector tiles
-instead, so that the page stays small. Villages are always inline: their frames give a
-map its orientation when no basemap can be loaded.
+instead, so that the page stays small. Frames (the villages) are always inline and whole:
+they give a map its orientation when no basemap can be loaded.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ __all__ = [
 #: Above this many features in view, a layer is drawn from vector tiles.
 INLINE_LIMIT = 2000
 _PRECISION = 5
-_DROP = ("geom", "extra", "created_at", "updated_at", "area_m2")
+_DROP = ("geom", "extra", "created_at", "updated_at")
 
 
 class UnknownFeatureError(FeatureNotFoundError):
@@ -77,10 +77,9 @@ class MapScope:
         elif self.village is not None and layer.has_village:
             clauses.append("t.village_code = :village")
             params["village"] = self.village
-        if layer.temporal == ("valid_from", "valid_to") and self.feature is None:
+        if layer.validity is not None and self.feature is None:
             # re-delineated areas: show the delineation in force on the map date
-            clauses.append("(t.valid_from IS NULL OR t.valid_from <= :on) "
-                           "AND (t.valid_to IS NULL OR t.valid_to >= :on)")
+            clauses.append(layer.in_force_sql("t", ":on"))
             params["on"] = ctx.on
         return " AND ".join(clauses), params
 
@@ -106,7 +105,9 @@ def village_names(conn: sa.Connection) -> dict[str, str]:
 
 
 def _features(conn: sa.Connection, layer: Layer, where: str, params: Mapping[str, Any]) -> list[dict]:
-    drop = " - ".join(f"'{c}'" for c in _DROP)
+    # the headline size is shown; the other stored measures (area_m2) are not
+    hidden = [m.name for m in layer.stored_measures if not m.headline]
+    drop = " - ".join(f"'{c}'" for c in (*_DROP, *hidden))
     join = ("LEFT JOIN villages v ON v.code = t.village_code" if layer.has_village else "")
     name = "v.name" if layer.has_village else "NULL::text"
     sql = (f"SELECT t.id, ST_AsGeoJSON(t.geom, {_PRECISION})::json AS geometry, "
@@ -127,7 +128,7 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
                scope: MapScope = MapScope(), tiles_url: str | None = None,
                inline_limit: int = INLINE_LIMIT, feature_link: str | None = None,
                popups: bool = True, village_link: str | None = None) -> list[MapLayer]:
-    """The overlays of a map: villages first (frames), then each layer, styled for ``ctx``.
+    """The overlays of a map: frames first (the villages), then each layer, styled for ``ctx``.
 
     ``tiles_url`` is the vector-tile URL template with ``{layer}`` (and Leaflet's
     ``{z}/{x}/{y}``); without it every layer is inlined. ``feature_link`` is the URL
@@ -136,19 +137,20 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
     """
     names = village_names(conn)
     out = []
-    for layer_id in ("villages", *[i for i in layer_ids if i != "villages"]):
+    frames = [i for i, la in LAYERS.items() if la.is_frame]
+    for layer_id in (*frames, *[i for i in layer_ids if i not in frames]):
         layer = LAYERS[layer_id]
         # ``by`` colours the layers that can be coloured by it; the others keep their own
         layer_ctx = ctx if ctx.by in style_fields(layer) else replace(ctx, by=None)
         by = layer_ctx.by or layer.style.by
         sym = symbology(layer, layer_ctx, _stats(conn, layer, by))
         where, params = scope.where(layer, ctx)
-        if layer_id == "villages":
+        if layer.is_frame:  # whole: the orientation of every map
             where, params = "TRUE", {}
         count = conn.scalar(sa.text(f"SELECT count(*) FROM {layer.table} t WHERE {where}"), params)
         common = {"key": layer.id, "title": layer.title(ctx.lang), "legend": sym.legend()}
         tiled = scope.feature is None and scope.selection is None  # those are small: inline
-        if tiles_url and tiled and count > inline_limit and layer_id != "villages":
+        if tiles_url and tiled and count > inline_limit and not layer.is_frame:
             link = feature_link.replace("{layer}", layer.id) if feature_link else None
             only = ("village_code", scope.village) if scope.village and layer.has_village else None
             # below the detail zoom, small features come as cells: say how many a cell holds
@@ -165,18 +167,18 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
             f["properties"] = (sym.display(props) if popups else
                                {"_style": sym.style(props), "name": props.get("name")})
         link = feature_link.replace("{layer}", layer.id) if feature_link and scope.feature is None else None
-        if layer_id == "villages":
+        if layer.is_frame:
             link = village_link
         out.append(MapLayer(**common, geojson={"type": "FeatureCollection", "features": features},
-                            popup=sym.popup_rows(), link=link,
-                            label="name" if layer_id == "villages" else None))
+                            popup=sym.popup_rows(), link=link, label=layer.style.label))
     return out
 
 
 def _valid(layer: Layer, ctx: MapContext) -> tuple[str, str, str] | None:
     """Re-delineated layers: tiles hold every delineation, the map draws those in force."""
-    if layer.temporal == ("valid_from", "valid_to"):
-        return ("valid_from", "valid_to", ctx.on.isoformat())
+    if layer.validity is not None:
+        start, end = layer.validity
+        return (start or "", end or "", ctx.on.isoformat())
     return None
 
 

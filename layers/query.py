@@ -194,13 +194,9 @@ def _field(layer: Layer, name: str, parameter: str = "where") -> Field:
         raise UnknownPropertyError(name, layer.id, [f.name for f in layer.all_fields], parameter) from None
 
 
-#: Columns one can sort by besides the layer's fields.
-_SORT_EXTRA = ("id", "area_mu", "area_m2", "area_inside_mu")
-
-
 def sql_column(layer: Layer, name: str) -> str:
     """A column name checked against the registry (identifiers never come from the request)."""
-    if name in ("id", "area_mu", "area_m2"):
+    if name == "id" or name in {m.name for m in layer.stored_measures}:
         return name
     return _field(layer, name, "sort").name
 
@@ -276,13 +272,14 @@ def _place_sql(conn: sa.Connection, spec: QuerySpec, params: dict[str, Any]) -> 
 
 
 def _order(layer: Layer, sort: str | None, clipped: bool) -> str:
-    names = [*(f.name for f in layer.all_fields), *_SORT_EXTRA]
+    names = [*(f.name for f in layer.all_fields), "id", *(m.name for m in layer.stored_measures),
+             layer.inside_name]
     keys = []
     for name, desc in parse_sort(sort, names, "sort", layer_id=layer.id):
-        if name == "area_inside_mu":
+        if name == layer.inside_name:
             if not clipped:
-                raise InvalidSortError("area_inside_mu is only known for a place query")
-            col = "counted_mu"
+                raise InvalidSortError(f"{name} is only known for a place query")
+            col = "counted"
         else:
             col = sql_column(layer, name)
         keys.append(f"{col} {'DESC' if desc else 'ASC'} NULLS LAST")
@@ -314,8 +311,12 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
     place = _place_sql(conn, spec, base)
     out = []
     for layer in layers:
-        if not layer.is_polygonal:
-            raise InvalidLayersError(f"layer {layer.id!r} has no area to query")
+        size = layer.size
+        if size is None:
+            raise InvalidLayersError(f"layer {layer.id!r} has no size to query")
+        if conds and not layer.is_polygonal:
+            raise InvalidAreaError(f"layer {layer.id!r} is made of lines: it has no area to filter by; "
+                                   "leave out area for it")
         params = dict(base)
         where = list(conds)
         for i, (name, value) in enumerate(spec.where.items()):
@@ -327,20 +328,25 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
             params[f"w{i}"] = [field_value(f, v, layer_id=layer.id, parameter=f"where.{name}")
                                for v in values]
             where.append(f"t.{f.name} = ANY(%(w{i})s)")
-        cols = ", ".join(f"t.{f.name}" for f in layer.all_fields)
+        cols = ", ".join([*(f"t.{f.name}" for f in layer.all_fields),
+                          *(f"t.{m.name}" for m in layer.stored_measures)])
         cond = " AND ".join(where) or "TRUE"
         if place is None:
-            ctes = (f"kept AS (SELECT t.id, {cols}, t.area_m2, t.area_mu, t.geom, t.area_mu AS counted_mu "
+            ctes = (f"kept AS (SELECT t.id, {cols}, t.geom, {size.sql} AS counted "
                     f"FROM {layer.table} t WHERE {cond})")
         else:
+            # the part inside the place: area in 亩 of polygons, length in m of lines
+            inside = ("ST_Length(ST_CollectionExtract(ST_Intersection(t.geom, place.g), 2)::geography)"
+                      if layer.is_linear else
+                      f"ST_Area(ST_CollectionExtract(ST_Intersection(t.geom, place.g), 3)::geography)"
+                      f" / {_MU}")
             ctes = (
                 f"place AS MATERIALIZED (SELECT {place} AS g), "
-                f"hits AS MATERIALIZED (SELECT t.id, {cols}, t.area_m2, t.area_mu, t.geom, "
-                f"CASE WHEN ST_Covers(place.g, t.geom) THEN t.area_mu ELSE "
-                f"ST_Area(ST_CollectionExtract(ST_Intersection(t.geom, place.g), 3)::geography) / {_MU} "
-                f"END AS counted_mu FROM {layer.table} t, place "
+                f"hits AS MATERIALIZED (SELECT t.id, {cols}, t.geom, "
+                f"CASE WHEN ST_Covers(place.g, t.geom) THEN {size.sql} ELSE {inside} "
+                f"END AS counted FROM {layer.table} t, place "
                 f"WHERE ST_Intersects(t.geom, place.g) AND {cond}), "
-                f"kept AS (SELECT * FROM hits WHERE counted_mu > 0)")
+                f"kept AS (SELECT * FROM hits WHERE counted > 0)")
         out.append(Compiled(layer, ctes, params, _order(layer, spec.sort, place is not None), limit,
                             place is not None))
     return out
@@ -350,14 +356,14 @@ def json_sql(c: Compiled) -> str:
     """The statement answering one layer: totals, and the features (limited) as GeoJSON text."""
     props = [f"'layer', '{c.layer.id}'", "'id', id"]
     props += [f"'{f.name}', {json_value_sql(f.name, f.type)}" for f in c.layer.all_fields]
-    props += [f"'{n}', {json_value_sql(n, 'real')}" for n in ("area_m2", "area_mu")]
+    props += [f"'{m.name}', {json_value_sql(m.name, 'real')}" for m in c.layer.stored_measures]
     if c.clipped:
-        props.append(f"'area_inside_mu', {json_value_sql('counted_mu', 'real')}")
+        props.append(f"'{c.layer.inside_name}', {json_value_sql('counted', 'real')}")
     limit = f" LIMIT {int(c.limit)}" if c.limit is not None else ""
     return (
         f"WITH {c.ctes}, "
         f"page AS (SELECT * FROM kept ORDER BY {c.order}{limit}) "
-        f"SELECT (SELECT count(*) FROM kept) AS n, (SELECT coalesce(sum(counted_mu), 0) FROM kept) AS mu, "
+        f"SELECT (SELECT count(*) FROM kept) AS n, (SELECT coalesce(sum(counted), 0) FROM kept) AS mu, "
         f"(SELECT count(*) FROM page) AS returned, "
         f"(SELECT array_agg(id ORDER BY {c.order}) FROM page) AS ids, "
         f"(SELECT coalesce(string_agg(json_build_object('type', 'Feature', 'id', '{c.layer.id}.' || id, "
@@ -372,20 +378,25 @@ class LayerResult:
 
     layer: Layer
     count: int
-    area_mu: float
+    size: float  # area in 亩, or length in m for a line layer
     returned: int
     ids: list[int]
     features: str
     clipped: bool
 
     def summary(self) -> dict[str, Any]:
-        """Count and total area (亩, 万亩, ha); clipped to the place for a place query."""
+        """Count and total area (亩, 万亩, ha) or length (m, 万米); clipped to the place for a place query."""
+        sizes = _lengths(self.size) if self.layer.is_linear else _areas(self.size)
         return {"title_zh": self.layer.zh, "title_en": self.layer.en, "count": self.count,
-                "returned": self.returned, **_areas(self.area_mu), "clipped": self.clipped}
+                "returned": self.returned, **sizes, "clipped": self.clipped}
 
 
 def _areas(mu: float) -> dict[str, float]:
     return {"area_mu": round(mu, 4), "area_wan_mu": round(mu / 10_000, 6), "area_ha": round(mu / 15, 4)}
+
+
+def _lengths(m: float) -> dict[str, float]:
+    return {"length_m": round(m, 2), "length_wan_m": round(m / 10_000, 6)}
 
 
 @dataclass
@@ -396,9 +407,11 @@ class QueryResult:
 
     def summary(self) -> dict[str, Any]:
         """Per-layer summaries and the total over all layers."""
-        mu = sum(r.area_mu for r in self.layers)
-        return {"layers": {r.layer.id: r.summary() for r in self.layers},
-                "total": {"count": sum(r.count for r in self.layers), **_areas(mu)}}
+        mu = sum(r.size for r in self.layers if not r.layer.is_linear)
+        total = {"count": sum(r.count for r in self.layers), **_areas(mu)}
+        if any(r.layer.is_linear for r in self.layers):
+            total.update(_lengths(sum(r.size for r in self.layers if r.layer.is_linear)))
+        return {"layers": {r.layer.id: r.summary() for r in self.layers}, "total": total}
 
 
 def run_query(conn: sa.Connection, spec: QuerySpec) -> QueryResult:
@@ -421,8 +434,9 @@ def feature_collection(result: QueryResult, links: list[dict[str, str]] | None =
 
 def rows_sql(c: Compiled) -> str:
     """The statement giving every matching feature (no default limit), geometry as WKB, for files."""
-    cols = ", ".join(["id", *(f.name for f in c.layer.all_fields), "area_m2", "area_mu"])
-    inside = ", counted_mu AS area_inside_mu" if c.clipped else ""
+    sizes = [m.name for m in c.layer.stored_measures]
+    cols = ", ".join(["id", *(f.name for f in c.layer.all_fields), *sizes])
+    inside = f", counted AS {c.layer.inside_name}" if c.clipped else ""
     limit = f" LIMIT {int(c.limit)}" if c.limit is not None else ""
     return (f"WITH {c.ctes} SELECT {cols}{inside}, ST_AsBinary(geom) AS geometry FROM kept "
             f"ORDER BY {c.order}{limit}")

@@ -1,8 +1,9 @@
 """Statistics planners report: totals per layer × village × category, as JSON, CSV and XLSX.
 
-Count and area (亩, 万亩, ha, ellipsoidal as stored) for every group, plus each layer's
-own measures: seedlings and the area-weighted mean survival rate of caragana, households
-and compensation of subsidence zones, rent of leases. Sums are done in PostGIS.
+Count and the layer's declared size measures (area in 亩, 万亩, ha; length in m, 万米;
+ellipsoidal as stored) for every group, plus each layer's own measures: seedlings and the
+area-weighted mean survival rate of caragana, households and compensation of subsidence
+zones, rent of leases. Sums are done in PostGIS.
 """
 
 from __future__ import annotations
@@ -16,58 +17,44 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gis.area import M2_PER_MU
 from layers import cql2
 from layers.columns import UnknownPropertyError
 from layers.errors import BadRequestError
-from layers.model import Layer
-from layers.registry import get_layer
+from layers.model import Expiring, Layer, Measure
+from layers.registry import LAYERS, get_layer
 
 __all__ = ["XLSX", "Measure", "StatsTable", "layer_stats", "measures", "to_csv", "to_json", "to_xlsx"]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-_SUMMED_UNITS = ("元", "万元", "户", "株", "人")
 #: most groups one table has (a group by ``code`` would be a list, not a statistic)
 MAX_GROUPS = 10_000
-
-
-@dataclass(frozen=True)
-class Measure:
-    """A figure computed per group: ``sum``, ``max`` or ``weighted`` (area-weighted mean)."""
-
-    field: str
-    how: str
-    zh: str
-    en: str
-    unit: str | None
+#: how column headers write the size units (公顷, not ha, in Chinese; as the stats always did)
+_UNIT_ZH = {"ha": "公顷"}
+_UNIT_EN = {"亩": "mu", "万亩": "10,000 mu", "万米": "10 km"}
 
 
 def measures(layer: Layer) -> list[Measure]:
-    """The layer's numeric fields as measures: counts and money summed, rates area-weighted."""
-    out = []
-    for f in layer.fields:
-        if f.type not in ("integer", "real") or f.unit is None:
-            continue
-        if f.unit == "%":
-            out.append(Measure(f.name, "weighted", f"{f.zh}（面积加权）", f"{f.en} (area-weighted)", f.unit))
-        elif f.unit in _SUMMED_UNITS:
-            out.append(Measure(f.name, "sum", f"{f.zh}合计", f"{f.en}, total", f.unit))
-        else:
-            out.append(Measure(f.name, "max", f"{f.zh}（最大）", f"{f.en} (max)", f.unit))
-    return out
+    """The layer's numeric fields as measures: counts and money summed, rates weighted by size."""
+    return list(layer.field_measures())
 
 
-def _measure_sql(m: Measure) -> str:
+def _sizes(layer: Layer) -> list[Measure]:
+    """The layer's declared size measures that statistics report (亩, 万亩, ha; m, 万米)."""
+    return [m for m in layer.measures or () if m.report]
+
+
+def _measure_sql(layer: Layer, m: Measure) -> str:
     if m.how == "sum":
-        return f"sum(t.{m.field})"
+        return f"sum({m.sql})"
     if m.how == "max":
-        return f"max(t.{m.field})"
-    has = f"FILTER (WHERE t.{m.field} IS NOT NULL)"
-    return f"sum(t.{m.field} * t.area_m2) {has} / nullif(sum(t.area_m2) {has}, 0)"
+        return f"max({m.sql})"
+    has = f"FILTER (WHERE {m.sql} IS NOT NULL)"
+    w = layer.weight_sql()
+    return f"sum({m.sql} * {w}) {has} / nullif(sum({w}) {has}, 0)"
 
 
 class InvalidFilterError(cql2.InvalidFilterError):
-    """A filter that does not apply to the layer (``expiring_days`` to anything but leases)."""
+    """A filter that does not apply to the layer (``expiring_days`` to a layer with no end date)."""
 
     def extra(self) -> dict[str, object]:
         """The parameter at fault."""
@@ -93,17 +80,13 @@ class StatsTable:
     total: dict[str, Any] = field(default_factory=dict)
 
 
-def _areas(row: dict[str, Any]) -> dict[str, Any]:
-    mu = float(row.pop("area_mu") or 0)
-    return {"area_mu": round(mu, 4), "area_wan_mu": round(mu / 10_000, 6), "area_ha": round(mu / 15, 4)}
-
-
 def layer_stats(conn: sa.Connection, layer_id: str, by: list[str], *, on: date | None = None,
                 expiring_days: int | None = None) -> StatsTable:
     """Totals of ``layer_id`` grouped by the fields ``by`` (empty: one grand total).
 
-    Grazing bans count only those in force on ``on`` when it is given; leases with
-    ``expiring_days`` only active ones ending within that many days of ``on`` (default today).
+    A layer with a validity (grazing bans) counts only those in force on ``on`` when it is
+    given; a layer with an "expiring" end date (leases) with ``expiring_days`` only active
+    ones ending within that many days of ``on`` (default today).
     """
     layer = get_layer(layer_id)
     groups = []
@@ -114,26 +97,29 @@ def layer_stats(conn: sa.Connection, layer_id: str, by: list[str], *, on: date |
             raise UnknownPropertyError(name, layer.id, [f.name for f in layer.all_fields], "by") from None
     where, params = [], {}
     filters: dict[str, Any] = {}
-    if on is not None and layer.temporal and layer.id == "grazing_bans":
-        where.append("(t.valid_from IS NULL OR t.valid_from <= :on) "
-                     "AND (t.valid_to IS NULL OR t.valid_to >= :on)")
+    if on is not None and layer.validity is not None:
+        where.append(layer.in_force_sql("t", ":on"))
         params["on"] = on
         filters["in_force_on"] = on.isoformat()
     if expiring_days is not None:
-        if layer.id != "land_leases":
-            raise InvalidFilterError("expiring_days applies to land_leases only")
+        expiring = layer.style.rule(Expiring)
+        if expiring is None:
+            having = [la.id for la in LAYERS.values() if la.style.rule(Expiring)]
+            raise InvalidFilterError(f"expiring_days applies to layers with an end date: {', '.join(having)}")
         day = on or date.today()
-        where.append("t.status = 'active' AND t.end_date >= :day AND t.end_date <= :day + :days")
+        active = f"{layer.active.sql('t', ':day')} AND " if layer.active else ""
+        where.append(f"{active}t.{expiring.end} >= :day AND t.{expiring.end} <= :day + :days")
         params.update(day=day, days=expiring_days)
         filters.update(expiring_from=day.isoformat(), expiring_days=expiring_days)
     ms = measures(layer)
+    sizes = _sizes(layer)
     dims = [f"t.{g.name}" for g in groups]
     village = any(g.name == "village_code" for g in groups)
     select = list(dims)
     if village:
         select.append("v.name AS village_name")
-    select += ["count(*) AS count", f"sum(t.area_m2) / {M2_PER_MU!r} AS area_mu"]
-    select += [f"{_measure_sql(m)} AS {m.field}" for m in ms]
+    select += ["count(*) AS count", *(f"sum({m.sql}) AS {m.name}" for m in sizes)]
+    select += [f"{_measure_sql(layer, m)} AS {m.name}" for m in ms]
     join = " LEFT JOIN villages v ON v.code = t.village_code" if village else ""
     cond = f" WHERE {' AND '.join(where)}" if where else ""
     group = f" GROUP BY {', '.join(dims + (['v.name'] if village else []))} ORDER BY {', '.join(dims)}" \
@@ -143,29 +129,32 @@ def layer_stats(conn: sa.Connection, layer_id: str, by: list[str], *, on: date |
         params)]
     if len(rows) > MAX_GROUPS:
         raise TooManyGroupsError(f"grouping by {', '.join(by)} gives more than {MAX_GROUPS} rows")
-    total_sql = (f"SELECT count(*) AS count, sum(t.area_m2) / {M2_PER_MU!r} AS area_mu"
-                 + "".join(f", {_measure_sql(m)} AS {m.field}" for m in ms)
+    total_sql = ("SELECT count(*) AS count"
+                 + "".join(f", sum({m.sql}) AS {m.name}" for m in sizes)
+                 + "".join(f", {_measure_sql(layer, m)} AS {m.name}" for m in ms)
                  + f" FROM {layer.table} t{cond}")
     total = dict(conn.execute(sa.text(total_sql), params).one()._mapping)
     columns = [(g.name, g.zh, g.en) for g in groups]
     if village:
         columns.append(("village_name", "嘎查村名称", "Village name"))
-    columns += [("count", "个数", "Count"), ("area_mu", "面积（亩）", "Area (mu)"),
-                ("area_wan_mu", "面积（万亩）", "Area (10,000 mu)"), ("area_ha", "面积（公顷）", "Area (ha)")]
-    columns += [(m.field, m.zh + (f"（{m.unit}）" if m.unit != "%" else ""),
+    columns += [("count", "个数", "Count")]
+    columns += [(m.name, f"{m.zh}（{_UNIT_ZH.get(m.unit, m.unit)}）",
+                 f"{m.en} ({_UNIT_EN.get(m.unit, m.unit)})") for m in sizes]
+    columns += [(m.name, m.zh + (f"（{m.unit}）" if m.unit != "%" else ""),
                  m.en + (f" ({m.unit})" if m.unit != "%" else "")) for m in ms]
     table = StatsTable(layer, [g.name for g in groups], filters, columns)
     for r in [*rows, total]:
-        r.update(_areas(r))
+        for m in sizes:
+            r[m.name] = round(float(r[m.name] or 0), m.digits)
         for m in ms:
-            if r.get(m.field) is None:
+            if r.get(m.name) is None:
                 continue
             if m.how == "weighted":
-                r[m.field] = round(float(r[m.field]), 6)
-            elif layer.get_field(m.field).type == "integer":
-                r[m.field] = int(r[m.field])
+                r[m.name] = round(float(r[m.name]), m.digits)
+            elif layer.get_field(m.name).type == "integer":
+                r[m.name] = int(r[m.name])
             else:
-                r[m.field] = round(float(r[m.field]), 4)
+                r[m.name] = round(float(r[m.name]), m.digits)
         for k, v in r.items():
             if isinstance(v, date):
                 r[k] = v.isoformat()

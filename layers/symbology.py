@@ -1,15 +1,11 @@
 """What a feature looks like on a map and in its popup, read from the layer declaration.
 
 The colours come from each layer's :class:`~layers.model.Style` and its choices'
-colours; on top of them a few rules that matter to ecology staff:
-
-- subsidence zones: filled by severity, outlined by relocation/rehabilitation status;
-- grazing bans: by regime, seasonal rest solid inside its season and dashed and pale
-  outside it (``season_start``/``season_end`` are ``MM-DD``, a season may span New Year);
-- land leases: by purpose, leases ending within 90 days (or overdue and still active)
-  outlined in red, expired and terminated ones pale;
-- caragana plots: a colour scale on planting year or survival rate;
-- villages: outlined frames with their names, not filled.
+colours; on top of them the style rules a layer declares (:mod:`layers.model`):
+an outline by a coded field (:class:`~layers.model.Outline`), dashed and pale outside a
+season (:class:`~layers.model.Season`), an "expiring soon" outline for active features
+(:class:`~layers.model.Expiring`), pale for ended ones (:class:`~layers.model.Pale`).
+Frames (the villages) are outlines with their labels, not filled; lines are drawn as lines.
 
 Pure functions of the declaration, the features' properties and a :class:`MapContext`:
 no database here (see :mod:`layers.mapdata`), no Folium (see :mod:`gis.maps`).
@@ -25,7 +21,7 @@ from typing import Any
 
 from gis.maps import LegendItem, LegendSection, TileStyle
 from layers.errors import BadRequestError
-from layers.model import Field, Layer
+from layers.model import Expiring, Field, Layer, Outline, Pale, Season
 
 __all__ = [
     "EXPIRY_DAYS",
@@ -41,18 +37,17 @@ __all__ = [
     "unit_label",
 ]
 
-#: Leases ending within this many days of the map date are marked.
+#: Leases ending within this many days of the map date are marked (the usual declared window).
 EXPIRY_DAYS = 90
 
-_UNITS_EN = {"亩": "mu", "万元": "10k yuan", "元": "yuan", "户": "households", "人": "people",
-             "株": "plants", "m": "m", "%": "%"}
+_UNITS_EN = {"亩": "mu", "万亩": "10,000 mu", "万元": "10k yuan", "元": "yuan", "户": "households",
+             "人": "people", "株": "plants", "m": "m", "万米": "10 km", "%": "%", "m²": "m²", "ha": "ha"}
 _WORDS = {
     "area": ("面积", "Area"),
     "village": ("所属嘎查村", "Village"),
     "in_season": ("休牧期内", "in rest season"),
     "out_season": ("休牧期外", "outside rest season"),
-    "expiring": (f"{EXPIRY_DAYS} 天内到期或逾期未结", f"Ends within {EXPIRY_DAYS} days or overdue"),
-    "ended": ("已到期或已终止", "Expired or terminated"),
+    "expiring": ("{days} 天内到期或逾期未结", "Ends within {days} days or overdue"),
     "outline": ("边框：", "Outline: "),
     "none": ("未填", "Not given"),
     "frame": ("界线", "Boundary"),
@@ -119,7 +114,8 @@ def format_value(f: Field, value: Any, lang: str = "zh") -> str:
     if f.type == "real" and isinstance(value, int | float):
         text = f"{value * 100:.1f}" if f.unit == "%" else f"{value:,.2f}"
     elif f.type == "integer" and isinstance(value, int | float):
-        text = f"{int(value):,}" if f.name != "planted_year" else str(int(value))
+        # a count has a unit (株, 户, 人) and thousands separators; a year has neither
+        text = f"{int(value):,}" if f.unit else str(int(value))
     else:
         text = str(value)
     return f"{text} {unit}" if unit else text
@@ -231,22 +227,26 @@ class Symbology:
     def style(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """Leaflet path options of the feature with raw properties ``props``."""
         s = self.layer.style
-        if self.layer.id == "villages" or self.rule is None:
-            return {"color": s.color, "weight": s.weight, "fill": s.fill_opacity > 0,
+        if self.layer.is_frame or self.rule is None:
+            return {"color": s.color, "weight": s.weight,
+                    "fill": s.fill_opacity > 0 and not self.layer.is_linear,
                     "fillColor": s.color, "fillOpacity": s.fill_opacity}
         fill = self.rule.color(props.get(self.rule.field.name))
-        out: dict[str, Any] = {"color": "#333333", "weight": s.weight, "fillColor": fill,
-                               "fillOpacity": s.fill_opacity}
-        if self.layer.id == "subsidence_zones":
-            out.update(color=self._choice_color("status", props.get("status")), weight=3)
-        elif self.layer.id == "grazing_bans" and props.get("regime") == "seasonal_rest":
-            if not in_season(props.get("season_start"), props.get("season_end"), self.ctx.on):
-                out.update(fillOpacity=0.15, dashArray="6 4", weight=2, color=fill)
-        elif self.layer.id == "land_leases":
-            if props.get("status") in ("expired", "terminated"):
+        if self.layer.is_linear:  # a line is its colour
+            out: dict[str, Any] = {"color": fill, "weight": max(s.weight, 3), "fill": False}
+        else:
+            out = {"color": "#333333", "weight": s.weight, "fillColor": fill, "fillOpacity": s.fill_opacity}
+        for rule in s.rules:
+            if isinstance(rule, Outline):
+                out.update(color=self._choice_color(rule.field, props.get(rule.field)), weight=rule.weight)
+            elif isinstance(rule, Season) and props.get(rule.field) == rule.value:
+                if not in_season(props.get(rule.start), props.get(rule.end), self.ctx.on):
+                    out.update(fillOpacity=0.15, dashArray="6 4", weight=2, color=fill)
+            elif isinstance(rule, Pale) and props.get(rule.field) in rule.values:
                 out.update(fillOpacity=0.15, dashArray="2 4", color="#777777")
-            elif self._expiring(props):
-                out.update(color="#e31a1c", weight=3, dashArray="6 3")
+                break  # an ended feature is not also expiring
+            elif isinstance(rule, Expiring) and self._expiring(props):
+                out.update(color=rule.color, weight=3, dashArray="6 3")
         return out
 
     def _choice_color(self, name: str, value: Any) -> str:
@@ -254,62 +254,84 @@ class Symbology:
         return choice.color if choice and choice.color else "#333333"
 
     def _expiring(self, props: Mapping[str, Any]) -> bool:
-        end = props.get("end_date")
-        if props.get("status") != "active" or not end:
+        rule = self.layer.style.rule(Expiring)
+        if rule is None:
+            return False
+        end = props.get(rule.end)
+        if not end or (self.layer.active is not None and not self.layer.active.holds(props)):
             return False
         end = date.fromisoformat(end) if isinstance(end, str) else end
-        return (end - self.ctx.on).days <= EXPIRY_DAYS  # a difference: no overflow at 9999-12-31
+        return (end - self.ctx.on).days <= rule.days  # a difference: no overflow at 9999-12-31
 
     # -- legend -----------------------------------------------------------------------
     def legend(self) -> tuple[LegendSection, ...]:
         """The legend sections of this layer in the map's language."""
         lang, s = self.ctx.lang, self.layer.style
-        if self.layer.id == "villages" or self.rule is None:
-            item = LegendItem(_word("frame", lang), stroke=s.color, weight=s.weight,
-                              fill=s.color if s.fill_opacity > 0 else None, fill_opacity=s.fill_opacity)
+        line = self.layer.is_linear
+        if self.layer.is_frame or self.rule is None:
+            item = LegendItem(_word("frame", lang) if self.layer.is_frame else self.layer.title(lang),
+                              stroke=s.color, weight=max(s.weight, 3) if line else s.weight,
+                              fill=s.color if s.fill_opacity > 0 and not line else None,
+                              fill_opacity=0 if line else s.fill_opacity, line=line)
             return (LegendSection("", (item,)),)
         f = self.rule.field
         if isinstance(self.rule, Ramp):
             title = f"{f.label(lang)}" + (f"（{unit_label(f.unit, lang)}）" if f.unit else "")
-            items = tuple(LegendItem(label, stroke="#333333", fill=c, fill_opacity=s.fill_opacity)
+            items = tuple(self._swatch(label, c)
                           for label, c in zip(self.rule.labels(lang), self.rule.colors, strict=True))
             return (LegendSection(title, items),)
+        season = s.rule(Season)
         items: list[LegendItem] = []
         for c in f.choices:
             label = c.en if lang == "en" else c.zh
             color = self.rule.color(c.value)
-            if self.layer.id == "grazing_bans" and c.value == "seasonal_rest":
+            if season is not None and season.field == f.name and c.value == season.value:
                 items.append(LegendItem(f"{label}（{_word('in_season', lang)}）", "#333333", color,
                                         s.fill_opacity))
                 items.append(LegendItem(f"{label}（{_word('out_season', lang)}）", color, color, 0.15,
                                         2, "6 4"))
             else:
-                items.append(LegendItem(label, "#333333", color, s.fill_opacity))
+                items.append(self._swatch(label, color))
         sections = [LegendSection(f.label(lang), tuple(items))]
-        if self.layer.id == "subsidence_zones":
-            status = self.layer.get_field("status")
-            sections.append(LegendSection(
-                _word("outline", lang) + status.label(lang),
-                tuple(LegendItem(c.en if lang == "en" else c.zh, c.color or "#333333", None, 0, 3)
-                      for c in status.choices)))
-        if self.layer.id == "land_leases":
-            sections.append(LegendSection("", (
-                LegendItem(_word("expiring", lang), "#e31a1c", None, 0, 3, "6 3"),
-                LegendItem(_word("ended", lang), "#777777", "#bdbdbd", 0.15, 1, "2 4"))))
+        extra: list[LegendItem] = []
+        for rule in s.rules:
+            if isinstance(rule, Outline):
+                of = self.layer.get_field(rule.field)
+                sections.append(LegendSection(
+                    _word("outline", lang) + of.label(lang),
+                    tuple(LegendItem(c.en if lang == "en" else c.zh, c.color or "#333333", None, 0,
+                                     rule.weight) for c in of.choices)))
+            elif isinstance(rule, Expiring):
+                extra.append(LegendItem(_word("expiring", lang).format(days=rule.days), rule.color,
+                                        None, 0, 3, "6 3"))
+            elif isinstance(rule, Pale):
+                pf = self.layer.get_field(rule.field)
+                words = [(c.en if lang == "en" else c.zh) for c in pf.choices if c.value in rule.values]
+                extra.append(LegendItem(("/" if lang == "en" else "、").join(words) or ", ".join(rule.values),
+                                        "#777777", "#bdbdbd", 0.15, 1, "2 4"))
+        if extra:
+            sections.append(LegendSection("", tuple(extra)))
         return tuple(sections)
+
+    def _swatch(self, label: str, color: str) -> LegendItem:
+        """A legend item: a filled square for areas, a line for lines."""
+        if self.layer.is_linear:
+            return LegendItem(label, color, None, 0, max(self.layer.style.weight, 3), line=True)
+        return LegendItem(label, "#333333", color, self.layer.style.fill_opacity)
 
     # -- tiles ------------------------------------------------------------------------
     def tile_style(self) -> TileStyle:
         """The colouring rule for vector tiles (tiles carry the ``style.by`` field)."""
         s = self.layer.style
+        line = {"line": True, "weight": max(s.weight, 3)} if self.layer.is_linear else {}
         if isinstance(self.rule, Ramp):
             return TileStyle(self.rule.field.name, breaks=self.rule.breaks, colors=self.rule.colors,
-                             fill_opacity=max(s.fill_opacity, 0.6))
+                             fill_opacity=max(s.fill_opacity, 0.6), **line)
         if isinstance(self.rule, Categories):
             return TileStyle(self.rule.field.name, categories=dict(self.rule.colors),
-                             fill_opacity=max(s.fill_opacity, 0.6))
+                             fill_opacity=max(s.fill_opacity, 0.6), **line)
         return TileStyle("id", default=s.color, stroke=s.color, weight=s.weight,
-                         fill_opacity=s.fill_opacity)
+                         fill_opacity=s.fill_opacity, **line)
 
     def tile_labels(self, village_names: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         """Labels of the properties vector tiles carry, for the click popup."""
@@ -317,8 +339,10 @@ class Symbology:
         out: dict[str, dict[str, Any]] = {"code": {"label": self.layer.get_field("code").label(lang)}}
         if self.layer.has_village:
             out["village_code"] = {"label": _word("village", lang), "values": dict(village_names)}
-        if self.layer.is_polygonal:
-            out["area_mu"] = {"label": _word("area", lang), "unit": unit_label("亩", lang), "digits": 2}
+        size = self.layer.size
+        if size is not None:
+            out[size.name] = {"label": size.en if lang == "en" else size.zh,
+                              "unit": unit_label(size.unit, lang), "digits": 2}
         if self.rule is not None:
             f = self.rule.field
             entry: dict[str, Any] = {"label": f.label(lang), "unit": unit_label(f.unit, lang)}
@@ -341,8 +365,9 @@ class Symbology:
                 rows.append(("village_name", f.label(lang)))
             else:
                 rows.append((f.name, f.label(lang)))
-        if self.layer.is_polygonal:
-            rows.append(("area_mu", _word("area", lang)))
+        size = self.layer.size
+        if size is not None:
+            rows.append((size.name, size.en if lang == "en" else size.zh))
         return tuple(rows)
 
     def display(self, props: Mapping[str, Any]) -> dict[str, Any]:
@@ -355,11 +380,14 @@ class Symbology:
                 out["village_name"] = f"{name}（{props.get('village_code')}）" if name else "—"
             else:
                 out[f.name] = format_value(f, props.get(f.name), lang)
-        if self.layer.is_polygonal:
-            mu = props.get("area_mu")
-            out["area_mu"] = f"{mu:,.2f} {unit_label('亩', lang)}" if mu is not None else "—"
-        if self.layer.id == "land_leases" and self._expiring(props):
-            out["status"] = f"{out['status']}（{_word('expiring', lang)}）"
+        size = self.layer.size
+        if size is not None:
+            v = props.get(size.name)
+            out[size.name] = f"{v:,.2f} {unit_label(size.unit, lang)}" if v is not None else "—"
+        expiring = self.layer.style.rule(Expiring)
+        if expiring is not None and self._expiring(props):
+            shown = self.layer.active.field if self.layer.active else expiring.end
+            out[shown] = f"{out[shown]}（{_word('expiring', lang).format(days=expiring.days)}）"
         out["_style"] = self.style(props)
         return out
 

@@ -8,8 +8,9 @@ grid and ``ST_AsMVT`` encodes the layer. Python only passes the bytes on. Below
 generalisation), so that a tile of the whole township stays small and quick.
 
 A tile carries what a map draws and a click shows: ``id`` (also the MVT feature id),
-``code``, ``name``, ``village_code``, ``area_mu``, and every coded, numeric or date
-attribute (colours, legends, seasons, expiry); free text stays in the Features API.
+``code``, ``name``, ``village_code``, the headline size (``area_mu``, ``length_m``), and
+every coded, numeric or date attribute (colours, legends, seasons, expiry); free text
+stays in the Features API.
 """
 
 from __future__ import annotations
@@ -140,8 +141,9 @@ def tile_columns(layer: Layer) -> dict[str, str]:
     for f in layer.all_fields:
         if f.name in ("code", "name", "village_code") or f.choices or f.type != "text":
             cols[f.name] = f"t.{f.name}::text" if f.type in ("date", "monthday") else f"t.{f.name}"
-    if layer.is_polygonal:
-        cols["area_mu"] = "round(t.area_mu::numeric, 2)::float8"
+    size = layer.size
+    if size is not None:
+        cols[size.name] = f"round(({size.sql})::numeric, 2)::float8"
     return cols
 
 
@@ -159,7 +161,8 @@ def _layer_select(layer: Layer, address: TileAddress) -> str:
              f"AS geom, {props}, NULL::int AS parcels FROM {layer.table} t "
              f"WHERE ST_Intersects(t.geom, {box})"]
     where = f"t.geom && {box}"
-    if z < DETAIL_ZOOM and layer.id != "villages" and layer.is_polygonal:
+    # small polygons merge into cells below the detail zoom; frames stay whole, lines stay lines
+    if z < DETAIL_ZOOM and not layer.is_frame and layer.is_polygonal:
         parts[0] += f" AND {_SPAN} >= {_cell_degrees(z)!r}"
         parts.append(_cells_select(layer, z, where, env))
     return (f"SELECT ST_AsMVT(m, '{layer.id}', {EXTENT}, 'geom', 'fid') FROM ("
@@ -185,7 +188,7 @@ def _cells_select(layer: Layer, z: int, where: str, env: str) -> str:
     c, o, n = 2 * _HALF_WORLD / 2 ** z / 256 * CELL_PX, _HALF_WORLD, 2 ** z * 256 // CELL_PX
     aggs = []
     for name in tile_columns(layer):
-        f = layer.get_field(name) if name not in ("id", "area_mu") else None
+        f = layer.get_field(name) if name in {g.name for g in layer.all_fields} else None
         if f is not None and (f.choices or name == "village_code"):
             aggs.append(f"mode() WITHIN GROUP (ORDER BY t.{name}) AS {name}")
         elif f is not None and f.type == "integer":
@@ -194,7 +197,8 @@ def _cells_select(layer: Layer, z: int, where: str, env: str) -> str:
             aggs.append(f"round(avg(t.{name})::numeric, 3)::float8 AS {name}")
         else:
             aggs.append(f"NULL AS {name}")
-    raw = ", ".join(sorted({f"t.{n}" for n in tile_columns(layer) if n != "area_mu"} | {"t.area_m2"}))
+    sizes = {m.name for m in layer.measures or ()}
+    raw = ", ".join(sorted({f"t.{n}" for n in tile_columns(layer) if n not in sizes} | {"t.area_m2"}))
     # the cell of a feature's bounding-box centre, by the Web Mercator formulas (no PROJ
     # call); the box is taken once (OFFSET 0 keeps it from being inlined into each use)
     lon = "(ST_XMin(t.b) + ST_XMax(t.b)) / 2"

@@ -121,8 +121,12 @@ def query_command(
     typer.echo(f"{'layer':<18} {'count':>9} {'亩':>14} {'万亩':>10} {'ha':>12}")
     for r in result.layers:
         s = r.summary()
-        typer.echo(f"{r.layer.id:<18} {s['count']:>9,} {s['area_mu']:>14,.2f} {s['area_wan_mu']:>10,.4f} "
-                   f"{s['area_ha']:>12,.2f}" + ("  (clipped to the place)" if r.clipped else ""))
+        if r.layer.is_linear:  # a line layer has a length, not an area
+            sizes = f"{s['length_m']:>14,.2f} m {s['length_wan_m']:>8,.4f} 万米"
+        else:
+            sizes = f"{s['area_mu']:>14,.2f} {s['area_wan_mu']:>10,.4f} {s['area_ha']:>12,.2f}"
+        clipped = "  (clipped to the place)" if r.clipped else ""
+        typer.echo(f"{r.layer.id:<18} {s['count']:>9,} {sizes}{clipped}")
 
 
 def export_command(

@@ -1,6 +1,6 @@
 """柠条地块 — caragana shrub planted to fix sand, by year, method and survival."""
 
-from layers.model import Choice, Field, Layer, Style
+from layers.model import Choice, Field, Layer, Overlay, Style
 
 LAYER = Layer(
     id="caragana_plots",
@@ -31,6 +31,8 @@ LAYER = Layer(
               aliases=("验收日期", "检查日期", "YSRQ", "INSPECTED")),
     ),
     temporal=("inspected_on", None),
+    overlays=(Overlay("caragana_in_leases", "柠条地块位于租赁用地内", "Caragana plots inside active leases",
+                      "land_leases", ("planted_year", "method"), ("lessee", "purpose"), group="purpose"),),
     style=Style(color="#1a9850", by="planted_year",
                 scale=("#edf8e9", "#bae4b3", "#74c476", "#31a354", "#006d2c")),
 )

@@ -1,6 +1,6 @@
 """禁牧休牧区 — grazing-ban areas by regime, each valid for a period until re-delineated."""
 
-from layers.model import Choice, Field, Layer, Style
+from layers.model import Choice, Field, Layer, Season, Style
 
 LAYER = Layer(
     id="grazing_bans",
@@ -38,5 +38,9 @@ LAYER = Layer(
         ("season_complete", "(season_start IS NULL) = (season_end IS NULL)"),
     ),
     temporal=("valid_from", "valid_to"),
-    style=Style(color="#d73027", by="regime"),
+    # re-delineated: a map, a statistic or a conflict on a date counts the areas then in force
+    validity=("valid_from", "valid_to"),
+    # seasonal rest: solid inside its season, dashed and pale outside it
+    style=Style(color="#d73027", by="regime",
+                rules=(Season("regime", "seasonal_rest", "season_start", "season_end"),)),
 )

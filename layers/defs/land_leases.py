@@ -1,6 +1,6 @@
 """土地租赁 — land leased, acquired or temporarily used for railways, solar, oil and gas."""
 
-from layers.model import Choice, Field, Layer, Style
+from layers.model import Active, Choice, Expiring, Field, Layer, Overlay, Pale, Style
 
 LAYER = Layer(
     id="land_leases",
@@ -48,5 +48,17 @@ LAYER = Layer(
     ),
     checks=(("end_after_start", "end_date IS NULL OR start_date IS NULL OR end_date >= start_date"),),
     temporal=("start_date", "end_date"),
-    style=Style(color="#fec44f", by="purpose"),
+    active=Active("status", ("active",), start="start_date", end="end_date"),
+    overlays=(
+        Overlay("leases_on_subsidence", "租赁地块位于采煤沉陷区", "Leases on subsidence zones",
+                "subsidence_zones", ("lessee", "project", "purpose"), ("name", "severity", "status"),
+                group="severity"),
+        Overlay("leases_in_grazing_bans", "租赁地块位于禁牧休牧区", "Leases inside grazing bans",
+                "grazing_bans", ("lessee", "project", "purpose"), ("name", "regime"), group="regime"),
+        Overlay("leases_overlapping", "租赁地块相互重叠", "Leases overlapping each other",
+                "land_leases", ("lessee", "purpose"), ("lessee", "purpose")),
+    ),
+    # ending within 90 days (or overdue and still active) outlined red; ended ones pale
+    style=Style(color="#fec44f", by="purpose",
+                rules=(Pale("status", ("expired", "terminated")), Expiring("end_date", days=90))),
 )

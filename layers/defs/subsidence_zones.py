@@ -1,6 +1,6 @@
 """采煤沉陷区 — ground sunk over coal workings; herders relocated and compensated."""
 
-from layers.model import Choice, Field, Layer, Style
+from layers.model import Choice, Field, Layer, Outline, Style
 
 LAYER = Layer(
     id="subsidence_zones",
@@ -40,5 +40,6 @@ LAYER = Layer(
     ),
     checks=(("households_relocated_le_total", "households_relocated <= households_total"),),
     temporal=("surveyed_on", None),
-    style=Style(color="#b30000", by="severity"),
+    # filled by severity, outlined by relocation/rehabilitation status
+    style=Style(color="#b30000", by="severity", rules=(Outline("status"),)),
 )

@@ -24,5 +24,5 @@ LAYER = Layer(
         Field("population", "integer", "人口", "Population", unit="人", minimum=0,
               aliases=("人口", "户籍人口", "总人口", "RK", "POP")),
     ),
-    style=Style(color="#444444", fill_opacity=0.0, weight=2.0),
+    style=Style(color="#444444", fill_opacity=0.0, weight=2.0, label="name"),
 )

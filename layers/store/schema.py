@@ -2,8 +2,9 @@
 
 The database refuses what is wrong, whoever writes: geometry valid, 2D, SRID 4326 and
 of the layer's type (the column's type modifier); coded values in their domain;
-numbers in their range; codes unique. Areas are computed by the database on the
-ellipsoid, so no client can store a wrong one.
+numbers in their range; codes unique. Sizes (area of polygons, length of lines) are
+generated columns the database computes on the ellipsoid, as the layer's measures
+declare, so no client can store a wrong one.
 """
 
 from __future__ import annotations
@@ -12,16 +13,11 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
 
-from layers.model import Field, Layer
+from layers.model import AREA_M2_SQL, LENGTH_M_SQL, M2_PER_MU, Field, Layer
 from layers.registry import LAYERS
 
-__all__ = ["AREA_M2_SQL", "M2_PER_MU", "UPLOAD_STATES", "metadata", "table_for", "uploads_table"]
-
-#: 1 亩 = 10 000 / 15 m².
-M2_PER_MU = 10_000 / 15
-
-#: Geodesic area on the ellipsoid (PostGIS geography uses GeographicLib).
-AREA_M2_SQL = "ST_Area(geom::geography, true)"
+__all__ = ["AREA_M2_SQL", "LENGTH_M_SQL", "M2_PER_MU", "UPLOAD_STATES", "build_table", "metadata",
+           "table_for", "uploads_table"]
 
 _TYPES: dict[str, sa.types.TypeEngine] = {
     "text": sa.Text(),
@@ -82,32 +78,48 @@ def _columns(layer: Layer) -> list[sa.Column]:
         sa.Column("geom", Geometry(layer.geometry_type, srid=4326, dimension=2,
                                    spatial_index=True), nullable=False),
     ]
-    if layer.is_polygonal:
-        cols += [
-            sa.Column("area_m2", sa.Double, sa.Computed(AREA_M2_SQL, persisted=True)),
-            sa.Column("area_mu", sa.Double,
-                      sa.Computed(f"{AREA_M2_SQL} / {M2_PER_MU!r}", persisted=True),
-                      index=True),
-        ]
+    cols += [sa.Column(m.name, sa.Double, sa.Computed(m.generated, persisted=True), index=m.indexed)
+             for m in layer.stored_measures]
     return cols
 
 
-def _table(layer: Layer) -> sa.Table:
+def build_table(layer: Layer, meta: sa.MetaData | None = None) -> sa.Table:
+    """The table of ``layer`` in ``meta`` (default: the registry's metadata).
+
+    A layer declared outside the registry (a test's) gets a table in a metadata of its own
+    that also knows the villages, for its foreign key.
+    """
+    if meta is None:
+        meta = metadata
+    elif "villages" not in meta.tables and layer.has_village:
+        _table(LAYERS["villages"], meta)
+    return _table(layer, meta)
+
+
+def _table(layer: Layer, meta: sa.MetaData = metadata) -> sa.Table:
     checks = [c for f in layer.all_fields for c in _field_checks(f)]
     checks += [
         sa.CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
         sa.CheckConstraint("NOT ST_IsEmpty(geom)", name="geom_not_empty"),
     ]
     checks += [sa.CheckConstraint(sql, name=name) for name, sql in layer.checks]
-    return sa.Table(layer.table, metadata, *_columns(layer), *checks)
+    return sa.Table(layer.table, meta, *_columns(layer), *checks)
 
 
 _TABLES = {layer_id: _table(layer) for layer_id, layer in LAYERS.items()}
 
 
 def table_for(layer: Layer | str) -> sa.Table:
-    """The SQLAlchemy table of a layer (by declaration or id)."""
-    return _TABLES[layer if isinstance(layer, str) else layer.id]
+    """The SQLAlchemy table of a layer (by declaration or id).
+
+    A layer registered later (a test's) gets its table built from its declaration on first use.
+    """
+    layer_id = layer if isinstance(layer, str) else layer.id
+    if layer_id not in _TABLES:
+        declared = LAYERS[layer_id] if isinstance(layer, str) else layer
+        meta = sa.MetaData(naming_convention=metadata.naming_convention)
+        _TABLES[layer_id] = build_table(declared, meta)
+    return _TABLES[layer_id]
 
 
 #: What an upload can be; ``interrupted`` is not stored: it is a ``committing`` row whose

@@ -32,7 +32,8 @@ def test_landing_lists_the_layers_and_links(client):
     assert res.status_code == 200
     body = res.json()
     assert {layer["id"] for layer in body["layers"]} == {
-        "villages", "subsidence_zones", "grazing_bans", "caragana_plots", "land_leases"}
+        "villages", "subsidence_zones", "grazing_bans", "caragana_plots", "land_leases",
+        "fence_lines", "eco_projects", "watersheds"}
     assert "采煤沉陷区" in {layer["title"] for layer in body["layers"]}
     rels = {link["rel"]: link["href"] for link in body["links"]}
     assert rels["service-desc"].endswith("/api")

@@ -68,6 +68,19 @@ def test_geometry_checks():
     assert out[1] is None and out[2] is None and out[4] is None
 
 
+def test_line_checks_accept_lines_and_refuse_the_rest():
+    line = shapely.LineString([(107.0, 38.0), (107.01, 38.0)])
+    geoms = np.array([line, shapely.MultiLineString([line]), shapely.LineString([(107, 38), (107, 38)]),
+                      Point(107, 38).buffer(0.01), None], dtype=object)
+    out, problems = check_geometries(geoms, "MULTILINESTRING")
+    assert [g.geom_type if g is not None else None for g in out] == [
+        "MultiLineString", "MultiLineString", None, None, None]
+    codes = {p.index: (p.code, p.message) for p in problems}
+    assert codes[2][0] == "geometry_invalid"  # one point twice is not a line
+    assert codes[3] == ("geometry_type_mismatch", "a Polygon cannot go into a layer of lines")
+    assert codes[4][0] == "geometry_missing"
+
+
 def test_multipatch_is_reported_per_feature(tmp_path):
     up = open_upload(_zip(tmp_path, FIXTURES / "multipatch"), tmp_path / "w")
     [batch] = list(batches(up))

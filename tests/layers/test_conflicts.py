@@ -11,13 +11,13 @@ from layers.conflicts import CHECKS, UnknownCheckError, check_features, run_chec
 from layers.errors import UnknownVillageError
 from layers.store.database import engine_for
 from tests.layers import test_query_cases as cases
-from tests.layers.test_query_cases import BANS, LEASES, ON, PLOTS, V1, VILLAGES, ZONES, mu
+from tests.layers.test_query_cases import BANS, LEASES, ON, PLOTS, PROJECTS, V1, VILLAGES, ZONES, mu
 
 township = cases.township
 
 
 def geom(code):
-    for table in (LEASES, ZONES, BANS, PLOTS):
+    for table in (LEASES, ZONES, BANS, PLOTS, PROJECTS):
         if code in table:
             return table[code][-1]
     return VILLAGES[code][1]
@@ -29,6 +29,7 @@ EXPECTED = {
     "leases_in_grazing_bans": {("L5", "B1"): geom("L5")},  # B2 no longer in force; L3 expired
     "leases_overlapping": {("L1", "L2"): geom("L1") & geom("L2")},  # L3 overlaps L1 but is expired
     "caragana_in_leases": {("C1", "L2"): geom("C1"), ("C2", "L5"): geom("C2") & geom("L5")},
+    "eco_projects_in_leases": {("E1", "L1"): geom("E1"), ("E1", "L2"): geom("E1") & geom("L2")},  # L3 expired
     "outside_village": {("L4", V1): geom("L4") - geom(V1)},
 }
 

@@ -40,6 +40,7 @@ def test_counts_are_those_of_a_township(demo):
     assert counts["grazing_bans"] > 0
     assert 300 <= counts["caragana_plots"] <= 600
     assert 100 <= counts["land_leases"] <= 200
+    assert 20 <= counts["eco_projects"] <= 40 and counts["fence_lines"] > 10 and counts["watersheds"] == 2
     for layer_id, n in counts.items():
         assert _scalar(engine, f"SELECT count(*) FROM {layer_id}") == n
 
@@ -178,3 +179,18 @@ def test_demo_command_builds_a_large_parcel_layer(server_url):
         engine.dispose()
     finally:
         drop_database(url)
+
+
+def test_the_work_reports_ecology_projects(demo):
+    _, engine = demo
+    sheds = _rows(engine, "SELECT w.name, v.name AS village FROM watersheds w "
+                          "JOIN villages v ON v.code = w.village_code ORDER BY w.name")
+    assert [(r.name, r.village) for r in sheds] == [("哈沙图清洁小流域", "哈沙图嘎查"),
+                                                    ("特布德清洁小流域", "特布德嘎查")]
+    wan_mi = _scalar(engine, "SELECT sum(length_m) / 10000 FROM fence_lines")
+    assert 5 < wan_mi < 50  # fence projects are counted in 万米
+    # every fence and project lies in the village it names
+    for table in ("fence_lines", "eco_projects", "watersheds"):
+        outside = _scalar(engine, f"SELECT count(*) FROM {table} t JOIN villages v "
+                                  "ON v.code = t.village_code WHERE NOT ST_Covers(v.geom, t.geom)")
+        assert outside == 0, table

@@ -54,14 +54,15 @@ def test_migrated_schema_matches_the_registry(engine):
     assert diff == []
 
 
-def test_every_geometry_has_a_spatial_index_and_area_an_index(engine):
+def test_every_geometry_has_a_spatial_index_and_size_an_index(engine):
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'public'")).all()
-    for layer_id in LAYERS:
+    for layer_id, layer in LAYERS.items():
         defs = [d for t, d in rows if t == layer_id]
         assert any("USING gist (geom)" in d for d in defs), layer_id
-        assert any("(area_mu)" in d for d in defs), layer_id
+        size = "(length_m)" if layer.is_linear else "(area_mu)"  # area of polygons, length of lines
+        assert any(size in d for d in defs), layer_id
 
 
 def test_updated_at_is_kept_by_the_database(conn):

@@ -37,6 +37,8 @@ BANS = {"B1": (V2, "full_ban", "2020-01-01", "2030-12-31", box(107.14, 38.04, 10
 PLOTS = {"C1": (V1, 2019, 0.8, box(107.03, 38.03, 107.035, 38.035)),
          "C2": (V2, 2020, 0.6, box(107.16, 38.06, 107.18, 38.08)),
          "C3": (V1, 2020, None, box(107.05, 38.05, 107.06, 38.06))}
+#: a grassland project over solar lease L1, partly over railway L2 and over the expired lease L3
+PROJECTS = {"E1": (V1, "grassland_restoration", box(107.015, 38.015, 107.025, 38.025))}
 
 
 def mu(geom) -> float:
@@ -76,6 +78,9 @@ def build(url) -> None:
         for code, (v, year, rate, g) in PLOTS.items():
             _insert(conn, "caragana_plots", {"code": code, "village_code": v, "planted_year": year,
                                              "method": "enclosure", "survival_rate": rate}, g)
+        for code, (v, kind, g) in PROJECTS.items():
+            _insert(conn, "eco_projects", {"code": code, "village_code": v, "project_type": kind,
+                                           "year": 2022, "status": "in_progress"}, g)
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,8 @@ def landing(request: Request, f: FDep = None, lang: LangDep = "zh") -> Response:
     return JSONResponse({
         "title": "landeco — land and ecology of an Otog Front Banner township" if en
         else "landeco — 鄂托克前旗土地与生态管理",
-        "description": "Land and ecology layers of the township in PostGIS: villages, "
-        "coal-mining subsidence zones, grazing bans, caragana plots and land leases.",
+        "description": "Land and ecology layers of the township in PostGIS: "
+        + ", ".join(layer.en.lower() if i else layer.en for i, layer in enumerate(LAYERS.values())) + ".",
         "links": [
             {"rel": "self", "type": "application/json", "title": "this document", "href": f"{base}/?f=json"},
             {"rel": "alternate", "type": "text/html", "title": "the home page", "href": f"{base}/?f=html"},

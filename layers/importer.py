@@ -613,13 +613,16 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
 
 
 def _written_ids(conn: Connection, layer: Layer, target: _Target) -> list[int]:
-    """The first ids written: above the old maximum (direct) or those of the staged codes."""
+    """Ids written, at most :data:`WRITTEN_IDS_LISTED`, for the audit trail.
+
+    Above the old maximum (direct), or those of the staged codes: any of them, sorted here,
+    since ordering a million-row join in the database first takes 3 s rather than 0.3 s.
+    """
     if target.direct:
         sql = f"SELECT id FROM {layer.table} WHERE id > :before ORDER BY id LIMIT :n"
     else:
-        sql = (f"SELECT t.id FROM {layer.table} t JOIN {target.layer.table} s USING (code) "
-               "ORDER BY t.id LIMIT :n")
-    return list(conn.scalars(sa.text(sql), {"before": int(target.before), "n": WRITTEN_IDS_LISTED}))
+        sql = f"SELECT t.id FROM {target.layer.table} s JOIN {layer.table} t USING (code) LIMIT :n"
+    return sorted(conn.scalars(sa.text(sql), {"before": int(target.before), "n": WRITTEN_IDS_LISTED}))
 
 
 def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[str, int]:

@@ -23,8 +23,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from api.deps import ConnDep, get_engine, wants_html
 from api.pages import LangDep, render
 from layers import audit
-from layers.audit import Who
-from layers.errors import BadRequestError
+from layers.audit import InvalidAuditFilterError, Who
 from layers.registry import LAYERS
 
 __all__ = ["record_request", "router", "who"]
@@ -37,13 +36,6 @@ CSV_MAX_ROWS = 100_000
 _CELL = 32_000
 #: What starts a formula in a spreadsheet: such a cell gets a leading apostrophe.
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-class InvalidAuditFilterError(BadRequestError):
-    """A filter of the audit trail cannot be read (a date, a time)."""
-
-    code = "invalid_audit_filter"
-    title = "Invalid filter"
 
 
 def who(request: Request) -> Who:

@@ -20,9 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from layers.errors import BadRequestError
 from layers.store.schema import AUDIT_MAX_FEATURE_IDS
 
-__all__ = ["ACTIONS", "MAX_FEATURE_IDS", "Who", "actors", "cli_who", "count", "query", "record", "record_as"]
+__all__ = ["ACTIONS", "MAX_FEATURE_IDS", "InvalidAuditFilterError", "Who", "actors", "cli_who", "count",
+           "query", "record", "record_as"]
 
 MAX_FEATURE_IDS = AUDIT_MAX_FEATURE_IDS
 
@@ -47,6 +49,13 @@ _MAX_TEXT = 500
 
 _COLUMNS = ("id, at, actor, host(address) AS address, action, route, layer, upload_id, counts, feature_ids, "
             "detail")
+
+
+class InvalidAuditFilterError(BadRequestError):
+    """A filter of the audit trail cannot be read (a date, a time)."""
+
+    code = "invalid_audit_filter"
+    title = "Invalid filter"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from api import features, home, maps, query, tiles, uploads
+from api import audit, features, home, maps, query, tiles, uploads
 from api.edge import EdgeGuard
 from api.observability import install_observability
 from api.openapi import install_openapi
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # outside it: hosts and cross-site writes checked, security headers set on every answer
     app.add_middleware(SecurityMiddleware, settings=settings,
                        image_hosts=lambda: maps.basemap_hosts(app.state.settings.tianditu_key))
-    for module in (home, features, tiles, uploads, query, maps):
+    for module in (home, features, tiles, uploads, query, maps, audit):
         app.include_router(module.router)
     install_openapi(app, "/api.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

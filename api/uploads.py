@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from api.audit import who
 from api.deps import get_engine
 from api.pages import LangDep, render
 from gis.errors import InputError
@@ -75,12 +76,12 @@ def _public(request: Request, state: dict[str, Any]) -> dict[str, Any]:
 def _create(request: Request, file: UploadFile, layer: str, options: ImportOptions) -> dict[str, Any]:
     return service.create_upload(engine=_engine(request), settings=request.app.state.settings, file=file.file,
                                  file_name=file.filename, declared_size=file.size, layer=layer,
-                                 options=options)
+                                 options=options, who=who(request))
 
 
 def _commit(request: Request, upload_id: str) -> dict[str, Any]:
     return service.commit_upload(engine=_engine(request), settings=request.app.state.settings,
-                                 upload_id=upload_id)
+                                 upload_id=upload_id, who=who(request))
 
 
 @router.post("/uploads", status_code=201, summary="Upload a file and get its report")

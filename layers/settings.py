@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     map_inline_limit: int = 2000
     #: One JSON line per request on stderr (logger ``landeco.access``); set false to silence it.
     access_log: bool = True
+    #: The township's time zone (IANA name): pages show times in it and read dates in it
+    #: (the audit trail's date filters).
+    timezone: str = "Asia/Shanghai"
 
     #: Host names the server answers to (the request's Host, port ignored; ``*`` for any): a
     #: request naming another host is refused, so that no link or redirect carries it.

@@ -28,6 +28,8 @@ from sqlalchemy.engine import Connection
 
 from gis.archive import Limits
 from gis.errors import InputError
+from layers import audit
+from layers.audit import Who
 from layers.errors import LandecoError
 from layers.importer import ImportOptions, Report, import_in_transaction
 from layers.registry import LAYERS
@@ -36,7 +38,7 @@ from layers.store.schema import UPLOAD_STATES
 from layers.upload_errors import UploadCommitError, UploadNotFoundError, UploadQuotaError, UploadRefusedError
 
 __all__ = ["PruneResult", "commit_upload", "create_upload", "get_upload", "preview_file", "private_folder",
-           "prune_uploads", "upload_counts", "uploads_root"]
+           "prune_uploads", "record_write", "upload_counts", "uploads_root"]
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _CHUNK = 1 << 20
@@ -165,8 +167,12 @@ def upload_counts(conn: Connection) -> dict[str, int]:
 
 
 def create_upload(*, engine: sa.Engine, settings: Settings, file: BinaryIO, file_name: str | None, layer: str,
-                  options: ImportOptions, declared_size: int | None = None) -> dict[str, Any]:
-    """Store ``file`` and check it for ``layer`` (nothing is written); a refused file leaves nothing."""
+                  options: ImportOptions, declared_size: int | None = None,
+                  who: Who | None = None) -> dict[str, Any]:
+    """Store ``file`` and check it for ``layer`` (nothing is written); a refused file leaves nothing.
+
+    The stored upload is recorded in the audit trail (``upload.check``) with its row.
+    """
     if layer not in LAYERS:
         raise UploadRefusedError(InputError("invalid_option", f"no layer called {layer!r}", option="layer",
                                             layers=list(LAYERS)))
@@ -176,7 +182,7 @@ def create_upload(*, engine: sa.Engine, settings: Settings, file: BinaryIO, file
     stored = folder / _stored_name(name)
     try:
         size = _save(file, stored, settings.upload_max_bytes, declared_size)
-        _check_quota(engine, settings, size)  # early, before the long check; again at insert
+        _check_quota(engine, settings, size, who)  # early, before the long check; again at insert
         report = import_in_transaction(engine, stored, folder / f"check-{uuid.uuid4().hex}", options,
                                        write=False, limits=_limits(settings), file_name=name,
                                        statement_timeout_ms=settings.import_timeout_ms)
@@ -188,9 +194,12 @@ def create_upload(*, engine: sa.Engine, settings: Settings, file: BinaryIO, file
         row = {"id": upload_id, "layer": layer, "file_name": name, "size": size,
                "options": json.dumps(vars(options), ensure_ascii=False),
                "report": json.dumps(body, ensure_ascii=False, default=str)}
-        if not _insert(engine, settings, row):
-            prune_uploads(engine=engine, settings=settings)  # expired uploads make room first
-            if not _insert(engine, settings, row):
+        entry = {"layer": layer, "upload_id": upload_id, "counts": body["counts"],
+                 "detail": {"file": name, "mode": options.mode, "bytes": size,
+                            "can_commit": body["can_commit"]}}
+        if not _insert(engine, settings, row, who, entry):
+            prune_uploads(engine=engine, settings=settings, who=who)  # expired uploads make room first
+            if not _insert(engine, settings, row, who, entry):
                 raise _quota_error(engine, settings, size)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -210,18 +219,19 @@ def _quota_error(engine: sa.Engine, settings: Settings, size: int) -> UploadQuot
                             quota_bytes=settings.upload_quota_bytes, used_bytes=used, size_bytes=size)
 
 
-def _check_quota(engine: sa.Engine, settings: Settings, size: int) -> None:
+def _check_quota(engine: sa.Engine, settings: Settings, size: int, who: Who | None) -> None:
     with engine.connect() as conn:
         if _used(conn) + size <= settings.upload_quota_bytes:
             return
-    prune_uploads(engine=engine, settings=settings)
+    prune_uploads(engine=engine, settings=settings, who=who)
     with engine.connect() as conn:
         if _used(conn) + size > settings.upload_quota_bytes:
             raise _quota_error(engine, settings, size)
 
 
-def _insert(engine: sa.Engine, settings: Settings, row: dict[str, Any]) -> bool:
-    """Insert the checked upload if it fits the quota (one inserter at a time decides)."""
+def _insert(engine: sa.Engine, settings: Settings, row: dict[str, Any], who: Who | None,
+            entry: dict[str, Any]) -> bool:
+    """Insert the checked upload and its audit entry if it fits the quota (one inserter at a time decides)."""
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :ns)"), {"ns": _QUOTA_NS})
         if _used(conn) + row["size"] > settings.upload_quota_bytes:
@@ -230,6 +240,7 @@ def _insert(engine: sa.Engine, settings: Settings, row: dict[str, Any]) -> bool:
             "INSERT INTO uploads (id, layer, file_name, options, state, percentage, report, size_bytes) "
             "VALUES (:id, :layer, :file_name, CAST(:options AS jsonb), 'checked', 100, "
             "CAST(:report AS jsonb), :size)"), row)
+        audit.record_as(conn, who, "upload.check", **entry)
     return True
 
 
@@ -240,8 +251,12 @@ def _already() -> UploadCommitError:
     return UploadCommitError("the upload is committed already", code="upload_already_committed")
 
 
-def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str) -> dict[str, Any]:
+def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
+                  who: Who | None = None) -> dict[str, Any]:
     """Write a checked upload in one transaction; the row says how far it got.
+
+    Its audit entry (``upload.commit``, or ``upload.replace`` with the deleted count) is
+    written in that transaction, so there is no commit without its record nor the reverse.
 
     Two commits of one upload at once: one writes, the other gets ``upload_busy`` (409).
     """
@@ -301,6 +316,7 @@ def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str) -> d
                 "WHERE id = :id AND attempt = :attempt"),
                 {"id": upload_id, "attempt": attempt,
                  "report": json.dumps(report.as_dict(preview=False), ensure_ascii=False, default=str)})
+            record_write(conn, who, report, upload_id=upload_id)
 
         # the options and name are read before the lock only to open the file; the claim rechecks all
         current = get_upload(engine=engine, upload_id=upload_id)
@@ -352,11 +368,12 @@ def _expired(conn: Connection, days: float) -> Iterator[sa.Row]:
 
 
 def prune_uploads(*, engine: sa.Engine, settings: Settings, older_than_days: float | None = None,
-                  dry_run: bool = False) -> PruneResult:
+                  dry_run: bool = False, who: Who | None = None) -> PruneResult:
     """Remove the rows and files of uploads older than the retention, never one being committed.
 
     Also removes work folders that killed commits left behind, and folders without a row
-    (a check that died) untouched for a day.
+    (a check that died) untouched for a day. Each upload removed is recorded in the audit
+    trail (``upload.prune``), in the transaction that deletes its row.
     """
     days = settings.upload_retention_days if older_than_days is None else older_than_days
     root = settings.storage / "uploads"
@@ -376,6 +393,10 @@ def prune_uploads(*, engine: sa.Engine, settings: Settings, older_than_days: flo
             result.freed_bytes += size
             if not dry_run:
                 conn.execute(sa.text("DELETE FROM uploads WHERE id = :id"), {"id": row.id})
+                audit.record_as(conn, who, "upload.prune", layer=row.layer, upload_id=row.id,
+                                counts={"bytes": size},
+                                detail={"file": row.file_name, "state": row.state,
+                                        "created_at": row.created_at.isoformat()})
                 shutil.rmtree(folder, ignore_errors=True)
         known.discard(row.id)
     if not root.exists():
@@ -399,4 +420,16 @@ def prune_uploads(*, engine: sa.Engine, settings: Settings, older_than_days: flo
             result.freed_bytes += size
             if not dry_run:
                 shutil.rmtree(folder, ignore_errors=True)
+                with engine.begin() as conn:
+                    audit.record_as(conn, who, "upload.prune", upload_id=folder.name, counts={"bytes": size},
+                                    detail={"state": "orphan"})
     return result
+
+
+def record_write(conn: Connection, who: Who | None, report: Report, *, upload_id: str | None = None) -> int:
+    """The audit entry of an import written in ``conn``'s transaction (web or command line)."""
+    action = "upload.replace" if report.mode == "replace" else "upload.commit"
+    return audit.record_as(conn, who, action, layer=report.layer, upload_id=upload_id,
+                           counts={**{"inserted": 0, "updated": 0, "deleted": 0}, **report.written},
+                           feature_ids=report.written_ids,
+                           detail={"file": report.file, "mode": report.mode, "features": report.features})

@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 
 def import_file(path: Path, options: ImportOptions, *, dry_run: bool, show_progress: bool = True) -> Report:
     """One import in one transaction, committed unless ``dry_run`` or the file has errors."""
+    from layers.audit import cli_who
     from layers.importer import import_in_transaction
     from layers.settings import Settings
     from layers.store.database import database_url, engine_for
+    from layers.uploads import record_write
 
     settings = Settings()
     url = database_url(settings).render_as_string(hide_password=False)
@@ -38,7 +40,9 @@ def import_file(path: Path, options: ImportOptions, *, dry_run: bool, show_progr
         progress.update(tasks[stage], completed=int(fraction * 1000))
 
     with progress:
-        return import_in_transaction(engine_for(url), path, work, options, write=not dry_run, progress=step)
+        return import_in_transaction(engine_for(url), path, work, options, write=not dry_run, progress=step,
+                                     before_commit=lambda conn, report: record_write(conn, cli_who("import"),
+                                                                                     report))
 
 
 def print_report(report: Report, console: Console) -> None:

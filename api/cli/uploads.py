@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would go, remove nothing")] = False,
     ) -> None:
         """Remove the files and rows of uploads older than the retention (never one being committed)."""
+        from layers.audit import cli_who
         from layers.settings import Settings
         from layers.store.database import database_url, engine_for
         from layers.uploads import prune_uploads
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
         try:
             engine = engine_for(database_url(settings).render_as_string(hide_password=False))
             result = prune_uploads(engine=engine, settings=settings, older_than_days=older_than,
-                                   dry_run=dry_run)
+                                   dry_run=dry_run, who=cli_who("uploads prune"))
         except LandecoError as exc:
             typer.secho(f"error [{exc.code}]: {exc}", fg="red", err=True)
             raise typer.Exit(1) from exc

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB
 
 from layers.model import AREA_M2_SQL, LENGTH_M_SQL, M2_PER_MU, Field, Layer
 from layers.registry import LAYERS
 
-__all__ = ["AREA_M2_SQL", "LENGTH_M_SQL", "M2_PER_MU", "UPLOAD_STATES", "build_table", "metadata",
-           "table_for", "uploads_table"]
+__all__ = ["AREA_M2_SQL", "AUDIT_MAX_FEATURE_IDS", "LENGTH_M_SQL", "M2_PER_MU", "UPLOAD_STATES",
+           "audit_table", "build_table", "metadata", "table_for", "uploads_table"]
 
 _TYPES: dict[str, sa.types.TypeEngine] = {
     "text": sa.Text(),
@@ -147,4 +147,31 @@ uploads_table = sa.Table(
     sa.CheckConstraint("state IN ('checked', 'committing', 'committed', 'failed')", name="state_domain"),
     sa.CheckConstraint("size_bytes >= 0", name="size_bytes_min"),
     sa.Index("ix_uploads_created_at", "created_at"),
+)
+
+
+#: How many feature ids an audit entry lists (its counts are always complete).
+AUDIT_MAX_FEATURE_IDS = 10_000
+
+#: The audit trail (:mod:`layers.audit`): append-only, its triggers (migration 0005) refuse
+#: UPDATE, DELETE and TRUNCATE.
+audit_table = sa.Table(
+    "audit", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("actor", sa.Text),  # the signed-in person's name; NULL for anonymous
+    sa.Column("address", INET),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("route", sa.Text),
+    sa.Column("layer", sa.Text),
+    sa.Column("upload_id", sa.Text),
+    sa.Column("counts", JSONB),
+    sa.Column("feature_ids", ARRAY(sa.BigInteger)),
+    sa.Column("detail", JSONB),
+    sa.CheckConstraint("action ~ '^[a-z_]+\\.[a-z_]+$'", name="action_format"),
+    sa.CheckConstraint(f"cardinality(feature_ids) <= {AUDIT_MAX_FEATURE_IDS}", name="feature_ids_bounded"),
+    sa.Index("ix_audit_at", "at"),
+    sa.Index("ix_audit_actor_at", "actor", "at"),
+    sa.Index("ix_audit_layer_at", "layer", "at"),
+    sa.Index("ix_audit_action_at", "action", "at"),
 )

@@ -10,11 +10,12 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from api import features, home, maps, query, tiles, uploads
+from api import auth, features, home, maps, query, tiles, uploads
 from api.edge import EdgeGuard
 from api.observability import install_observability
 from api.openapi import install_openapi
 from api.pages import STATIC_DIR
+from api.permissions import Gatekeeper
 from api.problems import install_problem_handlers
 from api.security import SecurityMiddleware
 from layers.settings import Settings
@@ -52,12 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # GeoJSON compresses 5-10x; level 1 (3 ms for 600 KB against 9 ms at level 5) keeps it fast.
     # Responses that set their own Content-Encoding pass through untouched.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
+    # who asks, and whether they may (api.permissions.PERMISSIONS), before a body is read
+    app.add_middleware(Gatekeeper, settings=settings)
     # NUL characters, body sizes and rates are refused before any route runs
     app.add_middleware(EdgeGuard, settings=settings)
     # outside it: hosts and cross-site writes checked, security headers set on every answer
     app.add_middleware(SecurityMiddleware, settings=settings,
                        image_hosts=lambda: maps.basemap_hosts(app.state.settings.tianditu_key))
-    for module in (home, features, tiles, uploads, query, maps):
+    for module in (home, auth, features, tiles, uploads, query, maps):
         app.include_router(module.router)
     install_openapi(app, "/api.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

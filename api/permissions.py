@@ -161,6 +161,7 @@ class Gatekeeper:
                 return
         else:
             template = found[1]
+            scope["route"] = found[0]  # the access log names the route of a refused request too
         level = PERMISSIONS.get((method, template))
         state = scope.setdefault("state", {})
         try:
@@ -180,7 +181,8 @@ class Gatekeeper:
             if _wants_page(scope):
                 target = quote(scope.get("root_path", "") + path + (
                     "?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""), safe="")
-                await RedirectResponse(f"{Request(scope).base_url}login?next={target}", status_code=303)(
+                en = "&lang=en" if Request(scope).query_params.get("lang") == "en" else ""
+                await RedirectResponse(f"{Request(scope).base_url}login?next={target}{en}", status_code=303)(
                     scope, receive, send)
                 return
             await problem(401, "authentication_required", "Authentication required",

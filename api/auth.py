@@ -10,6 +10,7 @@ cookie (there is no session yet); every other form carries the session's own CSR
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Annotated
 
@@ -118,7 +119,7 @@ async def login(request: Request, username: Annotated[str, Form()], password: An
     base = str(request.base_url).rstrip("/")
     answer = RedirectResponse(base + target, status_code=303)
     answer.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="lax", secure=_secure(request),
-                      path="/", max_age=int(settings.session_max_seconds))
+                      path="/", max_age=math.ceil(settings.session_max_seconds))
     answer.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return answer
 

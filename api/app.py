@@ -18,6 +18,7 @@ from api.pages import STATIC_DIR
 from api.permissions import Gatekeeper
 from api.problems import install_problem_handlers
 from api.security import SecurityMiddleware
+from layers import accounts
 from layers.settings import Settings
 from layers.store.database import database_url, make_engine
 
@@ -33,10 +34,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database_url = database_url(settings)
         app.state.engine = make_engine(app.state.database_url,
                                        statement_timeout_ms=settings.query_timeout_ms)
+        # who asks (api.permissions): one round trip per look-up, no ping, no transaction
+        app.state.auth_engine = make_engine(app.state.database_url, statement_timeout_ms=5_000,
+                                            autocommit=True)
+        # bearer tokens already checked, forgotten at once on any change (NOTIFY)
+        app.state.token_cache = accounts.TokenCache(app.state.database_url.render_as_string(
+            hide_password=False).replace("postgresql+psycopg://", "postgresql://"))
+        if settings.token_cache:
+            app.state.token_cache.start()
         try:
             yield
         finally:
+            app.state.token_cache.stop()
             app.state.engine.dispose()
+            app.state.auth_engine.dispose()
 
     app = FastAPI(
         title="landeco",

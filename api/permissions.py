@@ -27,6 +27,7 @@ import secrets
 from urllib.parse import quote
 
 import anyio
+import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.routing import Match
@@ -165,7 +166,12 @@ class Gatekeeper:
         level = PERMISSIONS.get((method, template))
         state = scope.setdefault("state", {})
         try:
-            principal, refusal = await self._principal(scope)
+            try:
+                principal, refusal = await self._principal(scope)
+            except sa.exc.DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                principal, refusal = await self._principal(scope)  # a pooled connection had died
         except Exception as exc:  # the database is away: 503 as every route answers it
             error = database_problem(exc)
             if error is None:
@@ -212,15 +218,17 @@ class Gatekeeper:
                 auth = value.decode("latin-1")
             elif key == b"cookie" and SESSION_COOKIE.encode() in value:
                 cookie = Request(scope).cookies.get(SESSION_COOKIE)
-        engine = scope["app"].state.engine
+        engine = scope["app"].state.auth_engine
         if auth is not None:
             kind, _, token = auth.partition(" ")
             if kind.lower() != "bearer" or not token.strip():
                 return None, problem(401, "authentication_required", "Authentication required",
                                      "the Authorization header must be 'Bearer <token>'",
                                      headers={"WWW-Authenticate": "Bearer"})
-            principal = await anyio.to_thread.run_sync(
-                lambda: accounts.principal_for_token(engine=engine, token=token.strip()))
+            cache = scope["app"].state.token_cache
+            principal = cache.get(accounts.token_hash(token.strip()))
+            if principal is None:
+                principal = await anyio.to_thread.run_sync(lambda: cache.lookup(engine, token.strip()))
             if principal is None:
                 return None, problem(401, "authentication_required", "Authentication required",
                                      "the API token is unknown, expired or revoked, or its account "

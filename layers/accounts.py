@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import threading
+import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -206,6 +209,7 @@ def set_disabled(*, engine: sa.Engine, name: str, disabled: bool = True) -> None
                            {"n": name, "d": disabled}), name)
         if disabled:
             conn.execute(sa.text("DELETE FROM sessions WHERE user_name = :n"), {"n": name})
+        _changed(conn)
 
 
 def set_password(*, engine: sa.Engine, name: str, password: str) -> None:
@@ -236,6 +240,7 @@ def _change_roles(engine: sa.Engine, name: str, role: str, *, add: bool) -> list
         new = _roles({*roles, role} if add else set(roles) - {role})
         conn.execute(sa.text("UPDATE users SET roles = :r, updated_at = now() WHERE name = :n"),
                      {"n": name, "r": new})
+        _changed(conn)
     return new
 
 
@@ -269,12 +274,13 @@ def revoke_token(*, engine: sa.Engine, token_id: int) -> None:
     with engine.begin() as conn:
         done = conn.execute(sa.text("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) "
                                     "WHERE id = :i"), {"i": token_id})
+        _changed(conn)
     if done.rowcount == 0:
         raise UnknownTokenError(f"no token with id {token_id}")
 
 
 _TOKEN_SQL = sa.text(
-    "SELECT t.id, t.last_used_at, u.name, u.roles, u.display_name FROM api_tokens t "
+    "SELECT t.id, t.last_used_at, t.expires_at, u.name, u.roles, u.display_name FROM api_tokens t "
     "JOIN users u ON u.name = t.user_name WHERE t.token_hash = :h AND t.revoked_at IS NULL "
     "AND (t.expires_at IS NULL OR t.expires_at > now()) AND NOT u.disabled")
 
@@ -284,14 +290,118 @@ def principal_for_token(*, engine: sa.Engine, token: str) -> Principal | None:
 
     Last use is written at most once a minute per token, so reading costs one indexed SELECT.
     """
+    found = _token_lookup(engine, token_hash(token))
+    return found[0] if found is not None else None
+
+
+def _token_lookup(engine: sa.Engine, digest: str) -> tuple[Principal, datetime | None] | None:
     with engine.connect() as conn:
-        row = conn.execute(_TOKEN_SQL, {"h": token_hash(token)}).first()
+        row = conn.execute(_TOKEN_SQL, {"h": digest}).first()
         if row is None:
             return None
         if row.last_used_at is None or _now() - row.last_used_at > TOUCH_EVERY:
             conn.execute(sa.text("UPDATE api_tokens SET last_used_at = now() WHERE id = :i"), {"i": row.id})
             conn.commit()
-    return Principal(row.name, frozenset(row.roles), row.display_name, via="token")
+    return Principal(row.name, frozenset(row.roles), row.display_name, via="token"), row.expires_at
+
+
+#: The channel on which every change to accounts or tokens is announced (NOTIFY).
+CHANNEL = "landeco_accounts"
+_caches: weakref.WeakSet[TokenCache] = weakref.WeakSet()
+
+
+def _changed(conn: sa.Connection) -> None:
+    """Announce a change (delivered when the transaction commits); this process's caches forget now."""
+    conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+    for cache in list(_caches):
+        cache.forget()
+
+
+class TokenCache:
+    """Bearer tokens already checked, so that a script's requests cost no query.
+
+    An entry is trusted for at most :data:`TOUCH_EVERY` (then it is looked up again, which
+    also records the last use) and never past the token's expiry. Any change to accounts or
+    tokens (:func:`revoke_token`, :func:`set_disabled`, roles, from any process: the command
+    line too) is announced with PostgreSQL ``NOTIFY``; a thread listening for it empties the
+    cache within milliseconds. While that thread is not listening (starting, or its
+    connection lost) nothing is served from the cache.
+    """
+
+    def __init__(self, dsn: str | None, max_entries: int = 10_000) -> None:
+        self.dsn = dsn
+        self.max_entries = max_entries
+        self.entries: dict[str, tuple[Principal, float | None, float]] = {}
+        self.generation = 0
+        self.live = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        _caches.add(self)
+
+    def forget(self) -> None:
+        """Drop every entry (a change was announced)."""
+        self.generation += 1
+        self.entries = {}
+
+    def get(self, digest: str) -> Principal | None:
+        """The cached principal of a token's digest, if still to be trusted."""
+        if not self.live:
+            return None
+        hit = self.entries.get(digest)
+        if hit is None:
+            return None
+        principal, expires, fetched = hit
+        if time.monotonic() - fetched > TOUCH_EVERY.total_seconds() or (expires is not None
+                                                                         and time.time() >= expires):
+            return None
+        return principal
+
+    def lookup(self, engine: sa.Engine, token: str) -> Principal | None:
+        """Look a token up in the database (blocking) and remember the answer."""
+        digest = token_hash(token)
+        generation = self.generation
+        found = _token_lookup(engine, digest)
+        if found is None:
+            return None
+        principal, expires = found
+        if self.live and generation == self.generation:  # no change announced meanwhile
+            if len(self.entries) >= self.max_entries:
+                self.entries = {}
+            self.entries[digest] = (principal, expires.timestamp() if expires else None, time.monotonic())
+        return principal
+
+    def start(self) -> None:
+        """Start listening (a daemon thread with its own connection)."""
+        if self.dsn is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._listen, name="landeco-token-cache", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening; the cache is no longer used."""
+        self._stop.set()
+        self.live = False
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _listen(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.forget()  # anything announced while not listening is unknown
+                    self.live = True
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.25):
+                            self.forget()
+            except Exception:
+                pass
+            finally:
+                self.live = False
+                self.forget()
+            self._stop.wait(1.0)
 
 
 # -- page sessions -----------------------------------------------------------------------------

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     session_idle_seconds: float = 4 * 3600
     #: … and this many seconds after sign-in, whatever happens.
     session_max_seconds: float = 12 * 3600
+    #: Remember checked bearer tokens in each process (forgotten within milliseconds of any change
+    #: through PostgreSQL LISTEN/NOTIFY); false: one query per request (e.g. behind a pooler in
+    #: transaction mode, where LISTEN does not work).
+    token_cache: bool = True
     #: Longest wait (seconds) imposed after repeated failed sign-ins of an account or an address.
     login_delay_cap_seconds: int = 900
 

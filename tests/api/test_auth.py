@@ -213,6 +213,24 @@ def test_last_use_is_recorded_without_a_write_per_request(client, engine, user):
     assert accounts.list_tokens(engine=engine, name=user)[0]["last_used_at"] == first  # within the minute
 
 
+def test_a_change_made_elsewhere_reaches_the_token_cache_within_a_moment(client, engine, user):
+    """As ``landeco users disable`` in another process: only the NOTIFY tells this one."""
+    _, token = accounts.create_token(engine=engine, name=user)
+    cache = client.app.state.token_cache
+    deadline = time.monotonic() + 10
+    while not cache.live and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.get("/uploads", headers=_bearer(token)).status_code == 200
+    assert accounts.token_hash(token) in cache.entries  # the next request costs no query
+    with engine.begin() as conn:  # not through layers.accounts: this process's caches are not told
+        conn.execute(sa.text("UPDATE users SET disabled = true WHERE name = :n"), {"n": user})
+        conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": accounts.CHANNEL})
+    started = time.monotonic()
+    while client.get("/uploads", headers=_bearer(token)).status_code == 200:
+        assert time.monotonic() - started < 1, "the disabled account's token still works"
+        time.sleep(0.01)
+
+
 def test_a_disabled_account_stops_at_once(client, engine, user):
     _, token = accounts.create_token(engine=engine, name=user)
     sign_in(client, user)

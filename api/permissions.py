@@ -218,6 +218,8 @@ class Gatekeeper:
                 auth = value.decode("latin-1")
             elif key == b"cookie" and SESSION_COOKIE.encode() in value:
                 cookie = Request(scope).cookies.get(SESSION_COOKIE)
+        if auth is None and not cookie:
+            return None, None  # a visitor: no query
         engine = scope["app"].state.auth_engine
         if auth is not None:
             kind, _, token = auth.partition(" ")

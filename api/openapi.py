@@ -279,8 +279,8 @@ def _error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[in
         statuses.add(404)
     if key in RATE_LIMITED:
         statuses.add(429)
-    if key not in _NO_DATABASE:
-        statuses.add(503)
+    if key not in _NO_DATABASE or PERMISSIONS.get((method.upper(), path)) != "public":
+        statuses.add(503)  # also where a token or a session must be checked in the database
     statuses.add(401)  # a dead bearer token is refused on every route
     if PERMISSIONS.get((method.upper(), path), "admin") != "public":
         statuses.add(403)

@@ -10,13 +10,15 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from api import audit, features, home, maps, query, tiles, uploads
+from api import audit, auth, features, home, maps, query, tiles, uploads
 from api.edge import EdgeGuard
 from api.observability import install_observability
 from api.openapi import install_openapi
 from api.pages import STATIC_DIR
+from api.permissions import Gatekeeper
 from api.problems import install_problem_handlers
 from api.security import SecurityMiddleware
+from layers import accounts
 from layers.settings import Settings
 from layers.store.database import database_url, make_engine
 
@@ -32,10 +34,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database_url = database_url(settings)
         app.state.engine = make_engine(app.state.database_url,
                                        statement_timeout_ms=settings.query_timeout_ms)
+        # who asks (api.permissions): one round trip per look-up, no ping, no transaction
+        app.state.auth_engine = make_engine(app.state.database_url, statement_timeout_ms=5_000,
+                                            autocommit=True)
+        # bearer tokens already checked, forgotten at once on any change (NOTIFY)
+        app.state.token_cache = accounts.TokenCache(app.state.database_url.render_as_string(
+            hide_password=False).replace("postgresql+psycopg://", "postgresql://"))
+        if settings.token_cache:
+            app.state.token_cache.start()
         try:
             yield
         finally:
+            app.state.token_cache.stop()
             app.state.engine.dispose()
+            app.state.auth_engine.dispose()
 
     app = FastAPI(
         title="landeco",
@@ -52,12 +64,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # GeoJSON compresses 5-10x; level 1 (3 ms for 600 KB against 9 ms at level 5) keeps it fast.
     # Responses that set their own Content-Encoding pass through untouched.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
+    # who asks, and whether they may (api.permissions.PERMISSIONS), before a body is read
+    app.add_middleware(Gatekeeper, settings=settings)
     # NUL characters, body sizes and rates are refused before any route runs
     app.add_middleware(EdgeGuard, settings=settings)
     # outside it: hosts and cross-site writes checked, security headers set on every answer
     app.add_middleware(SecurityMiddleware, settings=settings,
                        image_hosts=lambda: maps.basemap_hosts(app.state.settings.tianditu_key))
-    for module in (home, features, tiles, uploads, query, maps, audit):
+    for module in (home, auth, features, tiles, uploads, query, maps, audit):
         app.include_router(module.router)
     install_openapi(app, "/api.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

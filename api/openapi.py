@@ -22,6 +22,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 
+from api.permissions import PERMISSIONS
 from api.security import add_nonce
 
 __all__ = ["describe_responses", "install_openapi", "schema_to_30", "to_openapi_30"]
@@ -155,6 +156,9 @@ _HEADERS: dict[tuple[str, str, int], dict[str, Any]] = {
 #: Why each error status is given (every one is a Problem).
 ERRORS: dict[int, str] = {
     400: "invalid input: a parameter, the body or an option is wrong (`code` says which)",
+    401: "`authentication_required`: the route needs an account (a session or `Authorization: Bearer "
+         "<token>`), or the token sent is unknown, expired or revoked",
+    403: "`forbidden`: the account lacks the role the route needs (`required_role`); or `csrf_failed`",
     404: "no such thing: the layer, feature, village, upload, check or tile asked for",
     409: "the upload cannot be committed: it has errors, or is committed or being committed",
     413: "the file is larger than the upload limit",
@@ -276,8 +280,11 @@ def _error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[in
         statuses.add(404)
     if key in RATE_LIMITED:
         statuses.add(429)
-    if key not in _NO_DATABASE:
-        statuses.add(503)
+    if key not in _NO_DATABASE or PERMISSIONS.get((method.upper(), path)) != "public":
+        statuses.add(503)  # also where a token or a session must be checked in the database
+    statuses.add(401)  # a dead bearer token is refused on every route
+    if PERMISSIONS.get((method.upper(), path), "admin") != "public":
+        statuses.add(403)
     return statuses
 
 
@@ -300,6 +307,10 @@ def describe_responses(document: dict[str, Any]) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     schemas.update(SCHEMAS)
+    # API tokens (landeco users token NAME); pages use a session cookie from /login
+    document["components"].setdefault("securitySchemes", {})["bearer"] = {
+        "type": "http", "scheme": "bearer", "description": "an API token: `landeco users token NAME`"}
+    document.setdefault("security", [{}, {"bearer": []}])
     for (method, path), page in PAGES.items():
         document.setdefault("paths", {}).setdefault(path, {}).setdefault(method, copy.deepcopy(page))
     for path, item in document.get("paths", {}).items():

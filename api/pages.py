@@ -54,9 +54,23 @@ def render(request: Request, template: str, lang: Lang, status_code: int = 200,
     """
     base_url = str(request.base_url).rstrip("/")
     nonce = getattr(request.state, "csp_nonce", "")
+    # who is signed in (api.permissions): the top bar shows the name, forms carry the CSRF token,
+    # and ``can(level)`` hides what the person may not do
+    principal = getattr(request.state, "principal", None)
+    settings = request.app.state.settings
+
+    def can(level: str) -> bool:
+        from api.permissions import required_role
+
+        need = required_role(level, settings)
+        return need is None or (principal is not None and principal.has(need))
+
     return templates.TemplateResponse(request, template,
                                       {"lang": lang, "base_url": base_url, "csp_nonce": nonce,
-                                       "other_lang_url": other_language_url(request, lang), **context},
+                                       "other_lang_url": other_language_url(request, lang),
+                                       "principal": principal, "can": can,
+                                       "csrf_token": principal.csrf if principal is not None else "",
+                                       **context},
                                       status_code=status_code)
 
 

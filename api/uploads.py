@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from api.audit import who
+from api.auth import CsrfForm
 from api.deps import get_engine
 from api.pages import LangDep, render
 from gis.errors import InputError
@@ -144,7 +145,7 @@ def uploads_form(request: Request, file: Annotated[UploadFile, File()], layer: A
                  mode: Annotated[str, Form()] = "insert", crs: Annotated[str | None, Form()] = None,
                  encoding: Annotated[str | None, Form()] = None,
                  dataset: Annotated[str | None, Form()] = None, columns: Annotated[str | None, Form()] = None,
-                 lang: LangDep = "zh") -> Response:
+                 lang: LangDep = "zh", _: CsrfForm = None) -> Response:
     """The page's form: check, then show the report (or the reason the file is refused)."""
     try:
         chosen = _columns(columns)
@@ -159,7 +160,7 @@ def uploads_form(request: Request, file: Annotated[UploadFile, File()], layer: A
 
 
 @router.post("/uploads/{upload_id}/commit/form", include_in_schema=False)
-def commit_form(request: Request, upload_id: str, lang: LangDep = "zh") -> Response:
+def commit_form(request: Request, upload_id: str, _: CsrfForm, lang: LangDep = "zh") -> Response:
     """The page's commit button."""
     try:
         _commit(request, upload_id)

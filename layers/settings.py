@@ -124,6 +124,27 @@ class Settings(BaseSettings):
     #: every link and redirect is built from it rather than from the request.
     public_url: str | None = None
 
+    # -- who may do what (layers/accounts.py, api/permissions.py) ----------------------------
+    #: Reading the layers (home, collections, items, tiles, maps) needs no sign-in; false: any
+    #: account (``viewer`` or more) must sign in first.
+    public_read: bool = True
+    #: Exports, statistics, conflicts and queries need the ``planner`` role; false: they are
+    #: read like the layers (``public_read``).
+    planner_only_exports: bool = False
+    #: ``/metrics`` answers anyone (a scraper on a private network); false: ``admin`` only
+    #: (a Prometheus scraper then sends an admin's bearer token).
+    public_metrics: bool = False
+    #: A signed-in page session ends after this many seconds without a request …
+    session_idle_seconds: float = 4 * 3600
+    #: … and this many seconds after sign-in, whatever happens.
+    session_max_seconds: float = 12 * 3600
+    #: Remember checked bearer tokens in each process (forgotten within milliseconds of any change
+    #: through PostgreSQL LISTEN/NOTIFY); false: one query per request (e.g. behind a pooler in
+    #: transaction mode, where LISTEN does not work).
+    token_cache: bool = True
+    #: Longest wait (seconds) imposed after repeated failed sign-ins of an account or an address.
+    login_delay_cap_seconds: int = 900
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:

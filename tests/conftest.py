@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
 from api.app import create_app
+from layers import accounts
 from layers.demo import load_demo
 from layers.settings import Settings
 from layers.store.database import create_database, database_url, drop_database, engine_for
@@ -101,11 +102,29 @@ UNLIMITED = {"rate_limit_per_minute": 0, "tile_rate_limit_per_minute": 0}
 TEST_BASE = "http://localhost"
 
 
-def client_for(url: URL, home) -> TestClient:
-    """A TestClient of the app configured for the database at ``url``."""
+#: The account test clients act for: uploads and commits need the ``surveyor`` role.
+TEST_SURVEYOR = "test-surveyor"
+
+
+def surveyor_headers(url: URL | str) -> dict[str, str]:
+    """``Authorization: Bearer …`` of a surveyor of the database at ``url`` (made on first use)."""
+    text = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+    engine = engine_for(text)
+    if not any(u["name"] == TEST_SURVEYOR for u in accounts.list_users(engine=engine)):
+        accounts.add_user(engine=engine, name=TEST_SURVEYOR, roles=["surveyor"], password="test-surveyor-pw")
+    _, token = accounts.create_token(engine=engine, name=TEST_SURVEYOR, label="tests")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def client_for(url: URL, home, *, surveyor: bool = True, **settings_: object) -> TestClient:
+    """A TestClient of the app configured for the database at ``url``, acting for a surveyor.
+
+    ``surveyor=False`` sends no credentials (an anonymous visitor).
+    """
     settings = Settings(database_url=url.render_as_string(hide_password=False), home=home,
-                        **UNLIMITED)
-    return TestClient(create_app(settings), base_url=TEST_BASE)
+                        **{**UNLIMITED, **settings_})
+    return TestClient(create_app(settings), base_url=TEST_BASE,
+                      headers=surveyor_headers(url) if surveyor else None)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import typer
 from psycopg.errors import UndefinedTable
 from sqlalchemy.exc import ProgrammingError
 
-from api.cli import import_, maps, query, uploads
+from api.cli import import_, maps, query, uploads, users
 from layers.errors import LandecoError
 from layers.settings import Settings
 from layers.store.cluster import Cluster
@@ -178,6 +178,23 @@ def demo(
         typer.echo(f"{layer_id:18} {n:>9,}")
 
 
+def _first_admin_hint(settings: Settings) -> None:
+    """Say how to make the first administrator when there is none (best effort)."""
+    from layers.accounts import any_admin
+    from layers.store.database import engine_for
+
+    try:
+        engine = engine_for(database_url(settings).render_as_string(hide_password=False))
+        if any_admin(engine=engine):
+            return
+    except Exception:
+        return
+    typer.secho("No administrator yet. Create the first one (the password is printed once):\n"
+                "    landeco users add admin --role admin\n"
+                "Reading the layers is open to anyone while LANDECO_PUBLIC_READ is on (the default); "
+                "uploads need an account with the surveyor role.", fg="yellow", err=True)
+
+
 @app.command("serve")
 def serve(
     host: str | None = typer.Option(None, help="address (default LANDECO_HOST, 127.0.0.1)"),
@@ -188,6 +205,7 @@ def serve(
     import uvicorn
 
     settings = _settings()
+    _first_admin_hint(settings)
     if host:  # the application (api.main, in each worker) reads its settings from the environment
         os.environ["LANDECO_HOST"] = host
     where, number = host or settings.host, port or settings.port
@@ -201,7 +219,7 @@ def serve(
                 workers=workers, log_level="info", access_log=False)
 
 
-for _area in (import_, query, maps, uploads):
+for _area in (import_, query, maps, uploads, users):
     _area.register(app)
 
 

@@ -56,13 +56,21 @@ def engine_for(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def make_engine(url: str | URL, *, statement_timeout_ms: int) -> Engine:
+def make_engine(url: str | URL, *, statement_timeout_ms: int, autocommit: bool = False) -> Engine:
     """A pooled engine whose every statement stops after ``statement_timeout_ms``.
 
     The server applies the limit (``-c statement_timeout``) to every session, so no route can
     forget it; the hot paths and the importer set their own with ``SET LOCAL``. Connections
     are checked before use, so that the pool recovers by itself when the database comes back.
+    ``autocommit``: a small pool for one-statement look-ups on every request (who asks): no
+    transaction and no ping around them; a connection found dead is dropped by the pool and
+    the caller tries once more.
     """
+    if autocommit:
+        return sa.create_engine(_normalise(url), isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10,
+                                pool_timeout=10,
+                                connect_args={"options": f"-c statement_timeout={int(statement_timeout_ms)}",
+                                              "connect_timeout": 5})
     return sa.create_engine(_normalise(url), pool_pre_ping=True, pool_size=10, max_overflow=20,
                             pool_timeout=10,
                             connect_args={"options": f"-c statement_timeout={int(statement_timeout_ms)}",

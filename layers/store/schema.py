@@ -175,3 +175,60 @@ audit_table = sa.Table(
     sa.Index("ix_audit_layer_at", "layer", "at"),
     sa.Index("ix_audit_action_at", "action", "at"),
 )
+
+
+# -- who may do what (layers/accounts.py) ---------------------------------------------------
+
+#: The roles an account can hold; ``admin`` implies every other.
+ROLES = ("viewer", "surveyor", "planner", "admin")
+__all__ += ["ROLES", "api_tokens_table", "login_attempts_table", "sessions_table", "users_table"]
+
+#: People (and scripts' owners): roles, an argon2 password hash (never shown), disabled.
+users_table = sa.Table(
+    "users", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("display_name", sa.Text),
+    sa.Column("roles", ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")),
+    sa.Column("password_hash", sa.Text),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.text("false")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("roles <@ ARRAY['viewer', 'surveyor', 'planner', 'admin']::text[]",
+                       name="roles_domain"),
+    sa.CheckConstraint("name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'", name="name_format"),
+)
+
+#: Bearer tokens for scripts: only the sha256 of the token is kept.
+api_tokens_table = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=False), primary_key=True),
+    sa.Column("user_name", sa.Text, sa.ForeignKey("users.name", onupdate="CASCADE", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("label", sa.Text, nullable=False, server_default=sa.text("''")),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+#: Signed-in browsers: the id is the sha256 of the cookie's secret.
+sessions_table = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.Text, sa.ForeignKey("users.name", onupdate="CASCADE", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("csrf_secret", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Failed sign-ins by ``user:NAME`` and ``addr:IP``: the growing delay.
+login_attempts_table = sa.Table(
+    "login_attempts", metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("locked_until", sa.DateTime(timezone=True)),
+)

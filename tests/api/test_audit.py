@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import getpass
 import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cli import app as cli
-from layers import audit
+from layers import accounts, audit
 from layers.registry import LAYERS
 from layers.settings import Settings
 from layers.store.database import engine_for
@@ -27,17 +27,28 @@ from tests.data.fixtures import make
 
 
 class FakeSignIn:
-    """Stands in for the accounts middleware: ``X-Test-User`` becomes ``request.state.principal``."""
+    """``X-Test-User: NAME`` signs the request in as account NAME (an admin, made on first use)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, engine: sa.Engine) -> None:
         self.app = app
+        self.engine = engine
+        self.tokens: dict[str, str] = {}
+
+    def token(self, name: str) -> str:
+        if name not in self.tokens:
+            with contextlib.suppress(accounts.InvalidAccountError):  # made by an earlier test's client
+                accounts.add_user(engine=self.engine, name=name, roles=["admin"],
+                                  password="audit-test-password")
+            self.tokens[name] = accounts.create_token(engine=self.engine, name=name)[1]
+        return self.tokens[name]
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
             name = dict(scope["headers"]).get(b"x-test-user")
             if name is not None:
-                principal = SimpleNamespace(name=name.decode(), roles=["admin"])
-                scope.setdefault("state", {})["principal"] = principal
+                auth = (b"authorization", f"Bearer {self.token(name.decode())}".encode())
+                kept = [h for h in scope["headers"] if h[0] != b"authorization"]
+                scope = {**scope, "headers": [*kept, auth]}
         await self.app(scope, receive, send)
 
 
@@ -57,8 +68,9 @@ def client(url: URL, engine: sa.Engine, tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(database_url=url.render_as_string(hide_password=False), home=tmp_path / "home",
                         **UNLIMITED)
     app = create_app(settings)
-    app.add_middleware(FakeSignIn)
-    with TestClient(app, base_url=TEST_BASE, client=("192.0.2.10", 40000)) as c:
+    app.add_middleware(FakeSignIn, engine=engine)
+    with TestClient(app, base_url=TEST_BASE, client=("192.0.2.10", 40000),
+                    headers={"X-Test-User": "audit-admin"}) as c:  # uploads and /audit need an account
         yield c
     with engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE uploads, " + ", ".join(LAYERS) + " CASCADE"))
@@ -134,18 +146,20 @@ def test_a_failed_commit_records_nothing(client, engine, person, tmp_path):
     assert [e["action"] for e in entries(engine, actor=person)] == ["upload.check"]
 
 
-def test_the_page_form_is_recorded_and_anonymous_is_null(client, engine, tmp_path):
+def test_the_page_form_is_recorded(client, engine, tmp_path, person):
+    """(A visitor may not upload at all: tests/api/test_permissions.py.)"""
     name = f"form-{uuid.uuid4().hex[:8]}.zip"
     with open(make.caragana_zip(tmp_path, 2), "rb") as fh:
         r = client.post("/uploads/form", files={"file": (name, fh)}, data={"layer": "caragana_plots"},
-                        follow_redirects=False)
+                        headers={"X-Test-User": person}, follow_redirects=False)
     assert r.status_code == 303, r.text
     upload_id = r.headers["location"].split("id=")[1]
-    assert client.post(f"/uploads/{upload_id}/commit/form", follow_redirects=False).status_code == 303
-    mine = [e for e in entries(engine, actor="") if e["upload_id"] == upload_id]
+    assert client.post(f"/uploads/{upload_id}/commit/form", headers={"X-Test-User": person},
+                       follow_redirects=False).status_code == 303
+    mine = [e for e in entries(engine, actor=person) if e["upload_id"] == upload_id]
     assert [(e["action"], e["actor"], e["route"]) for e in mine] == [
-        ("upload.check", None, "POST /uploads/form"),
-        ("upload.commit", None, f"POST /uploads/{upload_id}/commit/form")]
+        ("upload.check", person, "POST /uploads/form"),
+        ("upload.commit", person, f"POST /uploads/{upload_id}/commit/form")]
     assert mine[0]["detail"]["file"] == name and mine[1]["counts"]["inserted"] == 2
 
 
@@ -207,9 +221,19 @@ def test_audit_json_filters_and_pages(client, tmp_path):
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_audit_filter"
 
 
+def _hostile_entry(client, tmp_path, who: str, name: str) -> dict:
+    """An upload (by a person) and an entry naming ``who``: account names cannot hold such text,
+    so the entry is written as another program (an importer run by that system user) would."""
+    up = upload(client, make.caragana_zip(tmp_path, 2), f"p-{uuid.uuid4().hex[:8]}", name=name)
+    with client.app.state.engine.begin() as conn:
+        audit.record(conn, actor=who, address=None, action="upload.check", route="POST /uploads",
+                     layer="caragana_plots", upload_id=up["id"], detail={"file": name})
+    return up
+
+
 def test_audit_csv_is_for_excel_and_inert(client, tmp_path):
     who = f"=HYPERLINK(\"http://evil\")-{uuid.uuid4().hex[:6]}"
-    up = upload(client, make.caragana_zip(tmp_path, 2), who, name="@SUM(1+1).zip")
+    up = _hostile_entry(client, tmp_path, who, "@SUM(1+1).zip")
     r = client.get("/audit", params={"actor": who, "f": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
@@ -226,7 +250,7 @@ def test_audit_csv_is_for_excel_and_inert(client, tmp_path):
 
 def test_the_page_shows_hostile_values_as_text(client, tmp_path):
     who = f"<script>alert('who')</script>{uuid.uuid4().hex[:6]}"
-    upload(client, make.caragana_zip(tmp_path, 2), who, name="<img src=x onerror=alert(1)>.zip")
+    _hostile_entry(client, tmp_path, who, "<img src=x onerror=alert(1)>.zip")
     r = client.get("/audit", params={"actor": who}, headers={"Accept": "text/html"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     page = r.text

@@ -66,6 +66,8 @@ class DeferredApp:
 
     def __init__(self, app) -> None:
         self.app = app
+        #: headers added to every request (the surveyor's token: uploads and commits are tested too)
+        self.headers: list[tuple[bytes, bytes]] = []
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":  # the real app's lifespan is run by its TestClient
@@ -75,7 +77,7 @@ class DeferredApp:
             return
         if scope["type"] == "http":  # schemathesis names the host "testserver": use one landeco answers to
             headers = [(k, b"localhost" if k == b"host" else v) for k, v in scope["headers"]]
-            scope = {**scope, "headers": headers}
+            scope = {**scope, "headers": headers + self.headers}
         # as a server does: the 500 has been sent (Starlette's ServerErrorMiddleware), the error is
         # re-raised for the log; the client must see the 500, not an exception
         with contextlib.suppress(Exception):
@@ -93,8 +95,9 @@ def contract_app(new_database, tmp_path_factory):
         load_demo(url)
         with client_for(url, tmp_path_factory.mktemp("contract-home")) as client:  # runs the lifespan
             document_only, APP.app = APP.app, client.app
+            APP.headers = [(b"authorization", client.headers["authorization"].encode())]
             yield client.app
-            APP.app = document_only
+            APP.app, APP.headers = document_only, []
     if FOUND:
         counts = Counter((op, what) for op, what, _ in FOUND)
         lines = [f"{n:4d}  {op}  {what}" for (op, what), n in sorted(counts.items())]

@@ -355,7 +355,7 @@ def test_api_definition_documents_the_items_parameters(demo_client):
 
 
 def test_database_down_is_a_503(db_url, tmp_path):
-    with client_for(db_url.set(port=1), tmp_path) as client:  # nothing listens there
+    with client_for(db_url.set(port=1), tmp_path, surveyor=False) as client:  # nothing listens there
         res = client.get(ITEMS)
     assert res.status_code == 503 and res.json()["code"] == "database_unavailable"
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.observability import ACCESS_LOGGER
 from layers.settings import Settings
-from tests.conftest import TEST_BASE
+from tests.conftest import TEST_BASE, surveyor_headers
 
 SECRET = "s3cr3t-value-9f2c"
 
@@ -36,8 +36,9 @@ def access_lines():
 
 @pytest.fixture
 def client(demo_url, tmp_path):
-    app = create_app(Settings(database_url=demo_url.render_as_string(hide_password=False), home=tmp_path))
-    with TestClient(app, base_url=TEST_BASE) as test_client:
+    app = create_app(Settings(database_url=demo_url.render_as_string(hide_password=False), home=tmp_path,
+                              public_metrics=True))
+    with TestClient(app, base_url=TEST_BASE, headers=surveyor_headers(demo_url)) as test_client:
         yield test_client
 
 
@@ -108,8 +109,8 @@ def test_metrics_count_uploads_by_state(new_database, tmp_path):
         "geometry": {"type": "Polygon", "coordinates": [[[107.30, 38.40], [107.301, 38.40], [107.301, 38.401],
                                                          [107.30, 38.401], [107.30, 38.40]]]}}]}
     with new_database("landeco_test_metrics") as url, TestClient(create_app(Settings(
-            database_url=url.render_as_string(hide_password=False), home=tmp_path)),
-            base_url=TEST_BASE) as client:
+            database_url=url.render_as_string(hide_password=False), home=tmp_path, public_metrics=True)),
+            base_url=TEST_BASE, headers=surveyor_headers(url)) as client:
         assert _sample(client.get("/metrics").text, "landeco_uploads", state="checked") == 0
         res = client.post("/uploads", files={"file": ("one.geojson", json.dumps(geojson).encode())},
                           data={"layer": "caragana_plots"})
@@ -118,7 +119,8 @@ def test_metrics_count_uploads_by_state(new_database, tmp_path):
 
 
 def test_two_apps_have_their_own_metrics(demo_url, tmp_path):
-    settings = Settings(database_url=demo_url.render_as_string(hide_password=False), home=tmp_path)
+    settings = Settings(database_url=demo_url.render_as_string(hide_password=False), home=tmp_path,
+                        public_metrics=True)
     with TestClient(create_app(settings), base_url=TEST_BASE) as a, \
             TestClient(create_app(settings), base_url=TEST_BASE) as b:
         a.get("/conformance")

@@ -17,7 +17,7 @@ from api.pages import json_for_script
 from layers.registry import LAYERS
 from layers.settings import Settings
 from layers.store.database import engine_for
-from tests.conftest import client_for
+from tests.conftest import client_for, surveyor_headers
 from tests.data.fixtures import make
 
 EVIL = "https://evil.example"
@@ -121,7 +121,8 @@ def test_allowed_hosts_from_the_environment(monkeypatch):
 def test_public_url_builds_every_link_and_redirect(demo_url, tmp_path):
     settings = Settings(database_url=demo_url.render_as_string(hide_password=False), home=tmp_path,
                         public_url="https://landeco.example.gov.cn/gis/")
-    with TestClient(create_app(settings), base_url="http://localhost") as c:
+    with TestClient(create_app(settings), base_url="http://localhost",
+                    headers=surveyor_headers(demo_url)) as c:
         doc = c.get("/collections?f=json").json()
         hrefs = [ln["href"] for ln in doc["links"]] + [ln["href"] for col in doc["collections"]
                                                      for ln in col["links"]]

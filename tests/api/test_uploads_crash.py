@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from layers.store.database import engine_for
+from tests.conftest import surveyor_headers
 from tests.data.fixtures import make
 
 
@@ -58,17 +59,18 @@ def test_killing_the_server_mid_commit_writes_nothing(crash_url, tmp_path):
     home, port = tmp_path / "home", _port()
     server = _serve(crash_url, home, port)
     base = f"http://127.0.0.1:{port}"
+    auth = surveyor_headers(crash_url)
     try:
         with open(zipped, "rb") as fh:
             r = httpx.post(f"{base}/uploads", files={"file": ("grid.zip", fh)},
-                           data={"layer": "caragana_plots"}, timeout=600)
+                           data={"layer": "caragana_plots"}, timeout=600, headers=auth)
         assert r.status_code == 201, r.text
         upload_id = r.json()["id"]
         assert r.json()["report"]["can_commit"]
-        with httpx.Client(timeout=600) as client:
+        with httpx.Client(timeout=600, headers=auth) as client:
             # the commit request is left running; the upload's row tells how far it got
             pending = subprocess.Popen([sys.executable, "-c", f"import httpx; httpx.post('{base}/uploads/"
-                                        f"{upload_id}/commit', timeout=600)"])
+                                        f"{upload_id}/commit', timeout=600, headers={auth!r})"])
             seen = 0.0
             for _ in range(600):
                 state = client.get(f"{base}/uploads/{upload_id}").json()
@@ -97,12 +99,12 @@ def test_killing_the_server_mid_commit_writes_nothing(crash_url, tmp_path):
     # after a restart the upload says how far it got, and that its committer died
     server = _serve(crash_url, home, port)
     try:
-        state = httpx.get(f"{base}/uploads/{upload_id}").json()
+        state = httpx.get(f"{base}/uploads/{upload_id}", headers=auth).json()
         assert state["state"] == "interrupted" and state["percentage"] >= seen, state
         assert state["stage"] is None
         leftovers = list((home / "storage" / "uploads" / upload_id).glob("work-*"))
         assert leftovers  # the killed commit left its unpacked files
-        again = httpx.post(f"{base}/uploads/{upload_id}/commit", timeout=600)
+        again = httpx.post(f"{base}/uploads/{upload_id}/commit", timeout=600, headers=auth)
         assert again.status_code == 200, again.text
         assert again.json()["state"] == "committed"
         assert again.json()["report"]["written"]["inserted"] == 30_000
@@ -123,23 +125,25 @@ def test_two_workers_commit_one_upload_at_once_one_200_one_409(crash_url, tmp_pa
     engine = engine_for(crash_url.render_as_string(hide_password=False))
     home = tmp_path / "home"
     servers = [(_serve(crash_url, home, port), f"http://127.0.0.1:{port}") for port in (_port(), _port())]
+    auth = surveyor_headers(crash_url)
     try:
         with open(make.grid_zip(tmp_path, 3000), "rb") as fh:
             r = httpx.post(f"{servers[0][1]}/uploads", files={"file": ("grid.zip", fh)},
-                           data={"layer": "caragana_plots"}, timeout=600)
+                           data={"layer": "caragana_plots"}, timeout=600, headers=auth)
         assert r.status_code == 201, r.text
         barrier, answers = threading.Barrier(2), []
 
         def commit(base: str) -> None:
             barrier.wait()
-            answers.append(httpx.post(f"{base}/uploads/{r.json()['id']}/commit", timeout=600))
+            answers.append(httpx.post(f"{base}/uploads/{r.json()['id']}/commit", timeout=600, headers=auth))
 
         threads = [threading.Thread(target=commit, args=(base,)) for _proc, base in servers]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        seen = [httpx.get(f"{base}/uploads/{r.json()['id']}").json()["state"] for _proc, base in servers]
+        seen = [httpx.get(f"{base}/uploads/{r.json()['id']}", headers=auth).json()["state"]
+                for _proc, base in servers]
     finally:
         for proc, _base in servers:
             proc.send_signal(signal.SIGTERM)

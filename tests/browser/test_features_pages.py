@@ -43,9 +43,15 @@ def _matched(w, filter_text: str) -> int:
     return r.json()["numberMatched"]
 
 
+def test_a_visitor_sees_no_upload_tile_and_a_sign_in_link(watched):
+    """Uploading needs a surveyor (tests/browser/test_uploads_page.py signs one in)."""
+    assert _goto(watched, "/") == 200
+    assert watched.page.locator("#go-uploads").count() == 0
+    assert watched.page.inner_text("#sign-in-link") == "登录"
+
+
 @pytest.mark.parametrize(("tile", "label", "path", "shown", "text"), [
     ("#go-maps", "地图", "/maps", ".landeco-legend", "柠条地块"),
-    ("#go-uploads", "上传数据", "/uploads", "h1", "上传调查数据"),
     ("#go-query", "查询统计", "/query", "h1", "按面积和位置查询"),
     ("#go-collections", "图层数据", "/collections?f=html", "h1", "图层"),
     ("#go-api", "接口文档", "/api.html", ".swagger-ui .info .title", "landeco"),
@@ -71,7 +77,7 @@ def test_english_home_page(watched):
     assert _goto(watched, "/?lang=en") == 200
     assert watched.page.inner_text("h1") == "Land and ecology of the township"
     tiles = [t.strip() for t in watched.page.locator(".tiles strong").all_inner_texts()]
-    assert tiles == ["Maps", "Upload", "Query", "Layers", "API documentation"]
+    assert tiles == ["Maps", "Query", "Layers", "API documentation"]  # uploading needs a surveyor
     for layer in LAYERS.values():
         assert watched.page.locator(".tiles ~ ul a", has_text=layer.en).count() == 1
     status, url = _follow(watched, watched.page.locator("#go-collections"))

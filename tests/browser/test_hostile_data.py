@@ -16,12 +16,14 @@ import pytest
 import sqlalchemy as sa
 
 from api.app import create_app
+from layers import accounts
 from layers.demo import load_demo
 from layers.settings import Settings
 from layers.store.database import engine_for
 from tests.conftest import UNLIMITED, serving
 
 #: What a surveyor's file or a careless edit could put in any text field.
+SURVEYOR_PASSWORD = "hostile-surveyor-pw"
 HOSTILE = (
     "<script>window.__pwned=1</script>",
     '"><img src=x onerror="window.__pwned=1">',
@@ -55,6 +57,8 @@ def hostile(new_database, tmp_path_factory) -> Iterator[tuple[str, sa.Connection
                                    "grazing_bans": ("code", "name", "document_no", "note")}.items():
                 conn.execute(sa.text(f"UPDATE {table} SET {', '.join(_hostile(c) for c in columns)}, "
                                      "extra = CAST(:extra AS jsonb)"), {"extra": extra})
+        accounts.add_user(engine=engine, name="hostile-surveyor", roles=["surveyor"],
+                          password=SURVEYOR_PASSWORD)
         settings = Settings(database_url=url.render_as_string(hide_password=False),
                             home=tmp_path_factory.mktemp("home"), **UNLIMITED)
         app = create_app(settings)
@@ -199,7 +203,11 @@ def test_upload_report_of_a_hostile_file(w, hostile):
              "note": HOSTILE[3]}
     fc = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props}]}
-    w.page.goto(w.base + "/uploads")
+    w.page.goto(w.base + "/login?next=/uploads")  # uploading needs a surveyor
+    w.page.fill("#username", "hostile-surveyor")
+    w.page.fill("#password", SURVEYOR_PASSWORD)
+    w.page.click("#sign-in")
+    w.page.wait_for_url(w.base + "/uploads")
     w.page.set_input_files("#file", files=[{"name": '"><img src=x onerror=window.__pwned=1>.geojson',
                                            "mimeType": "application/geo+json",
                                            "buffer": json.dumps(fc).encode()}])

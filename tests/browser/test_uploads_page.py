@@ -11,14 +11,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from layers import accounts
 from layers.store.database import engine_for
 from tests.api.test_uploads_crash import _port, _serve
 from tests.data.fixtures import make
+
+SURVEYOR_PASSWORD = "sarula-surveys-2026"
 
 
 @pytest.fixture(scope="module")
 def upload_server(new_database, tmp_path_factory) -> Iterator[tuple[str, URL]]:
     with new_database("landeco_test_upage") as url:
+        accounts.add_user(engine=engine_for(url.render_as_string(hide_password=False)), name="sarula",
+                          display_name="萨如拉", roles=["surveyor"], password=SURVEYOR_PASSWORD)
         port = _port()
         proc = _serve(url, tmp_path_factory.mktemp("home"), port)
         yield f"http://127.0.0.1:{port}", url
@@ -32,9 +37,20 @@ def w(open_watched, upload_server):
         yield watched
 
 
+def _sign_in(w, base: str, path: str) -> None:
+    """Open ``path`` as a visitor: the sign-in form comes first, then the page itself."""
+    w.page.goto(base + path)
+    assert "/login?next=" in w.page.url and w.page.inner_text("h1") in ("登录", "Sign in")
+    w.page.fill("#username", "sarula")
+    w.page.fill("#password", SURVEYOR_PASSWORD)
+    w.page.click("#sign-in")
+    w.page.wait_for_url(base + path)
+
+
 def test_upload_check_preview_and_commit_in_chinese(w, upload_server, tmp_path):
     base, url = upload_server
-    w.page.goto(f"{base}/uploads")
+    _sign_in(w, base, "/uploads")
+    assert w.page.inner_text("#signed-in") == "萨如拉"
     assert w.page.inner_text("h1") == "上传调查数据"
     w.page.set_input_files("#file", str(make.caragana_zip(tmp_path, 4)))
     w.page.select_option("#layer", "caragana_plots")
@@ -65,7 +81,7 @@ def test_problems_table_and_no_commit_button_in_english(w, upload_server, tmp_pa
     frame["地块编号"] = [f"EN-{i}" for i in range(3)]
     frame.loc[2, "种植方式"] = "乱种"
     frame.loc[1, "geometry"] = None
-    w.page.goto(f"{base}/uploads?lang=en")
+    _sign_in(w, base, "/uploads?lang=en")
     assert w.page.inner_text("h1") == "Upload a survey file"
     w.page.set_input_files("#file", str(make.caragana_zip(tmp_path, frame=frame)))
     w.page.select_option("#layer", "caragana_plots")
@@ -81,7 +97,7 @@ def test_problems_table_and_no_commit_button_in_english(w, upload_server, tmp_pa
 
 def test_refused_file_is_explained(w, upload_server, tmp_path):
     base, _url = upload_server
-    w.page.goto(f"{base}/uploads")
+    _sign_in(w, base, "/uploads")
     (tmp_path / "notes.zip").write_bytes(b"not a zip at all")
     w.page.set_input_files("#file", str(tmp_path / "notes.zip"))
     w.page.click("#check")

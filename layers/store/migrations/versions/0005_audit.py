@@ -1,7 +1,7 @@
 """The audit trail: who wrote what, when and from where; the database refuses to change it.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-30 01:30:00
 
 Append-only is enforced by triggers, so that no role that writes through landeco (not even
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = '0005'
 # the accounts migrations (0003, 0004) are written in parallel: the lead relinks this one at merge
-down_revision: Union[str, None] = '0003'
+down_revision: Union[str, None] = '0004'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

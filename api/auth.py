@@ -18,6 +18,7 @@ import anyio
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from api.audit import record_request
 from api.pages import LangDep, render
 from api.permissions import SESSION_COOKIE
 from layers import accounts
@@ -106,16 +107,21 @@ async def login(request: Request, username: Annotated[str, Form()], password: An
             engine=engine, name=username.strip().lower(), password=password, address=address,
             delay_cap_seconds=settings.login_delay_cap_seconds))
     except accounts.LoginThrottledError as exc:
+        await anyio.to_thread.run_sync(lambda: _audit(request, "login.failed", username,
+                                                      {"reason": "throttled"}))
         wait = exc.retry_after
         return _login_page(request, lang, target, status_code=429, headers={"Retry-After": str(wait)},
                            username=username,
                            error=f"Too many failed attempts: try again in {wait} s." if en
                            else f"失败次数过多，请 {wait} 秒后再试。")
     except accounts.InvalidCredentialsError:
+        await anyio.to_thread.run_sync(lambda: _audit(request, "login.failed", username,
+                                                      {"reason": "credentials"}))
         return _login_page(request, lang, target, status_code=401, username=username,
                            error="Wrong user name or password." if en else "用户名或密码错误。")
     secret = await anyio.to_thread.run_sync(lambda: accounts.start_session(
         engine=engine, name=principal.name, max_seconds=settings.session_max_seconds))
+    await anyio.to_thread.run_sync(lambda: _audit(request, "login.ok", principal.name))
     base = str(request.base_url).rstrip("/")
     answer = RedirectResponse(base + target, status_code=303)
     answer.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="lax", secure=_secure(request),
@@ -124,12 +130,21 @@ async def login(request: Request, username: Annotated[str, Form()], password: An
     return answer
 
 
+def _audit(request: Request, action: str, name: str | None, detail: dict | None = None) -> None:
+    """A sign-in, a refused one or a sign-out in the audit trail, in a transaction of its own."""
+    with request.app.state.engine.begin() as conn:
+        record_request(request, conn, action, actor=(name or "").strip().lower()[:100] or None,
+                       detail=detail)
+
+
 @router.post("/logout", include_in_schema=False)
 def logout(request: Request, _: CsrfForm, lang: LangDep = "zh") -> Response:
     """End the session (its row is removed) and go home."""
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
         accounts.end_session(engine=request.app.state.engine, secret=secret)
+        principal = getattr(request.state, "principal", None)
+        _audit(request, "login.end", principal.name if principal else None)
     answer = RedirectResponse(f"{request.base_url}{'?lang=en' if lang == 'en' else ''}", status_code=303)
     answer.delete_cookie(SESSION_COOKIE, path="/")
     return answer

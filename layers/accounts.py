@@ -21,6 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from pwdlib import PasswordHash
 
+from layers import audit
+from layers.audit import Who
 from layers.errors import BadRequestError, LandecoError, NotFoundError
 from layers.store.schema import ROLES
 
@@ -167,7 +169,7 @@ def _need(result: sa.CursorResult, name: str) -> None:
 # -- accounts ----------------------------------------------------------------------------------
 
 def add_user(*, engine: sa.Engine, name: str, roles: list[str], password: str | None = None,
-             display_name: str | None = None) -> str | None:
+             display_name: str | None = None, who: Who | None = None) -> str | None:
     """Create account ``name``; returns the generated password when none was given."""
     generated = None
     if password is None:
@@ -184,6 +186,7 @@ def add_user(*, engine: sa.Engine, name: str, roles: list[str], password: str | 
         except sa.exc.IntegrityError as exc:
             raise InvalidAccountError(f"{name!r} is not a valid account name: lower-case letters, "
                                       "digits, '.', '_' and '-', starting with a letter or digit") from exc
+        audit.record_as(conn, who, "user.add", detail={"user": name, "roles": chosen})
     return generated
 
 
@@ -202,9 +205,10 @@ def any_admin(*, engine: sa.Engine) -> bool:
                                         "AND 'admin' = ANY(roles))")))
 
 
-def set_disabled(*, engine: sa.Engine, name: str, disabled: bool = True) -> None:
+def set_disabled(*, engine: sa.Engine, name: str, disabled: bool = True, who: Who | None = None) -> None:
     """Disable (or enable) an account; a disabled one's sessions end at once."""
     with engine.begin() as conn:
+        audit.record_as(conn, who, "user.disable" if disabled else "user.enable", detail={"user": name})
         _need(conn.execute(sa.text("UPDATE users SET disabled = :d, updated_at = now() WHERE name = :n"),
                            {"n": name, "d": disabled}), name)
         if disabled:
@@ -212,26 +216,27 @@ def set_disabled(*, engine: sa.Engine, name: str, disabled: bool = True) -> None
         _changed(conn)
 
 
-def set_password(*, engine: sa.Engine, name: str, password: str) -> None:
+def set_password(*, engine: sa.Engine, name: str, password: str, who: Who | None = None) -> None:
     """Set a new password; the account's page sessions end (its tokens stay)."""
     _check_password(password)
     with engine.begin() as conn:
+        audit.record_as(conn, who, "user.password", detail={"user": name})
         _need(conn.execute(sa.text("UPDATE users SET password_hash = :h, updated_at = now() "
                                    "WHERE name = :n"), {"n": name, "h": _hasher.hash(password)}), name)
         conn.execute(sa.text("DELETE FROM sessions WHERE user_name = :n"), {"n": name})
 
 
-def grant(*, engine: sa.Engine, name: str, role: str) -> list[str]:
+def grant(*, engine: sa.Engine, name: str, role: str, who: Who | None = None) -> list[str]:
     """Give ``role`` to the account; returns its roles."""
-    return _change_roles(engine, name, role, add=True)
+    return _change_roles(engine, name, role, add=True, who=who)
 
 
-def revoke(*, engine: sa.Engine, name: str, role: str) -> list[str]:
+def revoke(*, engine: sa.Engine, name: str, role: str, who: Who | None = None) -> list[str]:
     """Take ``role`` from the account; returns its roles."""
-    return _change_roles(engine, name, role, add=False)
+    return _change_roles(engine, name, role, add=False, who=who)
 
 
-def _change_roles(engine: sa.Engine, name: str, role: str, *, add: bool) -> list[str]:
+def _change_roles(engine: sa.Engine, name: str, role: str, *, add: bool, who: Who | None) -> list[str]:
     _roles([role])
     with engine.begin() as conn:
         roles = conn.scalar(sa.text("SELECT roles FROM users WHERE name = :n FOR UPDATE"), {"n": name})
@@ -240,6 +245,8 @@ def _change_roles(engine: sa.Engine, name: str, role: str, *, add: bool) -> list
         new = _roles({*roles, role} if add else set(roles) - {role})
         conn.execute(sa.text("UPDATE users SET roles = :r, updated_at = now() WHERE name = :n"),
                      {"n": name, "r": new})
+        audit.record_as(conn, who, "user.grant" if add else "user.revoke",
+                        detail={"user": name, "role": role, "roles": new})
         _changed(conn)
     return new
 
@@ -247,7 +254,7 @@ def _change_roles(engine: sa.Engine, name: str, role: str, *, add: bool) -> list
 # -- API tokens --------------------------------------------------------------------------------
 
 def create_token(*, engine: sa.Engine, name: str, label: str = "",
-                 expires_days: float | None = None) -> tuple[int, str]:
+                 expires_days: float | None = None, who: Who | None = None) -> tuple[int, str]:
     """A new token for account ``name``: ``(id, token)``; the token is shown this once only."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = _now() + timedelta(days=expires_days) if expires_days else None
@@ -257,6 +264,9 @@ def create_token(*, engine: sa.Engine, name: str, label: str = "",
         token_id = conn.scalar(sa.text("INSERT INTO api_tokens (user_name, label, token_hash, expires_at) "
                                        "VALUES (:n, :l, :h, :e) RETURNING id"),
                                {"n": name, "l": label, "h": token_hash(token), "e": expires})
+        audit.record_as(conn, who, "token.create",
+                        detail={"user": name, "token_id": token_id, "label": label,
+                                "expires": expires.isoformat() if expires else None})
     return token_id, token
 
 
@@ -269,11 +279,13 @@ def list_tokens(*, engine: sa.Engine, name: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def revoke_token(*, engine: sa.Engine, token_id: int) -> None:
+def revoke_token(*, engine: sa.Engine, token_id: int, who: Who | None = None) -> None:
     """Revoke a token: it stops working at once."""
     with engine.begin() as conn:
         done = conn.execute(sa.text("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) "
                                     "WHERE id = :i"), {"i": token_id})
+        if done.rowcount:
+            audit.record_as(conn, who, "token.revoke", detail={"token_id": token_id})
         _changed(conn)
     if done.rowcount == 0:
         raise UnknownTokenError(f"no token with id {token_id}")

@@ -38,10 +38,15 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "feature.edit": ("编辑要素", "feature edited"),
     "user.add": ("添加用户", "user added"),
     "user.disable": ("停用用户", "user disabled"),
+    "user.enable": ("启用用户", "user enabled"),
+    "user.password": ("修改密码", "password changed"),
+    "user.grant": ("授予角色", "role granted"),
+    "user.revoke": ("收回角色", "role revoked"),
     "token.create": ("创建令牌", "token created"),
     "token.revoke": ("吊销令牌", "token revoked"),
     "login.ok": ("登录成功", "signed in"),
     "login.failed": ("登录失败", "sign-in failed"),
+    "login.end": ("退出登录", "signed out"),
 }
 
 #: Lengths kept of free text (names and routes come from requests).

@@ -35,6 +35,7 @@ def _when(value) -> str:
 def register(app: typer.Typer) -> None:
     """Add the ``landeco users`` group."""
     from layers import accounts
+    from layers.audit import cli_who
 
     users = typer.Typer(help="Accounts (roles viewer, surveyor, planner, admin) and their API tokens.",
                         no_args_is_help=True)
@@ -54,8 +55,8 @@ def register(app: typer.Typer) -> None:
         """Create an account."""
         password = _stdin_password() if password_stdin else None
         try:
-            generated = accounts.add_user(engine=_engine(), name=name, roles=role.split(","),
-                                          password=password, display_name=display_name)
+            generated = accounts.add_user(engine=_engine(), who=cli_who("users add"), name=name,
+                                          roles=role.split(","), password=password, display_name=display_name)
         except LandecoError as exc:
             raise _fail(exc) from exc
         typer.echo(f"account {name} created", err=True)
@@ -76,7 +77,8 @@ def register(app: typer.Typer) -> None:
                 enable: Annotated[bool, typer.Option("--enable", help="enable it again")] = False) -> None:
         """Disable an account: its sessions and tokens stop working at once."""
         try:
-            accounts.set_disabled(engine=_engine(), name=name, disabled=not enable)
+            accounts.set_disabled(engine=_engine(), who=cli_who("users disable"), name=name,
+                                  disabled=not enable)
         except LandecoError as exc:
             raise _fail(exc) from exc
         typer.echo(f"account {name} {'enabled' if enable else 'disabled'}")
@@ -85,7 +87,8 @@ def register(app: typer.Typer) -> None:
     def passwd(name: str) -> None:
         """Set a new password, read from stdin; the account's page sessions end."""
         try:
-            accounts.set_password(engine=_engine(), name=name, password=_stdin_password())
+            accounts.set_password(engine=_engine(), who=cli_who("users passwd"), name=name,
+                                  password=_stdin_password())
         except LandecoError as exc:
             raise _fail(exc) from exc
         typer.echo(f"password of {name} changed")
@@ -94,7 +97,7 @@ def register(app: typer.Typer) -> None:
     def grant(name: str, role: str) -> None:
         """Give an account a role."""
         try:
-            roles = accounts.grant(engine=_engine(), name=name, role=role)
+            roles = accounts.grant(engine=_engine(), who=cli_who("users grant"), name=name, role=role)
         except LandecoError as exc:
             raise _fail(exc) from exc
         typer.echo(f"{name}: {','.join(roles)}")
@@ -103,7 +106,7 @@ def register(app: typer.Typer) -> None:
     def revoke(name: str, role: str) -> None:
         """Take a role from an account."""
         try:
-            roles = accounts.revoke(engine=_engine(), name=name, role=role)
+            roles = accounts.revoke(engine=_engine(), who=cli_who("users revoke"), name=name, role=role)
         except LandecoError as exc:
             raise _fail(exc) from exc
         typer.echo(f"{name}: {','.join(roles) or '-'}")
@@ -117,7 +120,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """A new API token for the account, printed alone on stdout (shown this once)."""
         try:
-            token_id, secret = accounts.create_token(engine=_engine(), name=name, label=label,
+            token_id, secret = accounts.create_token(engine=_engine(), who=cli_who("users token"), name=name,
+                                                     label=label,
                                                      expires_days=expires)
         except LandecoError as exc:
             raise _fail(exc) from exc
@@ -137,7 +141,7 @@ def register(app: typer.Typer) -> None:
     def revoke_token(token_id: int) -> None:
         """Revoke a token by its id: it stops working at once."""
         try:
-            accounts.revoke_token(engine=_engine(), token_id=token_id)
+            accounts.revoke_token(engine=_engine(), who=cli_who("users revoke-token"), token_id=token_id)
         except LandecoError as exc:
             raise _fail(exc) from exc
         typer.echo(f"token {token_id} revoked")

@@ -343,3 +343,30 @@ def test_serve_says_how_to_make_the_first_administrator(new_database, monkeypatc
                           roles=["admin"], password="admin-password")
         _first_admin_hint(settings)
         assert capsys.readouterr().err == ""
+
+
+def test_account_changes_and_sign_ins_land_in_the_audit_trail(auth_url, engine, client, monkeypatch, user):
+    monkeypatch.setenv("LANDECO_DATABASE_URL", auth_url.render_as_string(hide_password=False))
+    run = CliRunner().invoke
+    assert run(cli, ["users", "add", "audited", "--role", "viewer", "--password-stdin"],
+               input="audited-password-1\n").exit_code == 0
+    assert run(cli, ["users", "grant", "audited", "planner"]).exit_code == 0
+    token_id = run(cli, ["users", "token", "audited"]).exit_code == 0 and \
+        run(cli, ["users", "tokens", "audited"]).stdout.splitlines()[1].split()[0]
+    assert run(cli, ["users", "revoke-token", token_id]).exit_code == 0
+    assert run(cli, ["users", "disable", "audited"]).exit_code == 0
+    assert sign_in(client, user, "wrong-password").status_code == 401
+    assert sign_in(client, user).status_code == 303
+    token = _page_csrf(client)
+    assert client.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT action, actor, detail FROM audit "
+                                    "WHERE detail->>'user' = 'audited' OR detail->>'token_id' = :t "
+                                    "OR actor = :u ORDER BY id"),
+                            {"t": token_id, "u": user}).all()
+    actions = [r.action for r in rows]
+    assert actions[:5] == ["user.add", "user.grant", "token.create", "token.revoke", "user.disable"]
+    assert actions[5:] == ["login.failed", "login.ok", "login.end"]
+    assert rows[1].detail["roles"] == ["viewer", "planner"]
+    assert all(r.actor == user for r in rows[5:])  # who tried, even when the password was wrong
+    assert "audited-password-1" not in str(rows) and "wrong-password" not in str(rows)

@@ -16,6 +16,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,9 +35,17 @@ __all__ = [
     "revoke_token", "set_disabled", "set_password", "start_session", "token_hash",
 ]
 
-_hasher = PasswordHash.recommended()  # argon2id with pwdlib's parameters
+@cache
+def _hasher() -> PasswordHash:
+    """argon2id with pwdlib's parameters (made on first use: the command line starts without it)."""
+    return PasswordHash.recommended()
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to check unknown names against, so that they take as long as known ones."""
+    return _hasher().hash("landeco-dummy-password")
 #: Verified when the account does not exist, so that the answer takes as long as a real check.
-_DUMMY_HASH = _hasher.hash("landeco-dummy-password")
 #: Failed sign-ins allowed without a delay: per account, and per address (an office shares one).
 FREE_FAILURES = {"user": 3, "addr": 10}
 #: A run of failures is forgotten this long after its last one.
@@ -182,7 +191,7 @@ def add_user(*, engine: sa.Engine, name: str, roles: list[str], password: str | 
         try:
             conn.execute(sa.text("INSERT INTO users (name, display_name, roles, password_hash) "
                                  "VALUES (:n, :d, :r, :h)"),
-                         {"n": name, "d": display_name, "r": chosen, "h": _hasher.hash(password)})
+                         {"n": name, "d": display_name, "r": chosen, "h": _hasher().hash(password)})
         except sa.exc.IntegrityError as exc:
             raise InvalidAccountError(f"{name!r} is not a valid account name: lower-case letters, "
                                       "digits, '.', '_' and '-', starting with a letter or digit") from exc
@@ -222,7 +231,7 @@ def set_password(*, engine: sa.Engine, name: str, password: str, who: Who | None
     with engine.begin() as conn:
         audit.record_as(conn, who, "user.password", detail={"user": name})
         _need(conn.execute(sa.text("UPDATE users SET password_hash = :h, updated_at = now() "
-                                   "WHERE name = :n"), {"n": name, "h": _hasher.hash(password)}), name)
+                                   "WHERE name = :n"), {"n": name, "h": _hasher().hash(password)}), name)
         conn.execute(sa.text("DELETE FROM sessions WHERE user_name = :n"), {"n": name})
 
 
@@ -325,8 +334,8 @@ _caches: weakref.WeakSet[TokenCache] = weakref.WeakSet()
 def _changed(conn: sa.Connection) -> None:
     """Announce a change (delivered when the transaction commits); this process's caches forget now."""
     conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
-    for cache in list(_caches):
-        cache.forget()
+    for token_cache in list(_caches):
+        token_cache.forget()
 
 
 class TokenCache:
@@ -487,7 +496,8 @@ def authenticate(*, engine: sa.Engine, name: str, password: str, address: str | 
     with engine.connect() as conn:
         row = conn.execute(sa.text("SELECT name, roles, display_name, password_hash, disabled FROM users "
                                    "WHERE name = :n"), {"n": name}).first()
-    ok = _hasher.verify(password, row.password_hash if row is not None and row.password_hash else _DUMMY_HASH)
+    stored = row.password_hash if row is not None and row.password_hash else _dummy_hash()
+    ok = _hasher().verify(password, stored)
     if ok and row is not None and row.password_hash and not row.disabled:
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM login_attempts WHERE key = :k"), {"k": keys["user"]})

@@ -25,6 +25,7 @@ __all__ = [
     "FeatureNotFoundError",
     "InvalidBboxError",
     "InvalidFieldValueError",
+    "InvalidFilterError",
     "InvalidLimitError",
     "InvalidSortError",
     "UnknownPropertyError",
@@ -90,6 +91,29 @@ class InvalidBboxError(BadRequestError):
     def extra(self) -> dict[str, object]:
         """The parameter at fault."""
         return {"parameter": "bbox"}
+
+
+class InvalidFilterError(BadRequestError):
+    """The filter cannot be parsed or does not fit the layer."""
+
+    code = "invalid_filter"
+    title = "Invalid filter"
+
+    def __init__(self, detail: str, position: int | None = None, line: int | None = None,
+                 column: int | None = None, expected: list[str] | None = None) -> None:
+        super().__init__(detail)
+        self.position, self.line, self.column, self.expected = position, line, column, expected
+
+    def extra(self) -> dict[str, object]:
+        """The problem members a client acts on."""
+        out: dict[str, object] = {"parameter": "filter"}
+        if self.position is not None:
+            out["position"] = self.position
+        if self.line is not None:
+            out["line"], out["column"] = self.line, self.column
+        if self.expected:
+            out["expected"] = self.expected
+        return out
 
 
 class InvalidSortError(BadRequestError):

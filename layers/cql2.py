@@ -19,6 +19,7 @@ from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_json import parser as json_parser
 from pygeofilter.parsers.cql2_text import parser as text_parser
 
+from layers.columns import InvalidFilterError
 from layers.errors import BadRequestError
 from layers.features import CRS84, Column, Crs, property_columns
 from layers.model import Layer
@@ -45,29 +46,6 @@ MAX_DISTANCE_M = 1_000_000.0
 
 _UNITS = {"m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
           "km": 1000.0, "kilometer": 1000.0, "kilometers": 1000.0, "kilometres": 1000.0}
-
-
-class InvalidFilterError(BadRequestError):
-    """The filter cannot be parsed or does not fit the layer."""
-
-    code = "invalid_filter"
-    title = "Invalid filter"
-
-    def __init__(self, detail: str, position: int | None = None, line: int | None = None,
-                 column: int | None = None, expected: list[str] | None = None) -> None:
-        super().__init__(detail)
-        self.position, self.line, self.column, self.expected = position, line, column, expected
-
-    def extra(self) -> dict[str, object]:
-        """The problem members a client acts on."""
-        out: dict[str, object] = {"parameter": "filter"}
-        if self.position is not None:
-            out["position"] = self.position
-        if self.line is not None:
-            out["line"], out["column"] = self.line, self.column
-        if self.expected:
-            out["expected"] = self.expected
-        return out
 
 
 # --- parsing -----------------------------------------------------------------------------------

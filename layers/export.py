@@ -27,7 +27,6 @@ from layers.errors import BadRequestError
 from layers.model import Layer
 from layers.query import QuerySpec, compile_query, rows_sql
 from layers.registry import get_layer
-from layers.symbology import unit_label
 
 __all__ = ["CHUNK", "ExportError", "ExportFile", "ExportTooLargeError", "export_layer", "export_query",
            "frame_of", "layer_frame", "layer_frames", "shapefile_names", "stream_frames"]
@@ -143,7 +142,7 @@ def _headers(layer: Layer, lang: str) -> dict[str, str]:
     zh = lang != "en"
     names["id"] = "ID"
     for m in layer.stored_measures:
-        names[m.name] = f"{m.zh} ({m.unit})" if zh else f"{m.en} ({unit_label(m.unit, 'en')})"
+        names[m.name] = f"{m.zh} ({m.unit})" if zh else f"{m.en} ({_unit_en(m.unit)})"
     names.update(area_inside_mu="范围内面积 (亩)" if zh else "Area inside (mu)",
                  length_inside_m="范围内长度 (m)" if zh else "Length inside (m)")
     return names
@@ -199,3 +198,10 @@ def _precheck(fmt: str, crs: int, encoding: str) -> None:
     if encoding not in ENCODINGS:
         raise ExportError(InputError("unknown_encoding", f"no shapefile encoding {encoding!r}",
                                      hint="utf-8 or gbk"))
+
+
+def _unit_en(unit: str | None) -> str:
+    """A unit in English; symbology (and with it the map libraries) is loaded only when asked."""
+    from layers.symbology import unit_label
+
+    return unit_label(unit, "en")

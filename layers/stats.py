@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from layers import cql2
+from layers import columns
 from layers.columns import UnknownPropertyError
 from layers.errors import BadRequestError
 from layers.model import Expiring, Layer, Measure
@@ -53,7 +53,7 @@ def _measure_sql(layer: Layer, m: Measure) -> str:
     return f"sum({m.sql} * {w}) {has} / nullif(sum({w}) {has}, 0)"
 
 
-class InvalidFilterError(cql2.InvalidFilterError):
+class InvalidFilterError(columns.InvalidFilterError):
     """A filter that does not apply to the layer (``expiring_days`` to a layer with no end date)."""
 
     def extra(self) -> dict[str, object]:

@@ -41,7 +41,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from bench.serve import DATA, _free_port, _start
+from bench.serve import DATA, _free_port, _start, bench_token
 from layers.demo import load_demo
 from layers.store.cluster import Cluster
 from layers.store.database import create_database, engine_for
@@ -61,7 +61,7 @@ class RouteLog:
     body: dict | None = None
     seen: dict[str, Counter] = field(default_factory=lambda: {"before": Counter(), "outage": Counter(),
                                                                "after": Counter()})
-    retry_after: int = 0  # 503 answers carrying Retry-After
+    retry_after: int = 0  # 503 answers during the outage carrying Retry-After
     slowest_outage_s: float = 0.0
     first_ok_after: float | None = None  # monotonic time of the first 200 after the database came back
 
@@ -82,7 +82,7 @@ def _client(base: str, route: RouteLog, drill: Drill) -> None:
             try:
                 res = client.request(route.method, route.path, json=route.body)
                 status: int | str = res.status_code
-                if status == 503 and "retry-after" in res.headers:
+                if status == 503 and "retry-after" in res.headers and phase == "outage":
                     route.retry_after += 1
             except httpx.TimeoutException:
                 status = "hung (timeout)"
@@ -180,21 +180,22 @@ def crash(url: sa.URL, home: Path, port: int, n: int, work: Path) -> dict:
     source = _grid_geojson(work / "grid.geojson", n, (float(east) + 0.01, float(north) + 0.01))
     base = f"http://127.0.0.1:{port}"
     result: dict = {"parcels": n}
+    auth = {"Authorization": f"Bearer {bench_token(url)}"}  # uploads and commits need a surveyor
     server = _serve(url, home, port, DATA / "faults_server.log")
     try:
         with source.open("rb") as fh:
             res = httpx.post(f"{base}/uploads", files={"file": ("grid.geojson", fh)}, data={"layer": LAYER},
-                             timeout=600)
+                             timeout=600, headers=auth)
         if res.status_code != 201 or not res.json()["report"].get("can_commit"):
             raise RuntimeError(f"the generated upload was refused: {res.status_code} {res.text[:500]}")
         upload_id = res.json()["id"]
         result["before"] = _counts(engine)
-        committing = threading.Thread(target=lambda: _quiet_post(f"{base}/uploads/{upload_id}/commit"),
+        committing = threading.Thread(target=lambda: _quiet_post(f"{base}/uploads/{upload_id}/commit", auth),
                                       daemon=True)
         committing.start()
         state = {}
         for _ in range(6000):
-            state = httpx.get(f"{base}/uploads/{upload_id}", timeout=30).json()
+            state = httpx.get(f"{base}/uploads/{upload_id}", timeout=30, headers=auth).json()
             # at 80 % the rows are COPYed into the layer, uncommitted; the checks and commit follow
             if state["state"] == "committing" and 80 <= state["percentage"] < 100:
                 break
@@ -217,8 +218,9 @@ def crash(url: sa.URL, home: Path, port: int, n: int, work: Path) -> dict:
     result["after_kill"] = _counts(engine)
     server = _serve(url, home, port, DATA / "faults_server2.log")
     try:
-        result["state_after_restart"] = httpx.get(f"{base}/uploads/{upload_id}", timeout=30).json()["state"]
-        res = httpx.post(f"{base}/uploads/{upload_id}/commit", timeout=600)
+        result["state_after_restart"] = httpx.get(f"{base}/uploads/{upload_id}", timeout=30,
+                                                  headers=auth).json()["state"]
+        res = httpx.post(f"{base}/uploads/{upload_id}/commit", timeout=600, headers=auth)
         result["second_commit"] = f"{res.status_code} {res.json().get('state', res.json().get('code'))}"
         result["after_commit"] = _counts(engine)
     finally:
@@ -227,9 +229,9 @@ def crash(url: sa.URL, home: Path, port: int, n: int, work: Path) -> dict:
     return result
 
 
-def _quiet_post(url: str) -> None:
+def _quiet_post(url: str, headers: dict[str, str]) -> None:
     with contextlib.suppress(httpx.TransportError):  # the server is killed under it, as intended
-        httpx.post(url, timeout=600)
+        httpx.post(url, timeout=600, headers=headers)
 
 
 def _status_list(counter: Counter) -> str:

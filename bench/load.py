@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from bench.serve import DATA, _ensure_database, _free_port, _pct, _start
+from bench.serve import DATA, _ensure_database, _free_port, _pct, _start, bench_token
 from layers.settings import Settings
 from layers.store.database import engine_for
 
@@ -145,10 +145,11 @@ async def _client(base: str, plan: Plan, deadline: float, seed: int, tallies: di
             tally.ok_ms.append(ms)
 
 
-async def _run(base: str, plan: Plan, clients: int, seconds: float) -> tuple[dict[str, Tally], float]:
+async def _run(base: str, plan: Plan, clients: int, seconds: float,
+               headers: dict[str, str]) -> tuple[dict[str, Tally], float]:
     tallies: dict[str, Tally] = defaultdict(Tally)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT_S, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT_S, limits=limits, headers=headers) as client:
         start = time.monotonic()
         deadline = start + seconds
         await asyncio.gather(*(_client(base, plan, deadline, i, tallies, client) for i in range(clients)))
@@ -213,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
                 httpx.get(base + path, timeout=60)  # warm the pool and the caches
             print(f"{args.clients} clients for {args.seconds:.0f} s …", file=sys.stderr)
             db_cpu_start = _database_cpu_seconds()
-            tallies, elapsed = asyncio.run(_run(base, plan, args.clients, args.seconds))
+            tallies, elapsed = asyncio.run(_run(base, plan, args.clients, args.seconds,
+                                                    {"Authorization": f"Bearer {bench_token(url)}"}))
             pool = [line for line in httpx.get(base + "/metrics", timeout=30).text.splitlines()
                     if line.startswith("landeco_db_pool_")]
             server_cpu = _cpu_seconds(server.pid)

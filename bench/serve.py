@@ -40,6 +40,8 @@ from layers.features import (
     parse_bbox,
 )
 from layers.registry import get_layer
+from layers.store.database import engine_for
+from layers.store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "data"
@@ -77,7 +79,18 @@ def _ensure_database(n: int) -> sa.URL:
     if not found:
         print(f"building {url.database} (bench.demo_load) …", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "bench.demo_load", str(n)], check=True)
+    upgrade(url)  # a database built by an older landeco gets the newer tables
     return url
+
+
+def bench_token(url: sa.URL) -> str:
+    """A surveyor's API token on the database at ``url`` (uploads and commits need one)."""
+    from layers import accounts
+
+    engine = engine_for(url.render_as_string(hide_password=False))
+    if not any(u["name"] == "bench-surveyor" for u in accounts.list_users(engine=engine)):
+        accounts.add_user(engine=engine, name="bench-surveyor", roles=["surveyor"])
+    return accounts.create_token(engine=engine, name="bench-surveyor", label="benchmark", expires_days=1)[1]
 
 
 def _ensure_tipg() -> Path:

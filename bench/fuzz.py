@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
 import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
@@ -37,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.openapi import EXAMPLES
+from bench.serve import _free_port, _start
 from layers.demo import load_demo
 from layers.settings import Settings
 from layers.store.database import create_database, database_url, drop_database, engine_for
@@ -173,12 +172,6 @@ def sweep(schema, base_url: str | None = None, values: tuple[str, ...] = NASTY,
     return sent, found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _fresh_database() -> str:
     url = database_url(Settings()).set(database="landeco_bench_fuzz")
     drop_database(url)
@@ -193,20 +186,10 @@ def _serve(db: str, home: str) -> tuple[subprocess.Popen, str]:
     """uvicorn on a free port; its log (the 500s' tracebacks) goes to ``<home>/server.log``."""
     port = _free_port()
     env = {**os.environ, "LANDECO_DATABASE_URL": db, "LANDECO_HOME": home}
-    log = open(Path(home) / "server.log", "wb")  # noqa: SIM115 - open while the server runs
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/conformance", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError("uvicorn did not start")
+    proc = _start([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning"], env, port, "/conformance",
+                  Path(home) / "server.log")
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def _fuzz(base: str, args: argparse.Namespace) -> int:

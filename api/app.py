@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from api import audit, auth, features, home, maps, query, tiles, uploads
+from api import audit, auth, features, home, jobs, maps, query, tiles, uploads
 from api.edge import EdgeGuard
 from api.observability import install_observability
 from api.openapi import install_openapi
@@ -42,8 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hide_password=False).replace("postgresql+psycopg://", "postgresql://"))
         if settings.token_cache:
             app.state.token_cache.start()
+        app.state.jobs = None  # made on first use (api.jobs.queue_of)
+        worker = contextlib.nullcontext()
+        if settings.inprocess_worker:  # landeco serve: one command runs the jobs too
+            from api.jobs import queue_of
+            from layers.jobs import worker_in_background
+
+            worker = worker_in_background(queue_of(app), app.state.engine)
         try:
-            yield
+            with worker:
+                yield
         finally:
             app.state.token_cache.stop()
             app.state.engine.dispose()
@@ -71,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # outside it: hosts and cross-site writes checked, security headers set on every answer
     app.add_middleware(SecurityMiddleware, settings=settings,
                        image_hosts=lambda: maps.basemap_hosts(app.state.settings.tianditu_key))
-    for module in (home, auth, features, tiles, uploads, query, maps, audit):
+    for module in (home, auth, features, tiles, uploads, query, maps, audit, jobs):
         app.include_router(module.router)
     install_openapi(app, "/api.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

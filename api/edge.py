@@ -46,7 +46,8 @@ def rate_class(method: str, path: str) -> str | None:
     >>> rate_class("GET", "/collections/x/tiles/WebMercatorQuad/14/1/2") is None
     True
     """
-    if path.startswith(("/query", "/export/")) or (method == "POST" and path.startswith(_UPLOAD_PATHS)):
+    if path.startswith(("/query", "/export/")) or (method == "POST" and path.startswith(
+            (*_UPLOAD_PATHS, "/jobs/export/"))):
         return "expensive"
     if "/tiles/" in path:
         m = _TILE.search(path)

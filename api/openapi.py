@@ -151,6 +151,8 @@ _RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wai
 _HEADERS: dict[tuple[str, str, int], dict[str, Any]] = {
     ("post", "/uploads", 201): {"Location": {"required": True, "description": "the upload's address",
                                              "schema": {"type": "string"}}},
+    ("post", "/jobs/export/{layer_id}", 202): {"Location": {"required": True, "schema": {"type": "string"},
+                                                            "description": "the job's address"}},
 }
 
 #: Why each error status is given (every one is a Problem).
@@ -160,7 +162,8 @@ ERRORS: dict[int, str] = {
          "<token>`), or the token sent is unknown, expired or revoked",
     403: "`forbidden`: the account lacks the role the route needs (`required_role`); or `csrf_failed`",
     404: "no such thing: the layer, feature, village, upload, check or tile asked for",
-    409: "the upload cannot be committed: it has errors, or is committed or being committed",
+    409: "the upload cannot be committed: it has errors, or is committed or being committed; the job "
+         "has no file (not finished, failed or pruned)",
     413: "the file is larger than the upload limit",
     415: "the file's format is not one landeco reads",
     422: "the file is read but its content cannot be imported",
@@ -178,11 +181,12 @@ _FINDS = {("post", "/query"), ("get", "/query"), ("get", "/query/export"),
 RATE_LIMITED = {("post", "/query"), ("get", "/query"), ("get", "/query/export"),
                 ("get", "/export/{layer_id}"), ("post", "/uploads"), ("post", "/uploads/{upload_id}/commit"),
                 ("get", "/collections/{collection_id}/tiles/{tms}/{z}/{x}/{y}"),
-                ("get", "/tiles/{tms}/{z}/{x}/{y}")}
+                ("get", "/tiles/{tms}/{z}/{x}/{y}"), ("post", "/jobs/export/{layer_id}")}
 #: Further errors of one operation.
 _MORE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/uploads"): {413, 415, 422},
     ("post", "/uploads/{upload_id}/commit"): {409},
+    ("get", "/jobs/{job_id}/result"): {409},
 }
 #: Operations that answer a browser's (HTML) request's errors as an HTML page, by status.
 _HTML_ERRORS: dict[tuple[str, str], set[int]] = {
@@ -197,7 +201,7 @@ _ETAG = {("get", "/conformance"), ("get", "/collections"), ("get", "/collections
 EXAMPLES: dict[str, str] = {
     "collection_id": "caragana_plots", "layer_id": "caragana_plots", "feature_id": "1",
     "tms": "WebMercatorQuad", "z": "12", "x": "3288", "y": "1561", "check_id": "leases_on_subsidence",
-    "code": "150623101201", "fmt": "png",
+    "code": "150623101201", "fmt": "png", "job_id": "1",
 }
 
 

@@ -89,6 +89,12 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/uploads/{upload_id}/commit"): "surveyor",
     ("POST", "/uploads/{upload_id}/commit/form"): "surveyor",
     ("GET", "/audit"): "admin",
+    # jobs: each is its owner's (others get 404), an administrator sees all
+    ("POST", "/jobs/export/{layer_id}"): "exports",
+    ("GET", "/jobs"): _READ,
+    ("GET", "/jobs/{job_id}"): _READ,
+    ("POST", "/jobs/{job_id}/cancel"): _READ,
+    ("GET", "/jobs/{job_id}/result"): _READ,
 }
 
 #: Routes of landeco's own forms: their CSRF token is a form field, checked by the route.

@@ -75,6 +75,20 @@ class Settings(BaseSettings):
     #: Total bytes the stored uploads may take; a new upload beyond it is refused (507).
     upload_quota_bytes: int = 20 * 1024**3
 
+    # -- jobs (procrastinate queue in PostgreSQL) ----------------------------------------------
+    #: Run a job worker inside the web process too: ``landeco serve`` sets it (one command for
+    #: one desk) unless ``--no-worker``, when ``landeco worker`` runs elsewhere.
+    inprocess_worker: bool = False
+    #: Jobs one worker runs at once.
+    worker_concurrency: int = 2
+    #: Seconds between a worker's heartbeats; a worker silent for ``job_stalled_after_s`` is
+    #: taken for dead and its running jobs are retried (or failed after ``job_max_attempts``).
+    job_heartbeat_s: float = 10.0
+    job_stalled_after_s: float = 30.0
+    job_max_attempts: int = 3
+    #: Finished jobs and their files are removed after this many days.
+    job_retention_days: int = 7
+
     @property
     def storage(self) -> Path:
         """The storage folder: ``storage_dir``, or ``<home>/storage``."""

@@ -10,7 +10,7 @@ import typer
 from psycopg.errors import UndefinedTable
 from sqlalchemy.exc import ProgrammingError
 
-from api.cli import import_, maps, query, uploads, users
+from api.cli import import_, jobs, maps, query, uploads, users
 from layers.errors import LandecoError
 from layers.settings import Settings
 from layers.store.cluster import Cluster
@@ -200,6 +200,8 @@ def serve(
     host: str | None = typer.Option(None, help="address (default LANDECO_HOST, 127.0.0.1)"),
     port: int | None = typer.Option(None, help="port (default LANDECO_PORT, 8000)"),
     workers: int = typer.Option(1, help="worker processes"),
+    worker: bool = typer.Option(True, "--worker/--no-worker",
+                                help="run a job worker in each process too (off when `landeco worker` runs)"),
 ) -> None:
     """Serve the web API and pages (one JSON access line per request on stderr, /metrics)."""
     import uvicorn
@@ -214,12 +216,14 @@ def serve(
                     f"choose another port: LANDECO_PORT={number + 1} make run (or landeco serve "
                     f"--port {number + 1})", fg="red", err=True)
         raise typer.Exit(1)
+    if worker:
+        os.environ["LANDECO_INPROCESS_WORKER"] = "true"
     # landeco writes its own access line (api.observability): uvicorn's would repeat it, with query strings
     uvicorn.run("api.main:app", host=where, port=number,
                 workers=workers, log_level="info", access_log=False)
 
 
-for _area in (import_, query, maps, uploads, users):
+for _area in (import_, query, maps, uploads, users, jobs):
     _area.register(app)
 
 

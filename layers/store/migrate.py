@@ -32,6 +32,8 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """Compare only landeco's objects, and spatial indexes the way GeoAlchemy2 makes them."""
     if type_ == "table" and name in POSTGIS_TABLES:
         return False
+    if type_ == "table" and name.startswith("procrastinate_"):  # the job queue's own (0007)
+        return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 

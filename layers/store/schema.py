@@ -232,3 +232,21 @@ login_attempts_table = sa.Table(
     sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("locked_until", sa.DateTime(timezone=True)),
 )
+
+#: What a person follows of a job (:mod:`layers.jobs`); its queue state (to do, doing, done,
+#: failed, cancelled, attempts, the worker's heartbeat) is procrastinate's ``procrastinate_jobs``.
+jobs_table = sa.Table(
+    "jobs", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),  # the procrastinate job's id
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("params", JSONB, nullable=False),
+    sa.Column("owner", sa.Text),
+    sa.Column("progress", sa.Double, nullable=False, server_default=sa.text("0")),
+    sa.Column("message", sa.Text),
+    sa.Column("result", JSONB),
+    sa.Column("error", JSONB),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("progress >= 0 AND progress <= 1", name="progress_fraction"),
+    sa.Index("ix_jobs_created_at", "created_at"),
+)

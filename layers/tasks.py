@@ -1,0 +1,62 @@
+"""The kinds of job landeco runs in its workers (see :mod:`layers.jobs`).
+
+Each kind checks its parameters when it is queued (a bad one is refused at once, not found
+by a worker later) and writes its files into the job's folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from gis.errors import InputError
+from gis.export import CRSS, ENCODINGS, FORMATS
+from layers.errors import BadRequestError
+from layers.jobs import JobContext, job_kind
+from layers.registry import get_layer
+
+__all__ = ["check_export"]
+
+
+class JobParameterError(BadRequestError):
+    code = "invalid_job_parameter"
+    title = "Invalid job parameter"
+
+
+def check_export(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters of a layer export: ``layer``, ``format``, ``crs``, ``encoding``, ``lang``."""
+    unknown = set(params) - {"layer", "format", "crs", "encoding", "lang"}
+    if unknown:
+        raise JobParameterError(f"an export takes no {', '.join(sorted(unknown))}")
+    layer = get_layer(str(params.get("layer", "")))
+    fmt = str(params.get("format", "gpkg"))
+    crs = params.get("crs", 4326)
+    encoding = str(params.get("encoding", "utf-8"))
+    lang = str(params.get("lang", "zh"))
+    if fmt not in FORMATS:
+        raise JobParameterError(f"no export format {fmt!r}: {', '.join(FORMATS)}")
+    if not isinstance(crs, int) or isinstance(crs, bool) or crs not in CRSS:
+        raise JobParameterError(f"EPSG:{crs} is not offered: {', '.join(map(str, CRSS))}")
+    if encoding not in ENCODINGS:
+        raise JobParameterError(f"no shapefile encoding {encoding!r}: {', '.join(ENCODINGS)}")
+    if lang not in ("zh", "en"):
+        raise JobParameterError("lang is zh or en")
+    return {"layer": layer.id, "format": fmt, "crs": crs, "encoding": encoding, "lang": lang}
+
+
+@job_kind("export", zh="导出图层", en="Export a layer", check=check_export)
+def export(ctx: JobContext, *, layer: str, format: str, crs: int, encoding: str, lang: str) -> dict[str, Any]:
+    """A whole layer written to a file in the job's folder."""
+    from layers.export import export_layer
+
+    ctx.progress(0.05, "正在读取图层" if lang == "zh" else "reading the layer", force=True)
+    with ctx.engine.connect() as conn:
+        try:
+            out = export_layer(conn, layer, format, crs=crs, encoding=encoding, lang=lang)
+        except InputError as err:  # pragma: no cover - checked at submit
+            raise JobParameterError(str(err)) from None
+    ctx.progress(0.95, "正在保存文件" if lang == "zh" else "saving the file", force=True)
+    target = ctx.folder / out.filename
+    shutil.move(str(out.path), target)
+    shutil.rmtree(out.path.parent, ignore_errors=True)
+    return {"file": target.name, "media_type": out.media_type, "bytes": target.stat().st_size}

@@ -1,7 +1,8 @@
 """Vector tiles (OGC API – Tiles, Mapbox Vector Tile) of each layer and of all layers.
 
 Thin routes: the address is checked and the tile built whole by PostGIS
-(:mod:`layers.tiles`); the bytes go out as they came, gzipped here when the client
+(:mod:`layers.tiles`), or taken from the shared cache while its layers are unchanged
+(:mod:`layers.tile_cache`, ``X-Tile-Cache: hit``); the bytes go out as they came, gzipped here when the client
 accepts it, with a weak ``ETag`` of the bytes (``If-None-Match`` → 304) and a
 ``Cache-Control`` that lets a map keep a tile instead of asking again. A tile with
 nothing in it is a 204. Maps ask for versioned URLs (``?v=…``, changed when the layer
@@ -22,11 +23,13 @@ from layers.collections import extents
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.store.database import fetch_pipelined
+from layers.tile_cache import cached_tile
 from layers.tiles import (
     DETAIL_ZOOM,
     MAX_ZOOM,
     MIN_ZOOM,
     TILE_MATRIX_SET,
+    TileAddress,
     UnknownTileMatrixSetError,
     multi_tile_sql,
     parse_tile,
@@ -72,10 +75,16 @@ def _fetch(request: Request, sql: str) -> bytes:
     return bytes(rows[0][0] or b"") if rows else b""
 
 
-def _tile_response(request: Request, data: bytes) -> Response:
+def _cached(request: Request, layers: list[Layer], t: TileAddress, sql: str) -> Response:
+    """The tile from the shared cache when its layers have not changed since, else built."""
+    data, hit = cached_tile(get_engine(request), layers, t, lambda: _fetch(request, sql))
+    return _tile_response(request, data, hit)
+
+
+def _tile_response(request: Request, data: bytes, hit: bool) -> Response:
     # weak: the same tile is sent gzipped or not, byte-different but equivalent
     etag = weak_etag(data)
-    headers = {"ETag": etag, "Vary": "Accept-Encoding",
+    headers = {"ETag": etag, "Vary": "Accept-Encoding", "X-Tile-Cache": "hit" if hit else "miss",
                "Cache-Control": CACHE_CONTROL_VERSIONED if "v" in request.query_params else CACHE_CONTROL}
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
@@ -93,7 +102,7 @@ def collection_tile(request: Request, collection_id: LayerId, tms: Tms, z: Z, x:
     """The layer's features in tile z/x/y, one MVT layer named after the collection."""
     layer = get_layer(collection_id)
     t = parse_tile(tms, z, x, y)
-    return _tile_response(request, _fetch(request, tile_sql(layer, t.z, t.x, t.y)))
+    return _cached(request, [layer], t, tile_sql(layer, t.z, t.x, t.y))
 
 
 def _collections(value: str | None) -> list[Layer]:
@@ -113,7 +122,7 @@ def dataset_tile(request: Request, tms: Tms, z: Z, x: X, y: Y,
     """Every layer (or ``collections``) in tile z/x/y, one MVT layer per collection."""
     layers = _collections(collections)
     t = parse_tile(tms, z, x, y)
-    return _tile_response(request, _fetch(request, multi_tile_sql(layers, t.z, t.x, t.y)))
+    return _cached(request, layers, t, multi_tile_sql(layers, t.z, t.x, t.y))
 
 
 def _vector_layer(layer: Layer) -> dict[str, Any]:

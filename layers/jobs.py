@@ -190,11 +190,14 @@ class JobQueue:
         @app.periodic(cron="17 3 * * *")
         @app.task(name="chore.prune", queueing_lock="chore.prune", pass_context=True)
         def prune(context: procrastinate.JobContext, timestamp: int) -> None:
-            """Nightly: finished jobs and old uploads past their retention."""
+            """Nightly: finished jobs and old uploads past their retention, tiles not rebuilt for a week."""
+            from layers import tile_cache
             from layers.uploads import prune_uploads
             engine = context.additional_context["engine"]
             prune_jobs(engine=engine, settings=settings)
             prune_uploads(engine=engine, settings=settings)
+            with engine.begin() as conn:
+                tile_cache.prune(conn)
 
     async def run_worker(self, engine: sa.Engine, *, concurrency: int | None = None,
                          install_signal_handlers: bool = True) -> None:

@@ -250,3 +250,23 @@ jobs_table = sa.Table(
     sa.CheckConstraint("progress >= 0 AND progress <= 1", name="progress_fraction"),
     sa.Index("ix_jobs_created_at", "created_at"),
 )
+
+#: How many times each layer table was written (a statement-level trigger, migration 0008):
+#: what caches of the layer (tiles, map URLs) are keyed by.
+layer_versions_table = sa.Table(
+    "layer_versions", metadata,
+    sa.Column("layer", sa.Text, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+#: Vector tiles built, under the versions of their layers (:mod:`layers.tile_cache`); unlogged.
+tile_cache_table = sa.Table(
+    "tile_cache", metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("build_ms", sa.Double, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    prefixes=["UNLOGGED"],
+)

@@ -80,8 +80,8 @@ def _valid(conn: sa.Connection) -> dict[str, str]:
     """A good value for each path parameter, so that only the probed one is hostile."""
     return {
         "collection_id": "caragana_plots", "layer_id": "caragana_plots", "tms": "WebMercatorQuad",
-        "z": "12", "x": "3315", "y": "1579", "upload_id": "0" * 32, "job_id": "1", "check_id": "leases_on_subsidence",
-        "fmt": "png",
+        "z": "12", "x": "3315", "y": "1579", "upload_id": "0" * 32, "check_id": "leases_on_subsidence",
+        "fmt": "png", "job_id": "1",
         "feature_id": str(conn.scalar(sa.text("SELECT min(id) FROM caragana_plots"))),
         "code": conn.scalar(sa.text("SELECT min(code) FROM villages")),
     }

@@ -5,7 +5,9 @@ One statement per tile: the GiST index picks the features by the tile's envelope
 square is a lon/lat rectangle), ``ST_AsMVTGeom`` clips and quantises each to the tile
 grid and ``ST_AsMVT`` encodes the layer. Python only passes the bytes on. Below
 :data:`DETAIL_ZOOM`, features of a few pixels are merged into cells (server-side
-generalisation), so that a tile of the whole township stays small and quick.
+generalisation), so that a tile of the whole township stays small; up to
+:data:`layers.overviews.BASE_ZOOM` the cells are regrouped from ones the database keeps
+(:mod:`layers.overviews`) instead of from every feature.
 
 A tile carries what a map draws and a click shows: ``id`` (also the MVT feature id),
 ``code``, ``name``, ``village_code``, the headline size (``area_mu``, ``length_m``), and
@@ -147,7 +149,7 @@ def tile_columns(layer: Layer) -> dict[str, str]:
     return cols
 
 
-def _layer_select(layer: Layer, address: TileAddress) -> str:
+def _layer_select(layer: Layer, address: TileAddress, overviews: bool = True) -> str:
     """``SELECT`` of one MVT layer (bytea, empty when nothing is in the tile)."""
     z, x, y = address.z, address.x, address.y
     cols = tile_columns(layer)
@@ -164,7 +166,12 @@ def _layer_select(layer: Layer, address: TileAddress) -> str:
     # small polygons merge into cells below the detail zoom; frames stay whole, lines stay lines
     if z < DETAIL_ZOOM and not layer.is_frame and layer.is_polygonal:
         parts[0] += f" AND {_SPAN} >= {_cell_degrees(z)!r}"
-        parts.append(_cells_select(layer, z, where, env))
+        from layers.overviews import BASE_ZOOM, overview_select  # (it builds on this module)
+
+        if overviews and z <= BASE_ZOOM:  # regrouped from the cells the database keeps
+            parts.append(overview_select(layer, z, x, y, env))
+        else:
+            parts.append(_cells_select(layer, z, where, env))
     return (f"SELECT ST_AsMVT(m, '{layer.id}', {EXTENT}, 'geom', 'fid') FROM ("
             f"{' UNION ALL '.join(parts)}) m")
 
@@ -216,14 +223,14 @@ def _cells_select(layer: Layer, z: int, where: str, env: str) -> str:
             f"WHERE {span} < {_cell_degrees(z)!r}) t GROUP BY t.ix, t.iy")
 
 
-def tile_sql(layer: Layer, z: int, x: int, y: int) -> str:
+def tile_sql(layer: Layer, z: int, x: int, y: int, *, overviews: bool = True) -> str:
     """The statement building ``layer``'s tile ``z/x/y`` (one bytea row; may be empty).
 
     The address is checked and inlined as integer literals, so the statement stands
     alone (``pgbench`` runs it as it is) and the planner sees the envelope.
     """
     address = parse_tile(TILE_MATRIX_SET, z, x, y)
-    return _layer_select(layer, address)
+    return _layer_select(layer, address, overviews)
 
 
 def multi_tile_sql(layers: list[Layer] | None, z: int, x: int, y: int) -> str:

@@ -34,6 +34,8 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
         return False
     if type_ == "table" and name.startswith("procrastinate_"):  # the job queue's own (0007)
         return False
+    if type_ == "index" and reflected and name and name.endswith("_span"):  # expression indexes (0009)
+        return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 

@@ -270,3 +270,27 @@ tile_cache_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     prefixes=["UNLOGGED"],
 )
+
+#: Overview cells of the polygon layers (:mod:`layers.overviews`): what low-zoom tiles are
+#: drawn from, kept exact by triggers on the layer tables (migration 0009).
+layer_cells_table = sa.Table(
+    "layer_cells", metadata,
+    sa.Column("layer", sa.Text, primary_key=True),
+    sa.Column("ix", sa.Integer, primary_key=True),
+    sa.Column("iy", sa.Integer, primary_key=True),
+    sa.Column("agg_from", sa.SmallInteger, primary_key=True),
+    sa.Column("parcels", sa.Integer, nullable=False),
+    sa.Column("area_m2", sa.Double, nullable=False),
+    sa.Column("lat_sum", sa.Double, nullable=False),
+    sa.Column("numbers", JSONB, nullable=False),
+)
+layer_cell_codes_table = sa.Table(
+    "layer_cell_codes", metadata,
+    sa.Column("layer", sa.Text, primary_key=True),
+    sa.Column("field", sa.Text, primary_key=True),
+    sa.Column("ix", sa.Integer, primary_key=True),
+    sa.Column("iy", sa.Integer, primary_key=True),
+    sa.Column("agg_from", sa.SmallInteger, primary_key=True),
+    sa.Column("value", sa.Text, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+)

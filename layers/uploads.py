@@ -369,6 +369,8 @@ def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
                 set_state(stage=stage, percentage=round(low + (high - low) * fraction, 1))
 
         def before_commit(conn: Connection, report: Report) -> None:
+            if report.at_stake is None:  # a direct write does not count again: keep what the check said
+                report.at_stake = current["report"].get("at_stake")
             conn.execute(sa.text(
                 "UPDATE uploads SET state = 'committed', stage = NULL, percentage = 100, "
                 "report = CAST(:report AS jsonb), committed_at = now(), updated_at = now() "
@@ -491,4 +493,6 @@ def record_write(conn: Connection, who: Who | None, report: Report, *, upload_id
     return audit.record_as(conn, who, action, layer=report.layer, upload_id=upload_id,
                            counts={**{"inserted": 0, "updated": 0, "deleted": 0}, **report.written},
                            feature_ids=report.written_ids,
-                           detail={"file": report.file, "mode": report.mode, "features": report.features})
+                           detail={"file": report.file, "mode": report.mode, "features": report.features,
+                                   **({"skip_refused": True, "left_out": report.refused}
+                                      if report.skip_refused else {})})

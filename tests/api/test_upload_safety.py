@@ -16,6 +16,7 @@ from shapely.affinity import translate
 from sqlalchemy.engine import URL
 from typer.testing import CliRunner
 
+from layers import audit
 from layers.registry import LAYERS
 from layers.store.database import engine_for
 from layers.templates import template_columns
@@ -78,6 +79,7 @@ def test_replace_lists_what_it_deletes_and_needs_confirmation(client, engine, tm
     r = client.post(f"/uploads/{up['id']}/commit", params={"confirm": "true"})
     assert r.status_code == 200, r.text
     assert r.json()["report"]["written"] == {"inserted": 3, "updated": 0, "deleted": 5}
+    assert r.json()["report"]["at_stake"]["deleted"] == 5  # the committed report still says so
     assert codes(engine) == ["NEW-1", "NEW-2", "NT-0000"]
 
 
@@ -127,6 +129,9 @@ def test_skip_refused_writes_the_good_features_and_reports_the_rest(client, engi
     assert done["written"]["inserted"] == 2 and done["counts"]["refused"] == 2
     assert {p["index"] for p in done["problems"] if p["severity"] == "error"} == {1, 3}
     assert codes(engine) == ["NT-0000", "NT-0002"]
+    with engine.connect() as conn:
+        [commit] = audit.query(conn, action="upload.commit", limit=1)
+    assert commit["upload_id"] == up["id"] and commit["detail"]["left_out"] == 2
 
 
 def test_skip_refused_is_a_boolean(client, tmp_path):

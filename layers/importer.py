@@ -686,14 +686,14 @@ def at_stake(conn: Connection, layer: Layer, staging: str, mode: str) -> dict[st
         return None
     size = layer.size
     size_sql = size.sql if size else "NULL"
-    in_file = f"t.code IN (SELECT code FROM {staging})"
-    where = "TRUE" if mode == "replace" else in_file
+    # a join, not ``code IN (SELECT …)``: past work_mem that subplan is no longer hashed and
+    # scans the staging table once per feature of the layer
+    join = ("LEFT JOIN" if mode == "replace" else "JOIN") + f" {staging} s ON s.code = t.code"
     n, total, kept = conn.execute(sa.text(
-        f"SELECT count(*), sum({size_sql}), count(*) FILTER (WHERE {in_file}) FROM {layer.table} t "
-        f"WHERE {where}")).one()
+        f"SELECT count(*), sum({size_sql}), count(s.code) FROM {layer.table} t {join}")).one()
     rows = conn.execute(sa.text(
-        f"SELECT t.id, t.code, {size_sql}, {in_file} FROM {layer.table} t WHERE {where} "
-        f"ORDER BY {in_file}, t.code LIMIT :n"), {"n": AT_STAKE_LISTED}).all()
+        f"SELECT t.id, t.code, {size_sql}, s.code IS NOT NULL FROM {layer.table} t {join} "
+        f"ORDER BY s.code IS NOT NULL, t.code LIMIT :n"), {"n": AT_STAKE_LISTED}).all()
     return {"mode": mode, "deleted": n if mode == "replace" else 0,
             "overwritten": n if mode == "upsert" else 0,
             "gone": n - kept if mode == "replace" else 0,

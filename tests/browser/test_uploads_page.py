@@ -69,7 +69,7 @@ def test_upload_check_preview_and_commit_in_chinese(w, upload_server, tmp_path):
         assert conn.scalar(sa.text("SELECT count(*) FROM caragana_plots")) == 0
     w.page.click("#commit")
     w.page.wait_for_selector("#written")
-    assert w.page.inner_text("#state") == "已导入" and "inserted 4" in w.page.inner_text("#written")
+    assert w.page.inner_text("#state") == "已导入" and "新增 4" in w.page.inner_text("#written")
     assert w.page.locator("#commit").count() == 0
     with engine_for(url.render_as_string(hide_password=False)).connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM caragana_plots")) == 4
@@ -116,12 +116,12 @@ def test_refused_file_is_explained(w, upload_server, tmp_path):
 DAY = {
     "zh": {"q": "", "h1": "上传调查数据", "refused": "文件被拒绝", "file_note": "浏览器无法保留",
            "stake": "替换将删除图层现有的全部 3 个要素", "gone": "其中 3 个不在本文件中",
-           "committed": "已导入", "not_committed": "未导入", "nav": "上传"},
+           "committed": "已导入", "not_committed": "未导入", "nav": "上传", "deleted": "删除 3"},
     "en": {"q": "?lang=en", "h1": "Upload a survey file", "refused": "The file is refused",
            "file_note": "cannot keep a chosen file",
            "stake": "the replace deletes all 3 features of the layer",
            "gone": "3 of them are not in the file", "committed": "committed",
-           "not_committed": "Not committed", "nav": "Upload"},
+           "not_committed": "Not committed", "nav": "Upload", "deleted": "deleted 3"},
 }
 
 
@@ -207,7 +207,8 @@ def test_surveyors_day(w, upload_server, tmp_path, lang):
     w.page.wait_for_selector("#written")
     _shot(w, lang, "4_committed")
     assert w.page.get_attribute("#state", "data-state") == "committed"
-    assert words["committed"] in w.page.inner_text("#state") and "deleted 3" in w.page.inner_text("#written")
+    assert words["committed"] in w.page.inner_text("#state")
+    assert words["deleted"] in w.page.inner_text("#written")
     assert _codes(url) == ["NT-0000", "NT-0001"]
     # 5. the recent uploads list shows it
     row = w.page.locator(f'#recent tr[data-id="{upload_id}"]')
@@ -276,7 +277,7 @@ def test_skip_refused_problem_list_and_templates_from_the_page(w, upload_server,
     _shot(w, "zh", "skip_refused_checked")
     w.page.click("#commit")
     w.page.wait_for_selector("#written")
-    assert "inserted 2" in w.page.inner_text("#written") and "2" in w.page.inner_text("#left-out")
+    assert "新增 2" in w.page.inner_text("#written") and "2" in w.page.inner_text("#left-out")
     assert _codes(url) == ["OLD-0", "OLD-1", "OLD-2", "SK-0", "SK-2"]
     _shot(w, "zh", "skip_refused_committed")
     assert w.outside == [] and w.errors == []

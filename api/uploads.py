@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from api.audit import who
@@ -21,7 +21,9 @@ from gis.errors import InputError
 from layers import uploads as service
 from layers.errors import BadRequestError, LandecoError
 from layers.importer import ImportOptions
-from layers.registry import LAYERS
+from layers.problem_sheet import problem_sheet
+from layers.registry import LAYERS, get_layer
+from layers.templates import TEMPLATE_FORMATS, write_template
 from layers.upload_errors import UploadRefusedError
 from layers.values import parse_json
 
@@ -56,17 +58,34 @@ def _options(layer: str, options: str | None, **fields: str | None) -> ImportOpt
     if not isinstance(extra, dict):
         raise UploadRefusedError(InputError("invalid_option", "options must be a JSON object"))
     merged = {**{k: v for k, v in fields.items() if v}, **extra}
-    unknown = set(merged) - {"mode", "crs", "encoding", "dataset", "columns"}
+    unknown = set(merged) - {"mode", "crs", "encoding", "dataset", "columns", "skip_refused"}
     if unknown:
         raise UploadRefusedError(InputError("invalid_option",
                                             f"unknown options: {', '.join(sorted(unknown))}"))
+    if "skip_refused" in merged:
+        merged["skip_refused"] = _flag(merged["skip_refused"])
     return ImportOptions(layer=layer, **merged)
+
+
+_TRUE = ("true", "1", "on", "yes")
+_FALSE = ("false", "0", "off", "no", "")
+
+
+def _flag(value: object) -> bool:
+    """``skip_refused`` as JSON (true/false) or a form field (``on``, ``true``, ``1`` …)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in (*_TRUE, *_FALSE):
+        return value.strip().lower() in _TRUE
+    raise UploadRefusedError(InputError("invalid_option", "skip_refused must be true or false",
+                                        option="skip_refused"))
 
 
 def _links(request: Request, upload_id: str) -> dict[str, str]:
     base = str(request.base_url).rstrip("/")
     return {"self": f"{base}/uploads/{upload_id}", "commit": f"{base}/uploads/{upload_id}/commit",
-            "preview": f"{base}/uploads/{upload_id}/preview", "map": f"{base}/uploads?id={upload_id}"}
+            "preview": f"{base}/uploads/{upload_id}/preview", "map": f"{base}/uploads?id={upload_id}",
+            "problems": f"{base}/uploads/{upload_id}/problems.xlsx"}
 
 
 def _public(request: Request, state: dict[str, Any]) -> dict[str, Any]:
@@ -80,21 +99,36 @@ def _create(request: Request, file: UploadFile, layer: str, options: ImportOptio
                                  options=options, who=who(request))
 
 
-def _commit(request: Request, upload_id: str) -> dict[str, Any]:
+def _commit(request: Request, upload_id: str, confirm: bool = False) -> dict[str, Any]:
     return service.commit_upload(engine=_engine(request), settings=request.app.state.settings,
-                                 upload_id=upload_id, who=who(request))
+                                 upload_id=upload_id, who=who(request), confirm=confirm)
 
 
 @router.post("/uploads", status_code=201, summary="Upload a file and get its report")
 def post_upload(request: Request, file: Annotated[UploadFile, File()], layer: Annotated[str, Form()],
                 options: Annotated[str | None, Form()] = None, mode: Annotated[str | None, Form()] = None,
                 crs: Annotated[str | None, Form()] = None, encoding: Annotated[str | None, Form()] = None,
-                dataset: Annotated[str | None, Form()] = None) -> JSONResponse:
+                dataset: Annotated[str | None, Form()] = None,
+                skip_refused: Annotated[str | None, Form(
+                    description="true: write the good features, leave the refused out (reported)")] = None,
+                ) -> JSONResponse:
     """Check ``file`` for ``layer``: the report (counts, encoding, CRS, mapping, problems, preview)."""
     state = _create(request, file, layer, _options(layer, options, mode=mode, crs=crs, encoding=encoding,
-                                                   dataset=dataset))
+                                                   dataset=dataset, skip_refused=skip_refused))
     body = _public(request, state)
     return JSONResponse(body, status_code=201, headers={"Location": body["links"]["self"]})
+
+
+@router.get("/uploads/templates/{layer_id}.{fmt}", include_in_schema=False)
+def get_template(layer_id: str, fmt: str, lang: LangDep = "zh") -> Response:
+    """An empty file of ``layer_id`` for the field team: ``shp`` (zip), ``gpkg`` or ``xlsx``."""
+    layer = get_layer(layer_id)
+    if fmt not in TEMPLATE_FORMATS:
+        raise BadRequestError(f"no template format {fmt!r}: {', '.join(TEMPLATE_FORMATS)}")
+    suffix, media = TEMPLATE_FORMATS[fmt]
+    name = f"{layer.id}-template{suffix}"
+    return Response(write_template(layer, fmt, lang), media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/uploads/new", include_in_schema=False)
@@ -117,21 +151,44 @@ def get_preview(request: Request, upload_id: str) -> Response:
     return Response(path.read_bytes(), media_type="application/geo+json")
 
 
+@router.get("/uploads/{upload_id}/problems.xlsx", include_in_schema=False)
+def get_problem_sheet(request: Request, upload_id: str, lang: LangDep = "zh") -> Response:
+    """The upload's problems as XLSX for the field team (formula starts made text)."""
+    state = service.get_upload(engine=_engine(request), upload_id=upload_id)
+    return Response(problem_sheet(state, lang), media_type=TEMPLATE_FORMATS["xlsx"][1],
+                    headers={"Content-Disposition": f'attachment; filename="problems-{upload_id}.xlsx"'})
+
+
 @router.post("/uploads/{upload_id}/commit", summary="Write a checked upload, all or nothing")
-def post_commit(request: Request, upload_id: str) -> dict[str, Any]:
+def post_commit(request: Request, upload_id: str, confirm: Annotated[bool, Query(
+        description="true: a replace may delete the layer's features (else 409 `confirmation_required`)")]
+        = False) -> dict[str, Any]:
     """Commit: every feature is written in one transaction, or none is (else 409 ``upload_busy``)."""
-    return _public(request, _commit(request, upload_id))
+    return _public(request, _commit(request, upload_id, confirm))
 
 
 # -- the page ---------------------------------------------------------------------------
 
 
 def _page(request: Request, lang: str, upload_id: str | None, error: dict | None = None,
-          status_code: int = 200) -> Response:
+          status_code: int = 200, chosen: dict[str, Any] | None = None) -> Response:
+    """The page: the form, the upload's report, the templates and the recent uploads.
+
+    The form shows ``chosen`` (the values of a refused form), else the upload's options.
+    """
     state = service.get_upload(engine=_engine(request), upload_id=upload_id) if upload_id else None
     layers = [(layer.id, layer.title(lang)) for layer in LAYERS.values()]
+    if chosen is None and state is not None:
+        opts = state["options"] or {}
+        cols = ", ".join(f"{k}={v}" for k, v in (opts.get("columns") or {}).items())
+        chosen = {**opts, "layer": state["layer"], "columns": cols}
+    by_id = {layer.id: layer for layer in LAYERS.values()}
+    size = by_id[state["layer"]].size if state and state["layer"] in by_id else None
     return render(request, "uploads/page.html", lang, status_code=status_code, upload=state, layers=layers,
-                  error=error, links=_links(request, upload_id) if upload_id else None)
+                  error=error, links=_links(request, upload_id) if upload_id else None,
+                  chosen=chosen or {}, recent=service.recent_uploads(engine=_engine(request)),
+                  formats=list(TEMPLATE_FORMATS), size=size,
+                  titles={layer.id: layer.title(lang) for layer in LAYERS.values()})
 
 
 @router.get("/uploads", include_in_schema=False)
@@ -145,25 +202,33 @@ def uploads_form(request: Request, file: Annotated[UploadFile, File()], layer: A
                  mode: Annotated[str, Form()] = "insert", crs: Annotated[str | None, Form()] = None,
                  encoding: Annotated[str | None, Form()] = None,
                  dataset: Annotated[str | None, Form()] = None, columns: Annotated[str | None, Form()] = None,
+                 skip_refused: Annotated[str | None, Form()] = None,
                  lang: LangDep = "zh", _: CsrfForm = None) -> Response:
-    """The page's form: check, then show the report (or the reason the file is refused)."""
+    """The page's form: check, then show the report.
+
+    A refused file is explained on the page, with the choices kept.
+    """
     try:
         chosen = _columns(columns)
         opts = _options(layer, json.dumps({"columns": chosen}) if chosen else None, mode=mode, crs=crs,
-                        encoding=encoding, dataset=dataset)
+                        encoding=encoding, dataset=dataset, skip_refused=skip_refused)
         state = _create(request, file, layer, opts)
     except LandecoError as exc:
+        kept = {"layer": layer, "mode": mode, "crs": crs, "encoding": encoding, "dataset": dataset,
+                "columns": columns, "skip_refused": (skip_refused or "").lower() in _TRUE,
+                "file": file.filename}
         return _page(request, lang, None, error={"code": exc.code, "detail": str(exc), **exc.extra()},
-                     status_code=exc.status)
+                     status_code=exc.status, chosen=kept)
     suffix = "&lang=en" if lang == "en" else ""
     return RedirectResponse(f"{request.base_url}uploads?id={state['id']}{suffix}", status_code=303)
 
 
 @router.post("/uploads/{upload_id}/commit/form", include_in_schema=False)
-def commit_form(request: Request, upload_id: str, _: CsrfForm, lang: LangDep = "zh") -> Response:
-    """The page's commit button."""
+def commit_form(request: Request, upload_id: str, _: CsrfForm, lang: LangDep = "zh",
+                confirm: Annotated[str | None, Form()] = None) -> Response:
+    """The page's commit button (a replace's needs its confirmation box ticked)."""
     try:
-        _commit(request, upload_id)
+        _commit(request, upload_id, confirm=(confirm or "").lower() in _TRUE)
     except LandecoError as exc:
         return _page(request, lang, upload_id, error={"code": exc.code, "detail": str(exc)},
                      status_code=exc.status)

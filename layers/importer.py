@@ -43,8 +43,8 @@ from layers.store.load import copy_features
 from layers.store.schema import AUDIT_MAX_FEATURE_IDS
 from layers.upload_errors import UploadRefusedError
 
-__all__ = ["BANNER_BOX", "MODES", "ImportOptions", "Problem", "Report", "import_in_transaction",
-           "map_columns", "run_import"]
+__all__ = ["AT_STAKE_LISTED", "BANNER_BOX", "MODES", "ImportOptions", "Problem", "Report",
+           "import_in_transaction", "map_columns", "report_extras", "run_import"]
 
 MODES = ("insert", "upsert", "replace")
 #: 鄂托克前旗 in lon/lat: the region features must fall in while no villages are loaded.
@@ -71,6 +71,8 @@ class ImportOptions:
     dataset: str | None = None
     #: column of the file → field of the layer (or ``extra``), where the automatic match is wrong
     columns: dict[str, str] | None = None
+    #: write the good features and leave the refused ones out (they stay in the report)
+    skip_refused: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -131,6 +133,17 @@ class Report:
     committed: bool = False
     #: ids of the features written, the first :data:`WRITTEN_IDS_LISTED` (for the audit trail)
     written_ids: list[int] = field(default_factory=list, repr=False)
+    #: the good features are written and the refused ones left out (``ImportOptions.skip_refused``)
+    skip_refused: bool = False
+    #: errors of the whole file (no feature index): even ``skip_refused`` cannot commit past them
+    file_errors: int = 0
+    #: what a replace or upsert will delete or overwrite in the layer (:func:`at_stake`)
+    at_stake: dict[str, Any] | None = None
+    #: feature index → its code, for the features with problems (the error list names them)
+    feature_codes: dict[int, str] = field(default_factory=dict, repr=False)
+    #: index of each feature of :attr:`preview`, and refused features drawn on the preview map
+    preview_indexes: list[int] = field(default_factory=list, repr=False)
+    preview_refused: list[dict] = field(default_factory=list, repr=False)
 
     @property
     def errors(self) -> int:
@@ -140,11 +153,15 @@ class Report:
     @property
     def ok(self) -> bool:
         """Whether the upload can be committed."""
+        if self.skip_refused:
+            return self.file_errors == 0 and self.features - self.refused > 0
         return self.errors == 0 and self.features > 0
 
     def add(self, problem: Problem) -> None:
         """Count a problem; keep the first :data:`MAX_LISTED` for the report."""
         self.problem_counts[(problem.code, problem.severity)] += 1
+        if problem.severity == "error" and (problem.index is None or problem.index < 0):
+            self.file_errors += 1
         if len(self.problems) < MAX_LISTED:
             self.problems.append(problem)
 
@@ -323,7 +340,7 @@ def run_import(conn: Connection, path: Path, workdir: Path, options: ImportOptio
     is rolled back anyway when anything is wrong; a check or a dry run goes through a
     staging table.
     """
-    direct = write and options.mode in ("insert", "replace")
+    direct = write and options.mode in ("insert", "replace") and not options.skip_refused
     if direct:
         savepoint = conn.begin_nested()
         try:
@@ -340,7 +357,8 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
          progress: Callable[[str, float], None] | None, batch_size: int, file_name: str | None,
          direct: bool = True) -> Report:
     layer = get_layer(options.layer)
-    report = Report(layer=layer.id, mode=options.mode, file=file_name or path.name)
+    report = Report(layer=layer.id, mode=options.mode, file=file_name or path.name,
+                    skip_refused=options.skip_refused)
     step = _Progress(progress)
     try:
         upload = open_upload(path, workdir, dataset=options.dataset, encoding=options.encoding,
@@ -396,6 +414,8 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
     conn.execute(sa.text(f"ANALYZE {target.layer.table}"))
     if not (direct and report.errors):  # a direct write stopped copying at the first error
         _database_checks(conn, report, layer, target, options.mode)
+    if not target.direct:
+        _after_checks(conn, report, layer, target, options)
     step("checking", 1.0)
     if write and report.ok:
         step("writing", 0.0)
@@ -518,6 +538,7 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
     _identity(conn, report, layer, target, rows, bad, batch.start, mode)
     report.refused += int(bad.sum())
     keep = np.flatnonzero(~bad)
+    shown = len(report.preview)
     target.flush()
     if len(keep) and not (target.direct and report.errors):  # a direct write with errors is void
         target.pending = pool.submit(copy_features, conn, target.layer, [rows[i] for i in keep], geoms[keep])
@@ -528,6 +549,7 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
                 report.preview.append({"type": "Feature", "properties": props,
                                        "geometry": json.loads(shapely.to_geojson(
                                            shapely.set_precision(geoms[i], 1e-7)))})
+    _note_features(report, batch.start, bad, keep[:len(report.preview) - shown], rows, geoms)
 
 
 def _identity(conn: Connection, report: Report, layer: Layer, target: _Target, rows: list[dict[str, Any]],
@@ -642,3 +664,96 @@ def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[st
     else:
         written["inserted"] = conn.execute(sa.text(f"INSERT INTO {layer.table} ({cols}) {select}")).rowcount
     return written
+
+
+# -- what a replace or upsert destroys, refused features left out, the preview's problems ----------
+
+#: Existing features a check lists by code (all are counted).
+AT_STAKE_LISTED = 200
+#: Problems found in the database, on features that were staged (left out one by one).
+_STAGED_PROBLEMS = ("rule_broken", "overlap", "overlap_existing")
+
+
+def at_stake(conn: Connection, layer: Layer, staging: str, mode: str) -> dict[str, Any] | None:
+    """What writing the staged features (table ``staging``) deletes or overwrites in the layer.
+
+    A replace deletes every feature of the layer (``gone``: those whose code the file does
+    not bring back); an upsert overwrites the features whose code the file has. The first
+    :data:`AT_STAKE_LISTED` are listed (the gone ones first) with their size, so staff see
+    what they destroy before they confirm.
+    """
+    if mode not in ("replace", "upsert"):
+        return None
+    size = layer.size
+    size_sql = size.sql if size else "NULL"
+    # a join, not ``code IN (SELECT …)``: past work_mem that subplan is no longer hashed and
+    # scans the staging table once per feature of the layer
+    join = ("LEFT JOIN" if mode == "replace" else "JOIN") + f" {staging} s ON s.code = t.code"
+    n, total, kept = conn.execute(sa.text(
+        f"SELECT count(*), sum({size_sql}), count(s.code) FROM {layer.table} t {join}")).one()
+    rows = conn.execute(sa.text(
+        f"SELECT t.id, t.code, {size_sql}, s.code IS NOT NULL FROM {layer.table} t {join} "
+        f"ORDER BY s.code IS NOT NULL, t.code LIMIT :n"), {"n": AT_STAKE_LISTED}).all()
+    return {"mode": mode, "deleted": n if mode == "replace" else 0,
+            "overwritten": n if mode == "upsert" else 0,
+            "gone": n - kept if mode == "replace" else 0,
+            "size_total": None if total is None else round(float(total), 4),
+            "size_unit": size.unit if size else None, "size_field": size.name if size else None,
+            "features": [{"id": r[0], "code": r[1], "size": None if r[2] is None else round(float(r[2]), 4),
+                          "in_file": bool(r[3])} for r in rows]}
+
+
+def _after_checks(conn: Connection, report: Report, layer: Layer, target: _Target,
+                  options: ImportOptions) -> None:
+    """After the database checks of a staged import: name the features with problems.
+
+    Also leaves the refused ones out when asked, and says what the write will destroy.
+    """
+    wanted = {p.index for p in report.problems
+              if p.index is not None and p.index >= 0 and p.index not in report.feature_codes}
+    if wanted:
+        for code, index in target.codes.items():
+            if index in wanted:
+                report.feature_codes[index] = code
+    if options.skip_refused:
+        listed = [p for p in report.problems if p.code in _STAGED_PROBLEMS and p.severity == "error"]
+        counted = sum(n for (c, s), n in report.problem_counts.items()
+                      if c in _STAGED_PROBLEMS and s == "error")
+        if counted != len(listed) or counted >= MAX_LISTED:
+            report.add(Problem(None, "too_many_to_skip", f"{counted:,} features break a rule or overlap: too "
+                               "many to leave out one by one; correct the file"))
+        else:
+            codes = sorted({report.feature_codes[p.index] for p in listed if p.index in report.feature_codes})
+            if codes:
+                conn.execute(sa.text(f"DELETE FROM {target.layer.table} WHERE code = ANY(:codes)"),
+                             {"codes": codes})
+    report.at_stake = at_stake(conn, layer, target.layer.table, options.mode)
+
+
+def _note_features(report: Report, start: int, bad: np.ndarray, shown: np.ndarray, rows: list[dict[str, Any]],
+                   geoms: np.ndarray) -> None:
+    """Remember the index of each feature previewed, and the code and shape of refused ones."""
+    report.preview_indexes.extend(int(start + i) for i in shown)
+    for i in np.flatnonzero(bad):
+        index = start + int(i)
+        code = rows[i].get("code")
+        if code is not None and len(report.feature_codes) < MAX_LISTED:
+            report.feature_codes[index] = str(code)
+        geom = geoms[i]
+        if len(report.preview_refused) >= PREVIEW_FEATURES or geom is None or shapely.is_empty(geom):
+            continue
+        try:
+            geometry = json.loads(shapely.to_geojson(shapely.set_precision(geom, 1e-7)))
+        except Exception:  # a shape too broken to draw is listed, not drawn
+            continue
+        report.preview_refused.append({"type": "Feature", "geometry": geometry, "properties": {
+            "landeco_index": index, "code": None if code is None else str(code)}})
+
+
+def report_extras(report: Report) -> dict[str, Any]:
+    """What uploads show beyond :meth:`Report.as_dict`.
+
+    The skip option, what is at stake, and the codes of the features with problems.
+    """
+    return {"skip_refused": report.skip_refused, "at_stake": report.at_stake,
+            "feature_codes": {str(k): v for k, v in sorted(report.feature_codes.items())}}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from gis.errors import InputError
 from layers.errors import LandecoError, NotFoundError
 
-__all__ = ["UploadCommitError", "UploadNotFoundError", "UploadQuotaError", "UploadRefusedError"]
+__all__ = ["ConfirmationRequiredError", "UploadCommitError", "UploadNotFoundError", "UploadQuotaError",
+           "UploadRefusedError"]
 
 #: HTTP status by InputError code; every other code is 422 (the file's content is wrong).
 _STATUS = {"too_large": 413, "unsupported_format": 415, "crs_invalid": 400, "unknown_encoding": 400,
@@ -67,4 +68,20 @@ class UploadQuotaError(LandecoError):
 
     def extra(self) -> dict[str, object]:
         """The quota, what is used, and what the upload needs."""
+        return dict(self.members)
+
+
+class ConfirmationRequiredError(LandecoError):
+    """A replace would delete features of the layer and nobody confirmed it (``confirm=true``, ``--yes``)."""
+
+    code = "confirmation_required"
+    status = 409
+    title = "Confirmation required"
+
+    def __init__(self, detail: str, *, layer: str, deleted: int) -> None:
+        super().__init__(detail)
+        self.members = {"layer": layer, "deleted": deleted}
+
+    def extra(self) -> dict[str, object]:
+        """The layer and how many of its features the replace would delete."""
         return dict(self.members)

@@ -31,14 +31,20 @@ from gis.errors import InputError
 from layers import audit
 from layers.audit import Who
 from layers.errors import LandecoError
-from layers.importer import ImportOptions, Report, import_in_transaction
-from layers.registry import LAYERS
+from layers.importer import ImportOptions, Report, import_in_transaction, report_extras
+from layers.registry import LAYERS, get_layer
 from layers.settings import Settings
 from layers.store.schema import UPLOAD_STATES
-from layers.upload_errors import UploadCommitError, UploadNotFoundError, UploadQuotaError, UploadRefusedError
+from layers.upload_errors import (
+    ConfirmationRequiredError,
+    UploadCommitError,
+    UploadNotFoundError,
+    UploadQuotaError,
+    UploadRefusedError,
+)
 
 __all__ = ["PruneResult", "commit_upload", "create_upload", "get_upload", "preview_file", "private_folder",
-           "prune_uploads", "record_write", "upload_counts", "uploads_root"]
+           "prune_uploads", "recent_uploads", "record_write", "upload_counts", "uploads_root"]
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _CHUNK = 1 << 20
@@ -186,8 +192,8 @@ def create_upload(*, engine: sa.Engine, settings: Settings, file: BinaryIO, file
         report = import_in_transaction(engine, stored, folder / f"check-{uuid.uuid4().hex}", options,
                                        write=False, limits=_limits(settings), file_name=name,
                                        statement_timeout_ms=settings.import_timeout_ms)
-        body = report.as_dict()
-        preview = json.dumps(body.pop("preview"), ensure_ascii=False).encode()
+        body = _body(report)
+        preview = json.dumps(_preview(report, body.pop("preview")), ensure_ascii=False).encode()
         with _private_file(folder / "preview.geojson") as out:
             out.write(preview)
         size += len(preview)
@@ -196,7 +202,8 @@ def create_upload(*, engine: sa.Engine, settings: Settings, file: BinaryIO, file
                "report": json.dumps(body, ensure_ascii=False, default=str)}
         entry = {"layer": layer, "upload_id": upload_id, "counts": body["counts"],
                  "detail": {"file": name, "mode": options.mode, "bytes": size,
-                            "can_commit": body["can_commit"]}}
+                            "can_commit": body["can_commit"], "skip_refused": options.skip_refused,
+                            **_stake_counts(body)}}
         if not _insert(engine, settings, row, who, entry):
             prune_uploads(engine=engine, settings=settings, who=who)  # expired uploads make room first
             if not _insert(engine, settings, row, who, entry):
@@ -205,6 +212,48 @@ def create_upload(*, engine: sa.Engine, settings: Settings, file: BinaryIO, file
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return get_upload(engine=engine, upload_id=upload_id)
+
+
+def _body(report: Report, preview: bool = True) -> dict[str, Any]:
+    """The report as stored: :meth:`Report.as_dict` and what uploads add (at stake, codes)."""
+    return {**report.as_dict(preview=preview), **report_extras(report)}
+
+
+def _stake_counts(body: dict[str, Any]) -> dict[str, int]:
+    stake = body.get("at_stake") or {}
+    return {k: stake[k] for k in ("deleted", "overwritten") if stake.get(k)}
+
+
+def _preview(report: Report, collection: dict[str, Any]) -> dict[str, Any]:
+    """The preview map's features: the importable ones, then refused ones.
+
+    Each carries its index and whether it has a problem (``landeco_problem``), so the map
+    can highlight it.
+    """
+    troubled = {p.index for p in report.problems if p.severity == "error" and p.index is not None}
+    features = collection["features"]
+    for feature, index in zip(features, report.preview_indexes, strict=False):
+        feature["properties"] = {**feature["properties"], "landeco_index": index,
+                                 "landeco_problem": index in troubled}
+    for feature in report.preview_refused:
+        feature["properties"]["landeco_problem"] = True
+    return {"type": "FeatureCollection", "features": [*features, *report.preview_refused]}
+
+
+def recent_uploads(*, engine: sa.Engine, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest uploads, newest first, with their state and counts (for the upload page)."""
+    with engine.begin() as conn:
+        rows = conn.execute(sa.text(
+            f"SELECT {_COLUMNS}, committed_at, {_SHOWN} AS shown FROM uploads ORDER BY created_at DESC "
+            "LIMIT :n"), {"n": limit}).all()
+    out = []
+    for row in rows:
+        up = _public(row)
+        report = up.pop("report")
+        up.update(created_at=row.created_at, committed_at=row.committed_at, counts=report.get("counts", {}),
+                  written=report.get("written", {}), mode=(row.options or {}).get("mode", "insert"))
+        out.append(up)
+    return out
 
 
 def _used(conn: Connection) -> int:
@@ -252,8 +301,12 @@ def _already() -> UploadCommitError:
 
 
 def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
-                  who: Who | None = None) -> dict[str, Any]:
+                  who: Who | None = None, confirm: bool = False) -> dict[str, Any]:
     """Write a checked upload in one transaction; the row says how far it got.
+
+    A replace that would delete features of the layer needs ``confirm`` (else
+    :class:`ConfirmationRequiredError`, 409 ``confirmation_required``): counted under the
+    upload's lock, in the commit's transaction, so what is confirmed is what is there.
 
     Its audit entry (``upload.commit``, or ``upload.replace`` with the deleted count) is
     written in that transaction, so there is no commit without its record nor the reverse.
@@ -284,6 +337,12 @@ def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
                 if state == "committed":
                     raise _already()
                 raise UploadCommitError("the upload is being committed", code="upload_busy")
+            if options.mode == "replace" and not confirm:
+                existing = conn.scalar(sa.text(f"SELECT count(*) FROM {get_layer(options.layer).table}"))
+                if existing:
+                    raise ConfirmationRequiredError(
+                        f"replacing the layer deletes its {existing:,} features: confirm the replace",
+                        layer=options.layer, deleted=existing)
             # the lock is ours: a row still 'committing' belongs to a committer that died
             row = side.execute(sa.text(
                 "UPDATE uploads SET state = 'committing', stage = 'reading', percentage = 0, error = NULL, "
@@ -310,12 +369,14 @@ def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
                 set_state(stage=stage, percentage=round(low + (high - low) * fraction, 1))
 
         def before_commit(conn: Connection, report: Report) -> None:
+            if report.at_stake is None:  # a direct write does not count again: keep what the check said
+                report.at_stake = current["report"].get("at_stake")
             conn.execute(sa.text(
                 "UPDATE uploads SET state = 'committed', stage = NULL, percentage = 100, "
                 "report = CAST(:report AS jsonb), committed_at = now(), updated_at = now() "
                 "WHERE id = :id AND attempt = :attempt"),
                 {"id": upload_id, "attempt": attempt,
-                 "report": json.dumps(report.as_dict(preview=False), ensure_ascii=False, default=str)})
+                 "report": json.dumps(_body(report, preview=False), ensure_ascii=False, default=str)})
             record_write(conn, who, report, upload_id=upload_id)
 
         # the options and name are read before the lock only to open the file; the claim rechecks all
@@ -337,7 +398,7 @@ def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
                 set_state(state="failed", stage=None, error={"code": "internal_error"})
             raise
         if not report.committed:
-            body = report.as_dict(preview=False)
+            body = _body(report, preview=False)
             set_state(state="checked", stage=None, percentage=100, report=body)
             raise UploadCommitError("the layer changed since the check and the upload now has errors",
                                     code="upload_has_errors", problems=body["problems"][:100])
@@ -432,4 +493,6 @@ def record_write(conn: Connection, who: Who | None, report: Report, *, upload_id
     return audit.record_as(conn, who, action, layer=report.layer, upload_id=upload_id,
                            counts={**{"inserted": 0, "updated": 0, "deleted": 0}, **report.written},
                            feature_ids=report.written_ids,
-                           detail={"file": report.file, "mode": report.mode, "features": report.features})
+                           detail={"file": report.file, "mode": report.mode, "features": report.features,
+                                   **({"skip_refused": True, "left_out": report.refused}
+                                      if report.skip_refused else {})})

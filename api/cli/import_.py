@@ -92,6 +92,8 @@ def register(app: typer.Typer) -> None:
         column: Annotated[list[str] | None, typer.Option(
             "--column", help="COLUMN=field (or COLUMN=extra) where the automatic match is wrong")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="confirm a replace that deletes features")]
+        = False,
     ) -> None:
         """Check FILE against LAYER and write it in one transaction (or nothing)."""
         from layers.importer import ImportOptions
@@ -101,6 +103,11 @@ def register(app: typer.Typer) -> None:
             columns = dict(c.split("=", 1) for c in column or [] if "=" in c)
             options = ImportOptions(layer=layer, mode=mode, crs=crs, encoding=encoding, dataset=dataset,
                                     columns=columns)
+            from api.cli.uploads import confirm_replace
+
+            if not confirm_replace(layer, mode, yes=yes, dry_run=dry_run):
+                typer.echo("nothing written")
+                raise typer.Exit(1)
             report = import_file(file, options, dry_run=dry_run, show_progress=not as_json)
         except LandecoError as exc:
             body = {"code": exc.code, "detail": str(exc), **exc.extra()}

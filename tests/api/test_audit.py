@@ -121,7 +121,8 @@ def test_replace_records_what_it_deleted(client, engine, person, tmp_path):
     first = upload(client, make.caragana_zip(tmp_path / "a", 5), person)
     client.post(f"/uploads/{first['id']}/commit", headers={"X-Test-User": person})
     second = upload(client, make.caragana_zip(tmp_path / "b", 3), person, mode="replace")
-    assert client.post(f"/uploads/{second['id']}/commit", headers={"X-Test-User": person}).status_code == 200
+    assert client.post(f"/uploads/{second['id']}/commit", params={"confirm": "true"},
+                       headers={"X-Test-User": person}).status_code == 200
     replace = entries(engine, actor=person)[-1]
     assert replace["action"] == "upload.replace" and replace["upload_id"] == second["id"]
     assert replace["counts"] == {"inserted": 3, "updated": 0, "deleted": 5}

@@ -89,6 +89,11 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/uploads/{upload_id}/commit"): "surveyor",
     ("POST", "/uploads/{upload_id}/commit/form"): "surveyor",
     ("GET", "/audit"): "admin",
+    # history (api/history.py): reading the past is reading; putting it back is a surveyor's
+    ("GET", "/collections/{collection_id}/items/{feature_id}/versions"): _READ,
+    ("GET", "/collections/{collection_id}/items/{feature_id}/versions/{version}"): _READ,
+    ("POST", "/collections/{collection_id}/items/{feature_id}/versions/{version}/restore"): "surveyor",
+    ("POST", "/uploads/{upload_id}/undo"): "surveyor",
 }
 
 #: Routes of landeco's own forms: their CSRF token is a form field, checked by the route.

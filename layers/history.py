@@ -375,7 +375,8 @@ def undo_upload(engine: sa.Engine, upload_id: str, who: Who | None, *, force: bo
     Refused (:class:`UndoConflictError`, 409) when a later change touched one of its
     features and is still in effect (the feature is no longer as the upload left it: a later
     change that was itself undone does not count), unless ``force``; then the features go
-    back to before the upload, later changes included. Recorded as ``upload.undo`` (and, by the history, change by change).
+    back to before the upload, later changes included. Recorded as ``upload.undo`` (and, by
+    the history, change by change).
     """
     edit_id = f"undo:{upload_id}"
     try:
@@ -410,7 +411,8 @@ def undo_upload(engine: sa.Engine, upload_id: str, who: Who | None, *, force: bo
                 f"SELECT n.feature_id FROM (SELECT DISTINCT ON (h.feature_id) h.* FROM {hist} h "
                 "JOIN undo_changes u USING (feature_id) WHERE h.history_id > :last "
                 f"ORDER BY h.feature_id, h.history_id) n LEFT JOIN {layer.table} t ON t.id = n.feature_id "
-                f"WHERE CASE WHEN n.operation = 'insert' THEN t.id IS NOT NULL ELSE t.id IS NULL OR NOT ({same}) "
+                "WHERE CASE WHEN n.operation = 'insert' THEN t.id IS NOT NULL "
+                f"ELSE t.id IS NULL OR NOT ({same}) "
                 "END ORDER BY 1"), {"last": last}))
             if later and not force:
                 raise UndoConflictError(

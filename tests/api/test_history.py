@@ -39,7 +39,8 @@ def client(hist_url: URL, tmp_path: Path, engine):
 
 def commit(client, path: Path, **options) -> str:
     with open(path, "rb") as fh:
-        r = client.post("/uploads", files={"file": (path.name, fh)}, data={"layer": "caragana_plots", **options})
+        r = client.post("/uploads", files={"file": (path.name, fh)},
+                        data={"layer": "caragana_plots", **options})
     assert r.status_code == 201, r.text
     upload_id = r.json()["id"]
     c = client.post(f"/uploads/{upload_id}/commit")
@@ -82,12 +83,13 @@ def test_commit_edit_in_sql_versions_diff_restore(client, engine, tmp_path):
     before = plots(engine)
     fid = before["NT-0001"][0]
     # a psql-style change: plain SQL on a connection without landeco's settings
-    plain_sql(engine, "UPDATE caragana_plots SET seedlings = 7, geom = ST_Multi(ST_Translate(geom, 0.0001, 0)) "
-                      f"WHERE id = {fid}")
+    plain_sql(engine, "UPDATE caragana_plots SET seedlings = 7, "
+                      f"geom = ST_Multi(ST_Translate(geom, 0.0001, 0)) WHERE id = {fid}")
     with engine.connect() as conn:
         db_user = conn.scalar(sa.text("SELECT session_user"))
-        row = conn.execute(sa.text("SELECT operation, changed_by, db_user, seedlings FROM caragana_plots_history "
-                                   "WHERE feature_id = :f AND operation = 'update'"), {"f": fid}).one()
+        row = conn.execute(sa.text(
+            "SELECT operation, changed_by, db_user, seedlings FROM caragana_plots_history "
+            "WHERE feature_id = :f AND operation = 'update'"), {"f": fid}).one()
     assert row == ("update", None, db_user, before["NT-0001"][2])  # the version it ended, by the role
 
     r = client.get(f"/collections/caragana_plots/items/{fid}/versions")
@@ -104,7 +106,8 @@ def test_commit_edit_in_sql_versions_diff_restore(client, engine, tmp_path):
     assert abs(changes["area_mu_change"]) < 0.01  # moved, not resized
 
     old = client.get(f"/collections/caragana_plots/items/{fid}/versions/1").json()
-    assert old["properties"]["seedlings"] == before["NT-0001"][2] and old["geometry"]["type"] == "MultiPolygon"
+    assert old["properties"]["seedlings"] == before["NT-0001"][2]
+    assert old["geometry"]["type"] == "MultiPolygon"
     assert client.get(f"/collections/caragana_plots/items/{fid}/versions/3").status_code == 404
 
     back = client.post(f"/collections/caragana_plots/items/{fid}/versions/1/restore")
@@ -114,8 +117,8 @@ def test_commit_edit_in_sql_versions_diff_restore(client, engine, tmp_path):
     assert len(after) == 3 and after[-1]["operation"] == "restore" and after[-1]["by"] == "test-surveyor"
     assert after[-1]["changes"]["moved_m"] > 8  # moved back
     with engine.connect() as conn:
-        entry = conn.execute(sa.text("SELECT actor, layer, feature_ids FROM audit WHERE action = 'feature.restore'")
-                             ).one()
+        entry = conn.execute(sa.text(
+            "SELECT actor, layer, feature_ids FROM audit WHERE action = 'feature.restore'")).one()
     assert entry == ("test-surveyor", "caragana_plots", [fid])
 
 

@@ -10,7 +10,7 @@ import typer
 from psycopg.errors import UndefinedTable
 from sqlalchemy.exc import ProgrammingError
 
-from api.cli import import_, maps, query, uploads, users
+from api.cli import backup, history, import_, maps, query, uploads, users
 from layers.errors import LandecoError
 from layers.settings import Settings
 from layers.store.cluster import Cluster
@@ -219,7 +219,7 @@ def serve(
                 workers=workers, log_level="info", access_log=False)
 
 
-for _area in (import_, query, maps, uploads, users):
+for _area in (import_, query, maps, uploads, users, history, backup):
     _area.register(app)
 
 

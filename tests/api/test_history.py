@@ -223,3 +223,32 @@ def test_asof_must_be_a_time_with_its_offset(client, value):
     r = client.get("/collections/caragana_plots/items", params={"asof": value})
     assert r.status_code == 400 and r.json()["code"] == "invalid_parameter", r.text
     assert client.get("/collections/caragana_plots/items/1", params={"asof": value}).status_code == 400
+
+
+def test_the_commands_list_versions_restore_and_undo(client, engine, hist_url, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    monkeypatch.setenv("LANDECO_DATABASE_URL", hist_url.render_as_string(hide_password=False))
+    commit(client, make.caragana_zip(tmp_path, 2))
+    before = plots(engine)
+    fid = before["NT-0000"][0]
+    plain_sql(engine, f"UPDATE caragana_plots SET seedlings = 3 WHERE id = {fid}")
+    shown = CliRunner().invoke(app, ["history", "caragana_plots", str(fid)])
+    assert shown.exit_code == 0, shown.output
+    assert "v1" in shown.output and "v2" in shown.output and "seedlings" in shown.output
+    assert CliRunner().invoke(app, ["history", "caragana_plots", str(fid), "--restore", "1"]).exit_code == 0
+    assert plots(engine) == before
+    upload_id = commit(client, upsert_zip(tmp_path, 2, 77, "u2"), mode="upsert")
+    plain_sql(engine, f"UPDATE caragana_plots SET seedlings = 4 WHERE id = {fid}")
+    refused = CliRunner().invoke(app, ["undo", upload_id])
+    assert refused.exit_code == 1 and "undo_conflict" in refused.output and str(fid) in refused.output
+    done = CliRunner().invoke(app, ["undo", upload_id, "--force"])
+    assert done.exit_code == 0, done.output
+    assert plots(engine) == before
+    with engine.connect() as conn:
+        actor = conn.scalar(sa.text("SELECT actor FROM audit WHERE action = 'upload.undo'"))
+    assert actor  # the OS user
+    missing = CliRunner().invoke(app, ["history", "caragana_plots", "999999"])
+    assert missing.exit_code == 1 and "version_not_found" in missing.output

@@ -155,18 +155,23 @@ def upsert_zip(tmp_path: Path, n: int, seedlings: int, name: str) -> Path:
 def test_undo_an_upsert_puts_back_the_layer(client, engine, tmp_path):
     commit(client, make.caragana_zip(tmp_path, 3))
     before = plots(engine)
+    page_then = client.get("/collections/caragana_plots/items").json()["features"]
+    fid = before["NT-0000"][0]
+    one_then = client.get(f"/collections/caragana_plots/items/{fid}").json()
     asof = moment()
     upload_id = commit(client, upsert_zip(tmp_path, 4, 99, "u2"), mode="upsert")  # 3 updated, 1 new
     changed = plots(engine)
     assert len(changed) == 4 and {v[2] for v in changed.values()} == {99}
 
-    # the past as it was: items and one feature equal the state before the upsert
+    # the past as it was: items and one feature answer what they answered before the upsert
     page = client.get("/collections/caragana_plots/items", params={"asof": asof}).json()
-    assert {f["properties"]["code"]: (f["id"], f["properties"]["seedlings"]) for f in page["features"]} == \
-        {code: (v[0], v[2]) for code, v in before.items()}
-    fid = before["NT-0000"][0]
+    assert page["features"] == page_then and page["numberMatched"] == 3
     one = client.get(f"/collections/caragana_plots/items/{fid}", params={"asof": asof}).json()
-    assert one["properties"]["seedlings"] == before["NT-0000"][2]
+    assert {k: one[k] for k in ("id", "geometry", "properties")} == \
+        {k: one_then[k] for k in ("id", "geometry", "properties")}
+    bbox = client.get("/collections/caragana_plots/items",
+                      params={"asof": asof, "filter": "seedlings > 500", "bbox": "100,30,120,45"}).json()
+    assert len(bbox["features"]) == 3  # filters apply to the past (now every plot has 99)
     assert client.get(f"/collections/caragana_plots/items/{changed['NT-0003'][0]}",
                       params={"asof": asof}).status_code == 404  # not there yet
     now = client.get("/collections/caragana_plots/items", params={"asof": moment()}).json()

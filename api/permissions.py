@@ -89,9 +89,10 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/uploads/{upload_id}/commit"): "surveyor",
     ("POST", "/uploads/{upload_id}/commit/form"): "surveyor",
     ("GET", "/audit"): "admin",
-    # history (api/history.py): reading the past is reading; putting it back is a surveyor's
-    ("GET", "/collections/{collection_id}/items/{feature_id}/versions"): _READ,
-    ("GET", "/collections/{collection_id}/items/{feature_id}/versions/{version}"): _READ,
+    # history (api/history.py): versions name who changed what, so an account reads them;
+    # putting things back is a surveyor's
+    ("GET", "/collections/{collection_id}/items/{feature_id}/versions"): "viewer",
+    ("GET", "/collections/{collection_id}/items/{feature_id}/versions/{version}"): "viewer",
     ("POST", "/collections/{collection_id}/items/{feature_id}/versions/{version}/restore"): "surveyor",
     ("POST", "/uploads/{upload_id}/undo"): "surveyor",
 }

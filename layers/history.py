@@ -391,19 +391,19 @@ def undo_upload(engine: sa.Engine, upload_id: str, who: Who | None, *, force: bo
             conn.execute(sa.text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
             hist = history_table(layer)
             cols = _writable(layer)
-            # the upload's first change of each feature: an insert, or the version before it
+            # the upload's first change of each feature: an insert, or the version before it (the
+            # commit's changes are those of its transaction, which wrote its audit entry too)
             conn.execute(sa.text(
                 f"CREATE TEMP TABLE undo_changes ON COMMIT DROP AS SELECT DISTINCT ON (feature_id) "
                 f"history_id, feature_id, operation, {', '.join(cols)} FROM {hist} "
-                "WHERE (xact = :x AND changed_at = :at) OR upload_id = :u ORDER BY feature_id, history_id"),
-                {"x": up.xact, "at": up.at, "u": upload_id})
+                "WHERE xact = :x AND changed_at = :at ORDER BY feature_id, history_id"),
+                {"x": up.xact, "at": up.at})
             conn.execute(sa.text("ALTER TABLE undo_changes ADD PRIMARY KEY (feature_id)"))
             total = conn.scalar(sa.text("SELECT count(*) FROM undo_changes"))
             if not total:
                 raise UndoRefusedError(f"upload {upload_id} changed no feature the history knows of")
-            last = conn.scalar(sa.text(f"SELECT max(history_id) FROM {hist} WHERE (xact = :x AND "
-                                       "changed_at = :at) OR upload_id = :u"),
-                               {"x": up.xact, "at": up.at, "u": upload_id})
+            last = conn.scalar(sa.text(f"SELECT max(history_id) FROM {hist} WHERE xact = :x AND "
+                                       "changed_at = :at"), {"x": up.xact, "at": up.at})
             # a later change counts while it is in effect: the feature is not as the upload left it
             # (the first change after the upload holds what the upload left: a version, or nothing)
             same = " AND ".join(f"n.{c} IS NOT DISTINCT FROM t.{c}" for c in cols if c != "created_at")

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.audit import who
-from api.deps import CollectionDep, get_engine
+from api.deps import CollectionDep, get_engine, get_settings
 from layers import history
 from layers.history import FeatureVersionNotFoundError
 from layers.model import Layer
@@ -102,4 +102,5 @@ def undo(request: Request, upload_id: Annotated[str, Path(description="the uploa
 
     Refused (409 ``undo_conflict``) when later changes touched them, unless ``force=true``.
     """
-    return history.undo_upload(get_engine(request), upload_id, who(request), force=force)
+    return history.undo_upload(get_engine(request), upload_id, who(request), force=force,
+                               statement_timeout_ms=get_settings(request).import_timeout_ms)

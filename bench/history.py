@@ -14,7 +14,8 @@ DO UPDATE``, layers/importer.py ``_write``):
 once with the history triggers enabled and once disabled (``ALTER TABLE … DISABLE TRIGGER``
 on the four ``*_history_*`` triggers only; ``updated_at`` and the rules stay), alternating,
 with ``VACUUM ANALYZE`` and an emptied history before each timing. The table shows medians and
-the ratio with/without; the target is at most 1.25.
+the ratio with/without; the target is at most 1.25. Last, the all-updated upsert is written
+as an upload's commit (with its audit entry) and undone (:func:`layers.history.undo_upload`).
 """
 
 from __future__ import annotations
@@ -90,6 +91,25 @@ def _timed(engine: sa.Engine, history: bool) -> tuple[float, int]:
     return took, kept
 
 
+def _undo(engine: sa.Engine, n: int) -> float:
+    """Seconds to undo the all-updated upsert (written as an upload's commit, with its audit entry)."""
+    from layers.history import undo_upload
+
+    _prepare(engine, False, n)
+    upload_id = f"bench{time.time_ns()}"
+    with engine.begin() as conn:
+        _triggers(conn, True)
+    with engine.begin() as conn:
+        conn.execute(sa.text(_upsert_sql()))
+        conn.execute(sa.text("INSERT INTO audit (action, layer, upload_id) VALUES ('upload.commit', :l, :u)"),
+                     {"l": TABLE, "u": upload_id})
+    start = time.perf_counter()
+    done = undo_upload(engine, upload_id, None)
+    took = time.perf_counter() - start
+    assert done["restored"] == n, done
+    return took
+
+
 def main(argv: list[str]) -> None:
     """Print the table."""
     repeat = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("--repeat=")), 3)
@@ -111,6 +131,7 @@ def main(argv: list[str]) -> None:
                 took, rows = _timed(engine, history)
                 results.setdefault((case, history), []).append(took)
                 kept[(case, history)] = rows
+    undo_s = _undo(engine, n)
     with engine.begin() as conn:
         _triggers(conn, True)  # left as landeco has it
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — {n:,} features, median of {repeat} "
@@ -125,6 +146,9 @@ def main(argv: list[str]) -> None:
         rounds = " ".join(f"{x:.2f}" for x in on) + "; " + " ".join(f"{x:.2f}" for x in off)
         print(f"| {case} | {statistics.median(on):.2f} | {statistics.median(off):.2f} | {ratio:.2f} | "
               f"{kept[(case, True)]:,} | {rounds} |")
+    print()
+    print(f"Undoing the all-updated upsert (`landeco undo`, one transaction, every feature restored): "
+          f"{undo_s:.2f} s")
 
 
 if __name__ == "__main__":

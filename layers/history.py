@@ -369,18 +369,22 @@ def upload_changes(conn: Connection, upload_id: str) -> UploadChanges:
     return UploadChanges(upload_id, get_layer(row.layer), row.xact, row.at, row.action)
 
 
-def undo_upload(engine: sa.Engine, upload_id: str, who: Who | None, *, force: bool = False) -> dict[str, Any]:
+def undo_upload(engine: sa.Engine, upload_id: str, who: Who | None, *, force: bool = False,
+                statement_timeout_ms: int | None = None) -> dict[str, Any]:
     """Undo a committed upload in one transaction: its inserts removed, its updates and deletes restored.
 
     Refused (:class:`UndoConflictError`, 409) when a later change touched one of its
     features and is still in effect (the feature is no longer as the upload left it: a later
     change that was itself undone does not count), unless ``force``; then the features go
     back to before the upload, later changes included. Recorded as ``upload.undo`` (and, by
-    the history, change by change).
+    the history, change by change). ``statement_timeout_ms`` replaces the engine's limit (0:
+    none), as for the commit it undoes.
     """
     edit_id = f"undo:{upload_id}"
     try:
         with engine.begin() as conn:
+            if statement_timeout_ms is not None:
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
             up = upload_changes(conn, upload_id)
             layer = up.layer
             if conn.scalar(sa.text("SELECT 1 FROM audit WHERE upload_id = :u AND action = 'upload.undo'"),

@@ -40,6 +40,7 @@ from layers.features import (
     parse_sortby,
     property_columns,
 )
+from layers.history import parse_asof
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.store.database import fetch_pipelined
@@ -92,7 +93,7 @@ CONFORMANCE = [
 MAX_OFFSET = 2**31 - 1
 
 _ITEMS_PARAMS = {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "filter",
-                 "filter-lang", "filter-crs", "sortby", "properties", "skipGeometry"}
+                 "filter-lang", "filter-crs", "sortby", "properties", "skipGeometry", "asof"}
 
 
 class UnknownParameterError(BadRequestError):
@@ -298,6 +299,7 @@ def _items_query(request: Request, layer: Layer, limit: int, offset: int) -> Ite
         sortby=parse_sortby(qp.get("sortby"), layer),
         properties=parse_properties(qp.get("properties"), layer),
         skip_geometry=_flag(qp.get("skipGeometry"), "skipGeometry"),
+        asof=parse_asof(qp.get("asof")),
     )
     if "id" in q.equals:
         q.equals.pop("id")
@@ -346,6 +348,9 @@ def _param(name: str, description: str, schema: dict | None = None, style: dict 
             "schema": schema or {"type": "string"}, **(style or {})}
 
 
+_ASOF = ("the layer as it was at this RFC 3339 time, e.g. 2026-11-30T08:00:00+08:00 (its history); "
+         "datetime still compares the features' own dates")
+
 #: The items parameters, documented here and parsed by hand: FastAPI's per-parameter
 #: validation was a third of the time landeco spent on a request outside the database.
 _ITEMS_OPENAPI = [
@@ -370,6 +375,7 @@ _ITEMS_OPENAPI = [
     _param("sortby", "properties to sort by, + ascending (default) or - descending: -area_mu,code"),
     _param("properties", "only these properties, comma-separated (empty: none)"),
     _param("skipGeometry", "true: features without geometry", {"type": "boolean", "default": False}),
+    _param("asof", _ASOF, {"type": "string", "format": "date-time"}),
 ]
 
 
@@ -465,20 +471,22 @@ def item(
     crs: Annotated[str | None, Query(description="CRS of the answer (as for items)")] = None,
     properties: Annotated[str | None, Query(description="only these properties")] = None,
     skip_geometry: Annotated[bool | None, Query(alias="skipGeometry")] = None,
+    asof: Annotated[str | None, Query(description=_ASOF)] = None,
 ) -> Response:
-    """One feature by id, with links to its collection."""
+    """One feature by id, with links to its collection (as it was at ``asof`` when given)."""
     layer = get_layer(collection_id)
-    _check_params(request, {"f", "lang", "crs", "properties", "skipGeometry"})
+    _check_params(request, {"f", "lang", "crs", "properties", "skipGeometry", "asof"})
     try:
         fid = int(feature_id)
     except ValueError:
         raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id!r}") from None
     q = ItemsQuery(layer=layer, crs=parse_crs(crs), properties=parse_properties(properties, layer),
-                   skip_geometry=bool(skip_geometry))
+                   skip_geometry=bool(skip_geometry), asof=parse_asof(asof))
     sql, params = feature_sql(q, fid)
     found = _run(request, sql, params) if -2**63 <= fid < 2**63 else []
     if not found:
-        raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id!r}")
+        when = f" at {asof}" if asof else ""
+        raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id!r}{when}")
     text = found[0][0]
     html = wants_html(request, f)
     etag = _etag(str(request.url.include_query_params(f="html" if html else "json")), text)
@@ -489,7 +497,9 @@ def item(
     base = f"{_base(request)}/collections/{layer.id}"
     links = [{"rel": "self", "type": GEOJSON, "href": f"{base}/items/{fid}?f=json"},
              {"rel": "alternate", "type": "text/html", "href": f"{base}/items/{fid}?f=html"},
-             {"rel": "collection", "type": "application/json", "href": base}]
+             {"rel": "collection", "type": "application/json", "href": base},
+             {"rel": "version-history", "type": "application/json", "title": "versions of this feature",
+              "href": f"{base}/items/{fid}/versions"}]
     if html:
         q.limit = 1
         return _items_page(request, layer, q, [json.loads(text)], 1, links, lang, headers)

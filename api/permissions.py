@@ -97,6 +97,12 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/jobs/{job_id}"): _READ,
     ("POST", "/jobs/{job_id}/cancel"): _READ,
     ("GET", "/jobs/{job_id}/result"): _READ,
+    # history (api/history.py): versions name who changed what, so an account reads them;
+    # putting things back is a surveyor's
+    ("GET", "/collections/{collection_id}/items/{feature_id}/versions"): "viewer",
+    ("GET", "/collections/{collection_id}/items/{feature_id}/versions/{version}"): "viewer",
+    ("POST", "/collections/{collection_id}/items/{feature_id}/versions/{version}/restore"): "surveyor",
+    ("POST", "/uploads/{upload_id}/undo"): "surveyor",
 }
 
 #: Routes of landeco's own forms: their CSRF token is a form field, checked by the route.

@@ -36,6 +36,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "upload.prune": ("清理过期上传", "upload pruned"),
     "upload.undo": ("撤销导入", "upload undone"),
     "feature.edit": ("编辑要素", "feature edited"),
+    "feature.restore": ("恢复要素版本", "feature restored to a version"),
     "user.add": ("添加用户", "user added"),
     "user.disable": ("停用用户", "user disabled"),
     "user.enable": ("启用用户", "user enabled"),

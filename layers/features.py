@@ -24,6 +24,7 @@ from layers.columns import (
     parse_sort,
 )
 from layers.errors import BadRequestError
+from layers.history import asof_sql
 from layers.model import Field, Layer, Measure
 from layers.values import InvalidParameterError, check_bounds, finite_float, iso_date, utc_date
 
@@ -48,6 +49,7 @@ __all__ = [
     "parse_properties",
     "parse_sortby",
     "property_columns",
+    "source_sql",
     "where_sql",
 ]
 
@@ -235,6 +237,15 @@ class ItemsQuery:
     sortby: list[tuple[str, bool]] = field(default_factory=list)
     properties: list[str] | None = None
     skip_geometry: bool = False
+    #: the layer as it was at this time (layers.history), not as it is
+    asof: datetime | None = None
+
+
+def source_sql(q: ItemsQuery) -> str:
+    """What the statements read as ``t``: the layer's table, or the layer as it was at ``asof``."""
+    if q.asof is None:
+        return q.layer.table
+    return asof_sql(q.layer, "%(asof)s")
 
 
 class TemporalNotSupportedError(BadRequestError):
@@ -310,7 +321,7 @@ def _bbox_sql(q: ItemsQuery, params: dict[str, Any]) -> list[str]:
 
 def where_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
     """The WHERE clause (with its leading keyword, or empty) and its parameters."""
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {} if q.asof is None else {"asof": q.asof}
     clauses = _bbox_sql(q, params) + _temporal_sql(q, params) + _equals_sql(q, params)
     if q.filter_sql:
         clauses.append(f"({q.filter_sql})")
@@ -340,7 +351,7 @@ def items_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
     """The statement returning one GeoJSON feature text per row for the page asked for."""
     where, params = where_sql(q)
     params.update(limit=q.limit, offset=q.offset)
-    sql = (f"SELECT {_feature_expr(q)} AS f FROM {q.layer.table} t{where}{_order_sql(q)}"
+    sql = (f"SELECT {_feature_expr(q)} AS f FROM {source_sql(q)} t{where}{_order_sql(q)}"
            " LIMIT %(limit)s OFFSET %(offset)s")
     return sql, params
 
@@ -348,7 +359,7 @@ def items_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
 def count_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
     """How many features match (``numberMatched``)."""
     where, params = where_sql(q)
-    return f"SELECT count(*) FROM {q.layer.table} t{where}", params
+    return f"SELECT count(*) FROM {source_sql(q)} t{where}", params
 
 
 def page_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
@@ -369,5 +380,5 @@ def page_sql(q: ItemsQuery) -> tuple[str, dict[str, Any]]:
 
 def feature_sql(q: ItemsQuery, feature_id: int) -> tuple[str, dict[str, Any]]:
     """The statement returning one feature's GeoJSON text."""
-    return (f"SELECT {_feature_expr(q)} FROM {q.layer.table} t WHERE t.id = %(fid)s",
-            {"fid": feature_id})
+    params: dict[str, Any] = {"fid": feature_id} if q.asof is None else {"fid": feature_id, "asof": q.asof}
+    return f"SELECT {_feature_expr(q)} FROM {source_sql(q)} t WHERE t.id = %(fid)s", params

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
-from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB, TSTZRANGE
 
 from layers.model import AREA_M2_SQL, LENGTH_M_SQL, M2_PER_MU, Field, Layer
 from layers.registry import LAYERS
@@ -168,6 +168,8 @@ audit_table = sa.Table(
     sa.Column("counts", JSONB),
     sa.Column("feature_ids", ARRAY(sa.BigInteger)),
     sa.Column("detail", JSONB),
+    #: the transaction that wrote the entry (with ``at``, it ties the layers' history to it)
+    sa.Column("xact", sa.BigInteger, server_default=sa.text("txid_current()")),
     sa.CheckConstraint("action ~ '^[a-z_]+\\.[a-z_]+$'", name="action_format"),
     sa.CheckConstraint(f"cardinality(feature_ids) <= {AUDIT_MAX_FEATURE_IDS}", name="feature_ids_bounded"),
     sa.Index("ix_audit_at", "at"),
@@ -294,3 +296,61 @@ layer_cell_codes_table = sa.Table(
     sa.Column("value", sa.Text, primary_key=True),
     sa.Column("n", sa.Integer, nullable=False),
 )
+
+
+# -- history of the layers (layers/history.py) ----------------------------------------------
+
+__all__ += ["HISTORY_OPERATIONS", "HISTORY_SUFFIX", "build_history_table", "history_table_for"]
+
+#: ``<layer table>_history`` holds every layer table's past.
+HISTORY_SUFFIX = "_history"
+#: What a history row records: ``insert`` has no previous version (its columns are NULL).
+HISTORY_OPERATIONS = ("insert", "update", "delete")
+
+
+def build_history_table(layer: Layer, meta: sa.MetaData = metadata) -> sa.Table:
+    """``<table>_history``: the layer's columns without their rules, and who changed what, when.
+
+    One row per change of one feature, written by the database's triggers (migration 0006):
+    the version the change ended (its columns and ``valid``, the time range it was current)
+    for updates and deletes; inserts only say who and when. ``changed_by`` is the person
+    landeco acted for (``landeco.who`` in the transaction) or NULL, ``db_user`` the database
+    role, ``xact`` the transaction, which ties a change to its audit entry.
+    """
+    name = layer.table + HISTORY_SUFFIX
+    cols = [
+        sa.Column("history_id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("feature_id", sa.BigInteger, nullable=False),
+        sa.Column("operation", sa.Text, nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("valid", TSTZRANGE),
+        sa.Column("changed_by", sa.Text),
+        sa.Column("db_user", sa.Text, nullable=False, server_default=sa.text("session_user")),
+        sa.Column("upload_id", sa.Text),
+        sa.Column("edit_id", sa.Text),
+        sa.Column("xact", sa.BigInteger, nullable=False, server_default=sa.text("txid_current()")),
+    ]
+    for f in layer.all_fields:
+        cols.append(sa.Column(f.name, sa.Text if f.name in ("code", "village_code") else _TYPES[f.type]))
+    cols += [
+        sa.Column("extra", JSONB),
+        sa.Column("created_at", sa.DateTime(timezone=True)),
+        sa.Column("updated_at", sa.DateTime(timezone=True)),
+        sa.Column("geom", Geometry(layer.geometry_type, srid=4326, dimension=2, spatial_index=False)),
+    ]
+    cols += [sa.Column(m.name, sa.Double) for m in layer.stored_measures]
+    ops = ", ".join(f"'{o}'" for o in HISTORY_OPERATIONS)
+    return sa.Table(
+        name, meta, *cols,
+        sa.CheckConstraint(f"operation IN ({ops})", name="operation_domain"),
+        sa.Index(f"ix_{name}_feature_id", "feature_id", "history_id"),
+        sa.Index(f"ix_{name}_changed_at", "changed_at"),
+    )
+
+
+_HISTORY = {layer_id: build_history_table(layer) for layer_id, layer in LAYERS.items()}
+
+
+def history_table_for(layer: Layer | str) -> sa.Table:
+    """The history table of a registry layer."""
+    return _HISTORY[layer if isinstance(layer, str) else layer.id]

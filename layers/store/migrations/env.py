@@ -2,7 +2,7 @@
 
 from alembic import context
 from geoalchemy2 import alembic_helpers
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 from layers.store.migrate import include_object
 from layers.store.schema import metadata
@@ -31,6 +31,9 @@ def _run(connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        # every layer table with a history table is followed, also layers added after 0006
+        if connection.scalar(text("SELECT to_regprocedure('landeco_history_follow_all()')")) is not None:
+            connection.execute(text("SELECT landeco_history_follow_all()"))
 
 
 run_migrations_online()

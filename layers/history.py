@@ -1,0 +1,448 @@
+"""The past of the layers: versions of a feature, the layers as they were, putting things back.
+
+The database records every change (migration 0006: a statement-level trigger on every
+layer table writes ``<table>_history``), whoever writes; this module reads that record
+and writes through the same tables, so a restore or an undo is itself recorded. Who acted
+comes from :func:`attribute` (transaction-local settings), else from the audit entry
+written in the same transaction (``audit.xact``), else it is the database role.
+
+For later users: an editor (OGC API Part 4) calls :func:`attribute` with an ``edit_id``
+before it writes and records its audit entry in the same transaction; a reader of the
+past (tiles, maps, ``POST /query``) selects ``FROM`` :func:`asof_sql` instead of the
+table (same columns, aliased as it likes) with the time bound to the placeholder.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from itertools import pairwise
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from layers import audit
+from layers.audit import Who
+from layers.errors import LandecoError, NotFoundError
+from layers.model import Layer
+from layers.registry import LAYERS, get_layer
+from layers.store.schema import HISTORY_SUFFIX
+from layers.values import InvalidParameterError
+
+__all__ = ["FeatureVersionNotFoundError", "RestoreConflictError", "UndoConflictError", "UndoRefusedError",
+           "UndoUnknownUploadError", "asof_sql", "attribute", "data_columns", "history_table", "parse_asof",
+           "restore_feature", "undo_upload", "upload_changes", "version", "versions"]
+
+#: A metric CRS for distances between versions: CGCS2000 / 3-degree Gauss-Kruger CM 108E,
+#: the township's own zone.
+METRIC_SRID = 4545
+#: Feature ids an undo refusal lists (its count is complete).
+LISTED = 100
+
+
+class FeatureVersionNotFoundError(NotFoundError):
+    """The feature has no such version (or never existed in the layer)."""
+
+    code = "version_not_found"
+    title = "Version not found"
+
+
+class RestoreConflictError(LandecoError):
+    """The version cannot be written back: another feature took its code, or a rule refuses it."""
+
+    code = "restore_conflict"
+    status = 409
+    title = "Cannot restore"
+
+
+class UndoUnknownUploadError(NotFoundError):
+    """No upload of that id was ever committed."""
+
+    code = "undo_unknown_upload"
+    title = "Upload not found"
+
+
+class UndoRefusedError(LandecoError):
+    """The upload cannot be undone: not committed, already undone, or committed before history."""
+
+    code = "undo_refused"
+    status = 409
+    title = "Cannot undo"
+
+
+class UndoConflictError(LandecoError):
+    """Later changes touched features of the upload: undo them first, or force."""
+
+    code = "undo_conflict"
+    status = 409
+    title = "Later changes"
+
+    def __init__(self, message: str, feature_ids: list[int], count: int) -> None:
+        super().__init__(message)
+        self.feature_ids = feature_ids
+        self.count = count
+
+    def extra(self) -> dict[str, object]:
+        """The features changed since (the first :data:`LISTED`) and how many there are."""
+        return {"feature_ids": self.feature_ids, "count": self.count}
+
+
+# --- who acts ------------------------------------------------------------------------------
+
+def attribute(conn: Connection, who: Who | str | None, *, upload_id: str | None = None,
+              edit_id: str | None = None) -> None:
+    """Say who writes in ``conn``'s transaction: the history triggers record it with each change.
+
+    Transaction-local (``set_config(…, true)``): it ends with the transaction. Call it before
+    the writes.
+    """
+    actor = who.actor if isinstance(who, Who) else who
+    conn.execute(sa.text("SELECT set_config('landeco.who', :who, true), "
+                         "set_config('landeco.upload_id', :upload, true), "
+                         "set_config('landeco.edit_id', :edit, true)"),
+                 {"who": actor or "", "upload": upload_id or "", "edit": edit_id or ""})
+
+
+# --- columns ---------------------------------------------------------------------------------
+
+def history_table(layer: Layer) -> str:
+    """The name of ``layer``'s history table."""
+    return layer.table + HISTORY_SUFFIX
+
+
+def data_columns(layer: Layer) -> list[str]:
+    """The columns a feature's version carries (all but the id), as the table orders them."""
+    return [*(f.name for f in layer.all_fields), "extra", "created_at", "updated_at", "geom",
+            *(m.name for m in layer.stored_measures)]
+
+
+def _writable(layer: Layer) -> list[str]:
+    """The columns a restore writes back (sizes are the database's, ``updated_at`` its trigger's)."""
+    return [*(f.name for f in layer.all_fields), "extra", "created_at", "geom"]
+
+
+# --- the layers as they were -----------------------------------------------------------------
+
+def parse_asof(value: str | None, parameter: str = "asof") -> datetime | None:
+    """An RFC 3339 date-time with its offset (``2026-11-30T08:00:00+08:00``, ``…Z``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise InvalidParameterError(
+            parameter, f"{value!r} is not an RFC 3339 date-time (e.g. 2026-11-30T08:00:00+08:00)") from None
+    if moment.tzinfo is None or len(text) <= 10:
+        raise InvalidParameterError(parameter, f"{value!r} needs a time and its offset (Z or +08:00)")
+    if not 1970 <= moment.year <= 9000:
+        raise InvalidParameterError(parameter, f"{value!r} is outside the years 1970 to 9000")
+    return moment.astimezone(UTC)
+
+
+def asof_sql(layer: Layer, placeholder: str = "%(asof)s") -> str:
+    """A subquery (in parentheses) with the columns of ``layer``'s table, as it was at a time.
+
+    Rows current then: those written at or before it and not changed since, and the
+    versions the history says were current then. ``placeholder`` is where the time goes
+    (``%(asof)s`` for psycopg, ``:asof`` for SQLAlchemy text).
+    """
+    cols = ", ".join(data_columns(layer))
+    at = f"CAST({placeholder} AS timestamptz)"
+    return (f"(SELECT id, {cols} FROM {layer.table} WHERE updated_at <= {at} "
+            f"UNION ALL SELECT feature_id AS id, {cols} FROM {history_table(layer)} "
+            f"WHERE operation <> 'insert' AND changed_at > {at} AND lower(valid) <= {at})")
+
+
+# --- versions of a feature -------------------------------------------------------------------
+
+_EVENT = ("h.history_id, h.operation, h.changed_at, h.changed_by, h.db_user, "
+          "coalesce(h.upload_id, a.upload_id) AS upload_id, h.edit_id, a.actor AS audit_actor, "
+          "a.action AS audit_action")
+_AUDIT_JOIN = ("LEFT JOIN LATERAL (SELECT actor, action, CASE WHEN action IN ('upload.commit', "
+               "'upload.replace') THEN upload_id END AS upload_id FROM audit WHERE xact = h.xact "
+               "AND at = h.changed_at ORDER BY id LIMIT 1) a ON true")
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _who(event: dict[str, Any] | None) -> dict[str, Any]:
+    """Who made a version: the person landeco acted for, else the audit entry's, else the role.
+
+    ``operation`` is ``insert`` or ``update``, or ``restore`` or ``undo`` when landeco put
+    something back (their ``edit_id`` says so).
+    """
+    if event is None:  # written before history began
+        return dict.fromkeys(("by", "db_user", "at", "operation", "upload_id", "edit_id"))
+    edit = event["edit_id"] or ""
+    kind = edit.split(":", 1)[0] if ":" in edit else event["operation"]
+    return {"by": event["changed_by"] or event["audit_actor"] or event["db_user"],
+            "db_user": event["db_user"], "at": event["changed_at"], "operation": kind,
+            "upload_id": event["upload_id"], "edit_id": event["edit_id"] or None}
+
+
+def _rows(conn: Connection, layer: Layer, feature_id: int) -> tuple[list[dict], dict | None]:
+    """The feature's history events (oldest first) and its current row (None when deleted)."""
+    cols = ", ".join(f"h.{c}" for c in data_columns(layer) if c != "geom")
+    events = [dict(r) for r in conn.execute(sa.text(
+        f"SELECT {_EVENT}, lower(h.valid) AS valid_from, {cols}, h.geom::text AS geom_wkb, "
+        f"ST_AsGeoJSON(h.geom, 8) AS geometry FROM {history_table(layer)} h {_AUDIT_JOIN} "
+        "WHERE h.feature_id = :fid ORDER BY h.history_id"), {"fid": feature_id}).mappings()]
+    cur_cols = ", ".join(f"t.{c}" for c in data_columns(layer) if c != "geom")
+    current = conn.execute(sa.text(
+        f"SELECT {cur_cols}, t.geom::text AS geom_wkb, ST_AsGeoJSON(t.geom, 8) AS geometry "
+        f"FROM {layer.table} t WHERE t.id = :fid"), {"fid": feature_id}).mappings().first()
+    return events, (dict(current) if current else None)
+
+
+def _assemble(layer: Layer, events: list[dict], current: dict | None) -> list[dict[str, Any]]:
+    """Versions oldest first: what each held, when it was current, who made it."""
+    out: list[dict[str, Any]] = []
+    began: dict | None = None  # the event that made the version being followed
+    for e in events:
+        if e["operation"] in ("update", "delete"):
+            out.append({"row": e, "made": began, "valid_from": e["valid_from"] or e["changed_at"],
+                        "valid_to": e["changed_at"], "ended_by": e["operation"]})
+        began = None if e["operation"] == "delete" else e
+    if current is not None:
+        start = began["changed_at"] if began else current["updated_at"]
+        out.append({"row": current, "made": began, "valid_from": start, "valid_to": None, "ended_by": None})
+    return out
+
+
+def _fields(layer: Layer, row: dict) -> dict[str, Any]:
+    names = [f.name for f in layer.all_fields] + [m.name for m in layer.stored_measures]
+    return {n: _json(row.get(n)) for n in names} | {"extra": row.get("extra")}
+
+
+def _size(layer: Layer) -> str | None:
+    return "length_m" if layer.is_linear else ("area_mu" if layer.is_polygonal else None)
+
+
+def versions(conn: Connection, layer: Layer, feature_id: int) -> list[dict[str, Any]]:
+    """Every version of a feature, oldest first, each with what changed from the one before.
+
+    ``changes``: attributes that differ (``from``/``to``), the size's change (亩 for polygons,
+    metres for lines) and ``moved_m``, how far the boundary moved (Hausdorff distance in
+    EPSG:4545). Raises :class:`FeatureVersionNotFoundError` when the layer never had it.
+    """
+    events, current = _rows(conn, layer, feature_id)
+    assembled = _assemble(layer, events, current)
+    if not assembled:
+        raise FeatureVersionNotFoundError(f"{layer.id} has no feature {feature_id} now or in its history")
+    pairs = [(a["row"]["geom_wkb"], b["row"]["geom_wkb"]) for a, b in pairwise(assembled)]
+    moved: list[float | None] = []
+    if pairs:
+        moved = list(conn.scalars(sa.text(
+            f"SELECT ST_HausdorffDistance(ST_Transform(CAST(a AS geometry), {METRIC_SRID}), "
+            f"ST_Transform(CAST(b AS geometry), {METRIC_SRID})) FROM unnest(CAST(:a AS text[]), "
+            "CAST(:b AS text[])) WITH ORDINALITY AS u(a, b, n) ORDER BY n"),
+            {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]}))
+    size = _size(layer)
+    result = []
+    for i, v in enumerate(assembled):
+        props = _fields(layer, v["row"])
+        entry = {"version": i + 1, "current": v["valid_to"] is None,
+                 "valid_from": _json(v["valid_from"]), "valid_to": _json(v["valid_to"]),
+                 "ended_by": v["ended_by"], **{k: _json(x) for k, x in _who(v["made"]).items()}}
+        if i > 0:
+            before = _fields(layer, assembled[i - 1]["row"])
+            changed = {k: {"from": before[k], "to": props[k]} for k in props
+                       if before[k] != props[k] and k not in {m.name for m in layer.stored_measures}}
+            entry["changes"] = {"attributes": changed, "moved_m": round(moved[i - 1] or 0.0, 3)}
+            if size:
+                entry["changes"][f"{size}_change"] = round((props[size] or 0) - (before[size] or 0), 4)
+        if size:
+            entry[size] = props[size]
+        result.append(entry)
+    return result
+
+
+def version(conn: Connection, layer: Layer, feature_id: int, number: int) -> dict[str, Any]:
+    """Version ``number`` (1 is the oldest) of a feature, whole, as a GeoJSON Feature."""
+    events, current = _rows(conn, layer, feature_id)
+    assembled = _assemble(layer, events, current)
+    if not 1 <= number <= len(assembled):
+        raise FeatureVersionNotFoundError(
+            f"{layer.id} feature {feature_id} has {len(assembled)} version(s), not {number}")
+    v = assembled[number - 1]
+    return {"type": "Feature", "id": feature_id, "geometry": json.loads(v["row"]["geometry"]),
+            "properties": _fields(layer, v["row"]),
+            "version": {"version": number, "current": v["valid_to"] is None,
+                        "valid_from": _json(v["valid_from"]), "valid_to": _json(v["valid_to"]),
+                        **{k: _json(x) for k, x in _who(v["made"]).items()}}}
+
+
+# --- putting things back -------------------------------------------------------------------------
+
+@dataclass
+class Restored:
+    """What a restore wrote."""
+
+    layer: str
+    feature_id: int
+    version: int
+    recreated: bool
+    audit_id: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the API answers."""
+        return {"layer": self.layer, "feature_id": self.feature_id, "version": self.version,
+                "recreated": self.recreated, "audit_id": self.audit_id}
+
+
+def _integrity(exc: sa.exc.IntegrityError, what: str) -> str:
+    detail = str((getattr(exc.orig, "diag", None) and exc.orig.diag.message_detail) or exc.orig)
+    return f"{what}: {detail.strip()}"
+
+
+def restore_feature(engine: sa.Engine, layer: Layer, feature_id: int, number: int,
+                    who: Who | None) -> Restored:
+    """Write version ``number`` back as the feature's current one (re-created when deleted).
+
+    One transaction: the write (recorded by the history as a change like any other) and
+    its audit entry ``feature.restore``.
+    """
+    edit_id = f"restore:{uuid.uuid4().hex}"
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
+            events, current = _rows(conn, layer, feature_id)
+            assembled = _assemble(layer, events, current)
+            if not 1 <= number <= len(assembled):
+                raise FeatureVersionNotFoundError(
+                    f"{layer.id} feature {feature_id} has {len(assembled)} version(s), not {number}")
+            row = assembled[number - 1]["row"]
+            attribute(conn, who, edit_id=edit_id)
+            cols = _writable(layer)
+            values = {c: row[c] for c in cols if c != "geom"}
+            values["extra"] = json.dumps(values["extra"] or {}, ensure_ascii=False)
+            values |= {"geom": row["geom_wkb"], "fid": feature_id}
+            exprs = {c: f"CAST(:{c} AS jsonb)" if c == "extra" else
+                     ("CAST(:geom AS geometry)" if c == "geom" else f":{c}") for c in cols}
+            if current is not None:
+                sets = ", ".join(f"{c} = {exprs[c]}" for c in cols)
+                conn.execute(sa.text(f"UPDATE {layer.table} SET {sets} WHERE id = :fid"), values)
+            else:
+                conn.execute(sa.text(f"INSERT INTO {layer.table} (id, {', '.join(cols)}) "
+                                     f"VALUES (:fid, {', '.join(exprs[c] for c in cols)})"), values)
+            audit_id = audit.record_as(conn, who, "feature.restore", layer=layer.id, feature_ids=[feature_id],
+                                       counts={"restored": 1},
+                                       detail={"version": number, "recreated": current is None,
+                                               "edit_id": edit_id})
+    except sa.exc.IntegrityError as exc:
+        raise RestoreConflictError(_integrity(exc, f"version {number} of {layer.id} {feature_id} "
+                                              "cannot be written back")) from None
+    return Restored(layer.id, feature_id, number, current is None, audit_id)
+
+
+@dataclass
+class UploadChanges:
+    """Where an upload's commit is in the history."""
+
+    upload_id: str
+    layer: Layer
+    xact: int | None
+    at: datetime
+    action: str
+
+
+def upload_changes(conn: Connection, upload_id: str) -> UploadChanges:
+    """The commit of ``upload_id`` (its layer, transaction and time), from the audit trail."""
+    row = conn.execute(sa.text(
+        "SELECT layer, xact, at, action FROM audit WHERE upload_id = :u AND action IN "
+        "('upload.commit', 'upload.replace') ORDER BY id DESC LIMIT 1"), {"u": upload_id}).first()
+    if row is None:
+        state = conn.scalar(sa.text("SELECT state FROM uploads WHERE id = :u"), {"u": upload_id})
+        if state is None:
+            raise UndoUnknownUploadError(f"no upload {upload_id!r} was committed")
+        raise UndoRefusedError(f"upload {upload_id} is {state}, not committed: there is nothing to undo")
+    if row.layer not in LAYERS:
+        raise UndoRefusedError(f"upload {upload_id} wrote layer {row.layer!r}, which is no longer declared")
+    return UploadChanges(upload_id, get_layer(row.layer), row.xact, row.at, row.action)
+
+
+def undo_upload(engine: sa.Engine, upload_id: str, who: Who | None, *, force: bool = False,
+                statement_timeout_ms: int | None = None) -> dict[str, Any]:
+    """Undo a committed upload in one transaction: its inserts removed, its updates and deletes restored.
+
+    Refused (:class:`UndoConflictError`, 409) when a later change touched one of its
+    features and is still in effect (the feature is no longer as the upload left it: a later
+    change that was itself undone does not count), unless ``force``; then the features go
+    back to before the upload, later changes included. Recorded as ``upload.undo`` (and, by
+    the history, change by change). ``statement_timeout_ms`` replaces the engine's limit (0:
+    none), as for the commit it undoes.
+    """
+    edit_id = f"undo:{upload_id}"
+    try:
+        with engine.begin() as conn:
+            if statement_timeout_ms is not None:
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
+            up = upload_changes(conn, upload_id)
+            layer = up.layer
+            if conn.scalar(sa.text("SELECT 1 FROM audit WHERE upload_id = :u AND action = 'upload.undo'"),
+                           {"u": upload_id}):
+                raise UndoRefusedError(f"upload {upload_id} is undone already")
+            if up.xact is None:
+                raise UndoRefusedError(f"upload {upload_id} was committed before landeco kept history")
+            conn.execute(sa.text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
+            hist = history_table(layer)
+            cols = _writable(layer)
+            # the upload's first change of each feature: an insert, or the version before it (the
+            # commit's changes are those of its transaction, which wrote its audit entry too)
+            conn.execute(sa.text(
+                f"CREATE TEMP TABLE undo_changes ON COMMIT DROP AS SELECT DISTINCT ON (feature_id) "
+                f"history_id, feature_id, operation, {', '.join(cols)} FROM {hist} "
+                "WHERE xact = :x AND changed_at = :at ORDER BY feature_id, history_id"),
+                {"x": up.xact, "at": up.at})
+            conn.execute(sa.text("ALTER TABLE undo_changes ADD PRIMARY KEY (feature_id)"))
+            total = conn.scalar(sa.text("SELECT count(*) FROM undo_changes"))
+            if not total:
+                raise UndoRefusedError(f"upload {upload_id} changed no feature the history knows of")
+            last = conn.scalar(sa.text(f"SELECT max(history_id) FROM {hist} WHERE xact = :x AND "
+                                       "changed_at = :at"), {"x": up.xact, "at": up.at})
+            # a later change counts while it is in effect: the feature is not as the upload left it
+            # (the first change after the upload holds what the upload left: a version, or nothing)
+            same = " AND ".join(f"n.{c} IS NOT DISTINCT FROM t.{c}" for c in cols if c != "created_at")
+            later = list(conn.scalars(sa.text(
+                f"SELECT n.feature_id FROM (SELECT DISTINCT ON (h.feature_id) h.* FROM {hist} h "
+                "JOIN undo_changes u USING (feature_id) WHERE h.history_id > :last "
+                f"ORDER BY h.feature_id, h.history_id) n LEFT JOIN {layer.table} t ON t.id = n.feature_id "
+                "WHERE CASE WHEN n.operation = 'insert' THEN t.id IS NOT NULL "
+                f"ELSE t.id IS NULL OR NOT ({same}) "
+                "END ORDER BY 1"), {"last": last}))
+            if later and not force:
+                raise UndoConflictError(
+                    f"{len(later)} feature(s) of upload {upload_id} changed after it; undo those changes "
+                    "first, or force (?force=true, --force) to put them back to before the upload",
+                    later[:LISTED], len(later))
+            attribute(conn, who, edit_id=edit_id)
+            removed = conn.execute(sa.text(
+                f"DELETE FROM {layer.table} t USING undo_changes u WHERE t.id = u.feature_id "
+                "AND u.operation = 'insert'")).rowcount
+            sets = ", ".join(f"{c} = u.{c}" for c in cols)
+            restored = conn.execute(sa.text(
+                f"UPDATE {layer.table} t SET {sets} FROM undo_changes u WHERE t.id = u.feature_id "
+                "AND u.operation <> 'insert'")).rowcount
+            recreated = conn.execute(sa.text(
+                f"INSERT INTO {layer.table} (id, {', '.join(cols)}) SELECT feature_id, "
+                f"{', '.join(cols)} FROM undo_changes u WHERE u.operation <> 'insert' "
+                f"AND NOT EXISTS (SELECT 1 FROM {layer.table} t WHERE t.id = u.feature_id)")).rowcount
+            ids = list(conn.scalars(sa.text(f"SELECT feature_id FROM undo_changes ORDER BY 1 "
+                                            f"LIMIT {audit.MAX_FEATURE_IDS}")))
+            counts = {"removed": removed, "restored": restored, "recreated": recreated}
+            audit_id = audit.record_as(conn, who, "upload.undo", layer=layer.id, upload_id=upload_id,
+                                       counts=counts, feature_ids=ids,
+                                       detail={"forced": bool(force and later), "later_changes": len(later),
+                                               "edit_id": edit_id})
+    except sa.exc.IntegrityError as exc:
+        raise UndoConflictError(_integrity(exc, f"upload {upload_id} cannot be undone"), [], 0) from None
+    return {"upload_id": upload_id, "layer": layer.id, **counts, "forced": bool(force and later),
+            "later_changes": len(later), "audit_id": audit_id}

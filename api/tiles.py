@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from api.caching import not_modified, weak_etag
 from api.deps import get_engine, get_settings
 from layers.collections import extents
+from layers.history import parse_asof
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
 from layers.store.database import fetch_pipelined
@@ -75,8 +76,13 @@ def _fetch(request: Request, sql: str) -> bytes:
     return bytes(rows[0][0] or b"") if rows else b""
 
 
-def _cached(request: Request, layers: list[Layer], t: TileAddress, sql: str) -> Response:
-    """The tile from the shared cache when its layers have not changed since, else built."""
+def _cached(request: Request, layers: list[Layer], t: TileAddress, sql: str, past: bool = False) -> Response:
+    """The tile from the shared cache when its layers have not changed since, else built.
+
+    A tile of the past (``asof``) is built each time: the cache holds the present.
+    """
+    if past:
+        return _tile_response(request, _fetch(request, sql), False)
     data, hit = cached_tile(get_engine(request), layers, t, lambda: _fetch(request, sql))
     return _tile_response(request, data, hit)
 
@@ -96,13 +102,19 @@ def _tile_response(request: Request, data: bytes, hit: bool) -> Response:
     return Response(data, media_type=MVT, headers=headers)
 
 
+AsofDep = Annotated[str | None, Query(
+    description="the layers as they were at this RFC 3339 time (e.g. 2026-11-30T08:00:00+08:00)")]
+
+
 @router.get("/collections/{collection_id}/tiles/{tms}/{z}/{x}/{y}", summary="A vector tile of one layer",
             response_class=Response, responses=_TILE_RESPONSES)
-def collection_tile(request: Request, collection_id: LayerId, tms: Tms, z: Z, x: X, y: Y) -> Response:
+def collection_tile(request: Request, collection_id: LayerId, tms: Tms, z: Z, x: X, y: Y,
+                    asof: AsofDep = None) -> Response:
     """The layer's features in tile z/x/y, one MVT layer named after the collection."""
     layer = get_layer(collection_id)
     t = parse_tile(tms, z, x, y)
-    return _cached(request, [layer], t, tile_sql(layer, t.z, t.x, t.y))
+    past = parse_asof(asof)
+    return _cached(request, [layer], t, tile_sql(layer, t.z, t.x, t.y, asof=past), past is not None)
 
 
 def _collections(value: str | None) -> list[Layer]:
@@ -118,11 +130,12 @@ CollectionsDep = Annotated[str | None, Query(
 @router.get("/tiles/{tms}/{z}/{x}/{y}", summary="A vector tile of every layer",
             response_class=Response, responses=_TILE_RESPONSES)
 def dataset_tile(request: Request, tms: Tms, z: Z, x: X, y: Y,
-                 collections: CollectionsDep = None) -> Response:
+                 collections: CollectionsDep = None, asof: AsofDep = None) -> Response:
     """Every layer (or ``collections``) in tile z/x/y, one MVT layer per collection."""
     layers = _collections(collections)
     t = parse_tile(tms, z, x, y)
-    return _cached(request, layers, t, multi_tile_sql(layers, t.z, t.x, t.y))
+    past = parse_asof(asof)
+    return _cached(request, layers, t, multi_tile_sql(layers, t.z, t.x, t.y, asof=past), past is not None)
 
 
 def _vector_layer(layer: Layer) -> dict[str, Any]:

@@ -18,6 +18,7 @@ stays in the Features API.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from layers.errors import BadRequestError, NotFoundError
 from layers.model import Layer
@@ -149,10 +150,20 @@ def tile_columns(layer: Layer) -> dict[str, str]:
     return cols
 
 
-def _layer_select(layer: Layer, address: TileAddress, overviews: bool = True) -> str:
-    """``SELECT`` of one MVT layer (bytea, empty when nothing is in the tile)."""
+def _layer_select(layer: Layer, address: TileAddress, overviews: bool = True,
+                  asof: datetime | None = None) -> str:
+    """``SELECT`` of one MVT layer (bytea, empty when nothing is in the tile).
+
+    ``asof``: the layer as it was then (:func:`layers.history.asof_sql`), grouped afresh.
+    """
     z, x, y = address.z, address.x, address.y
     cols = tile_columns(layer)
+    source = layer.table
+    if asof is not None:
+        from layers.history import asof_sql
+
+        source = asof_sql(layer, f"'{asof.isoformat()}'")  # a datetime's own text: no user string
+        overviews = False
     env = f"ST_TileEnvelope({z}, {x}, {y})"
     box = f"ST_Transform(ST_TileEnvelope({z}, {x}, {y}, margin => {BUFFER / EXTENT}), 4326)"
     props = ", ".join(f"{expr} AS {name}" for name, expr in cols.items())
@@ -160,7 +171,7 @@ def _layer_select(layer: Layer, address: TileAddress, overviews: bool = True) ->
     # planner underrates the scan and picks a parallel sequential scan, 5x slower;
     # a feature id column of its own, so that ``id`` also stays among the properties
     parts = [f"SELECT t.id AS fid, ST_AsMVTGeom(ST_Transform(t.geom, 3857), {env}, {EXTENT}, {BUFFER}, true) "
-             f"AS geom, {props}, NULL::int AS parcels FROM {layer.table} t "
+             f"AS geom, {props}, NULL::int AS parcels FROM {source} t "
              f"WHERE ST_Intersects(t.geom, {box})"]
     where = f"t.geom && {box}"
     # small polygons merge into cells below the detail zoom; frames stay whole, lines stay lines
@@ -171,7 +182,7 @@ def _layer_select(layer: Layer, address: TileAddress, overviews: bool = True) ->
         if overviews and z <= BASE_ZOOM:  # regrouped from the cells the database keeps
             parts.append(overview_select(layer, z, x, y, env))
         else:
-            parts.append(_cells_select(layer, z, where, env))
+            parts.append(_cells_select(layer, z, where, env, source))
     return (f"SELECT ST_AsMVT(m, '{layer.id}', {EXTENT}, 'geom', 'fid') FROM ("
             f"{' UNION ALL '.join(parts)}) m")
 
@@ -185,7 +196,7 @@ def _cell_degrees(z: int) -> float:
     return 360.0 / 2 ** z / 256 * CELL_PX
 
 
-def _cells_select(layer: Layer, z: int, where: str, env: str) -> str:
+def _cells_select(layer: Layer, z: int, where: str, env: str, source: str) -> str:
     """Features smaller than a cell, one square per occupied cell of the tile's grid.
 
     The square's side is that of the cells' summed area (full when the cell is covered),
@@ -219,23 +230,25 @@ def _cells_select(layer: Layer, z: int, where: str, env: str) -> str:
             f"{', '.join(aggs)}, count(*)::int AS parcels FROM ("
             f"SELECT {raw}, {lat} AS lat, floor(({lon} + 180) / 360 * {n}) AS ix, "
             f"floor((1 - asinh(tan({lat})) / pi()) / 2 * {n}) AS iy FROM ("
-            f"SELECT {raw}, Box2D(t.geom) AS b FROM {layer.table} t WHERE {where} OFFSET 0) t "
+            f"SELECT {raw}, Box2D(t.geom) AS b FROM {source} t WHERE {where} OFFSET 0) t "
             f"WHERE {span} < {_cell_degrees(z)!r}) t GROUP BY t.ix, t.iy")
 
 
-def tile_sql(layer: Layer, z: int, x: int, y: int, *, overviews: bool = True) -> str:
+def tile_sql(layer: Layer, z: int, x: int, y: int, *, overviews: bool = True,
+             asof: datetime | None = None) -> str:
     """The statement building ``layer``'s tile ``z/x/y`` (one bytea row; may be empty).
 
     The address is checked and inlined as integer literals, so the statement stands
     alone (``pgbench`` runs it as it is) and the planner sees the envelope.
     """
     address = parse_tile(TILE_MATRIX_SET, z, x, y)
-    return _layer_select(layer, address, overviews)
+    return _layer_select(layer, address, overviews, asof)
 
 
-def multi_tile_sql(layers: list[Layer] | None, z: int, x: int, y: int) -> str:
+def multi_tile_sql(layers: list[Layer] | None, z: int, x: int, y: int, *,
+                   asof: datetime | None = None) -> str:
     """One tile holding one MVT layer per collection (concatenated layer messages)."""
     address = parse_tile(TILE_MATRIX_SET, z, x, y)
-    parts = [f"coalesce(({_layer_select(layer, address)}), ''::bytea)"
+    parts = [f"coalesce(({_layer_select(layer, address, asof=asof)}), ''::bytea)"
              for layer in (layers if layers is not None else list(LAYERS.values()))]
     return "SELECT " + " || ".join(parts)

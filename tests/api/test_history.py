@@ -43,7 +43,8 @@ def commit(client, path: Path, **options) -> str:
                         data={"layer": "caragana_plots", **options})
     assert r.status_code == 201, r.text
     upload_id = r.json()["id"]
-    c = client.post(f"/uploads/{upload_id}/commit")
+    # a replace says what it deletes and needs a confirmation (as a surveyor ticks it on the page)
+    c = client.post(f"/uploads/{upload_id}/commit", params={"confirm": "true"})
     assert c.status_code == 200, c.text
     return upload_id
 

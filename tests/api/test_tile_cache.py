@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import time
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 import mapbox_vector_tile
 import pytest
@@ -81,3 +84,29 @@ def test_every_layer_table_counts_its_writes(township):
             "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
             "WHERE t.tgname = 'bump_layer_version'")).scalars())
     assert {layer.table for layer in LAYERS.values()} <= triggered
+
+
+def test_a_tile_of_the_past_shows_the_layer_as_it_was(township):
+    engine, client = township
+    with engine.connect() as conn:
+        pid, lon, lat, rate = conn.execute(sa.text(
+            "SELECT id, ST_X(p), ST_Y(p), survival_rate FROM (SELECT id, survival_rate, "
+            "ST_PointOnSurface(geom) p FROM caragana_plots ORDER BY area_mu LIMIT 1) s")).one()
+    time.sleep(0.05)
+    then = quote(datetime.now(UTC).isoformat())  # "+00:00" in a query string: %2B
+    time.sleep(0.05)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE caragana_plots SET survival_rate = 0.321 WHERE id = :id"), {"id": pid})
+    for path in (f"/collections/caragana_plots/tiles/WebMercatorQuad/{_tile_of(lon, lat, 16)}",
+                 f"/tiles/WebMercatorQuad/{_tile_of(lon, lat, 16)}?collections=caragana_plots"):
+        sep = "&" if "?" in path else "?"
+        past = client.get(f"{path}{sep}asof={then}")
+        assert past.status_code == 200 and past.headers["x-tile-cache"] == "miss"
+        assert {f["properties"]["id"]: f["properties"] for f in _plots(past)}[pid]["survival_rate"] == rate
+        now = {f["properties"]["id"]: f["properties"] for f in _plots(client.get(path))}
+        assert now[pid]["survival_rate"] == 0.321
+    # at zoom 8 the cells of the past are grouped afresh: the plot is counted as it was
+    low = f"/collections/caragana_plots/tiles/WebMercatorQuad/{_tile_of(lon, lat, 8)}"
+    assert client.get(f"{low}?asof={then}").status_code == 200
+    bad = client.get(f"{low}?asof=yesterday")
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")

@@ -54,6 +54,9 @@ def _links(request: Request, job: dict[str, Any]) -> dict[str, Any]:
     out["links"] = {"self": f"{base}/jobs/{job['id']}", "cancel": f"{base}/jobs/{job['id']}/cancel"}
     if job["state"] == "succeeded" and (job.get("result") or {}).get("file"):
         out["links"]["result"] = f"{base}/jobs/{job['id']}/result"
+    page = (job.get("result") or {}).get("page")
+    if isinstance(page, str) and page.startswith("/uploads?id="):  # where the work's outcome is shown
+        out["links"]["page"] = f"{base}{page}"
     return out
 
 

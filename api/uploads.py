@@ -104,6 +104,49 @@ def _commit(request: Request, upload_id: str, confirm: bool = False) -> dict[str
                                  upload_id=upload_id, who=who(request), confirm=confirm)
 
 
+def _large(request: Request, size: int | None) -> bool:
+    """Whether a file of ``size`` bytes is checked and committed by a job (LANDECO_UPLOAD_JOB_BYTES)."""
+    return size is not None and size >= request.app.state.settings.upload_job_bytes
+
+
+def _job(request: Request, kind: str, upload_id: str, **params: Any) -> int:
+    from api.jobs import queue_of
+    from layers.jobs import submit
+
+    asker = who(request)
+    params = {"upload_id": upload_id, "actor": asker.actor, "address": asker.address, **params}
+    return submit(queue_of(request.app), _engine(request), kind, params, asker.actor)
+
+
+def _create_or_queue(request: Request, file: UploadFile, layer: str,
+                     options: ImportOptions) -> tuple[dict[str, Any], int | None]:
+    """The checked upload, or (a large file) the stored one and the job checking it."""
+    if not _large(request, file.size):
+        return _create(request, file, layer, options), None
+    upload_id = service.receive_upload(engine=_engine(request), settings=request.app.state.settings,
+                                       file=file.file, file_name=file.filename, declared_size=file.size,
+                                       layer=layer, options=options, who=who(request))
+    job_id = _job(request, "upload_check", upload_id)
+    return service.get_upload(engine=_engine(request), upload_id=upload_id), job_id
+
+
+def _commit_or_queue(request: Request, upload_id: str, confirm: bool) -> tuple[dict[str, Any], int | None]:
+    """The committed upload, or (a large file) the upload and the job committing it."""
+    state = service.get_upload(engine=_engine(request), upload_id=upload_id)
+    if not _large(request, state.get("bytes")):
+        return _commit(request, upload_id, confirm), None
+    service.ready_to_commit(engine=_engine(request), upload_id=upload_id, confirm=confirm)
+    job_id = _job(request, "upload_commit", upload_id, confirm=confirm)
+    return service.get_upload(engine=_engine(request), upload_id=upload_id), job_id
+
+
+def _queued(request: Request, state: dict[str, Any], job_id: int) -> JSONResponse:
+    body = _public(request, state)
+    body["links"]["job"] = f"{str(request.base_url).rstrip('/')}/jobs/{job_id}"
+    body["job"] = job_id
+    return JSONResponse(body, status_code=202, headers={"Location": body["links"]["self"]})
+
+
 @router.post("/uploads", status_code=201, summary="Upload a file and get its report")
 def post_upload(request: Request, file: Annotated[UploadFile, File()], layer: Annotated[str, Form()],
                 options: Annotated[str | None, Form()] = None, mode: Annotated[str | None, Form()] = None,
@@ -112,9 +155,15 @@ def post_upload(request: Request, file: Annotated[UploadFile, File()], layer: An
                 skip_refused: Annotated[str | None, Form(
                     description="true: write the good features, leave the refused out (reported)")] = None,
                 ) -> JSONResponse:
-    """Check ``file`` for ``layer``: the report (counts, encoding, CRS, mapping, problems, preview)."""
-    state = _create(request, file, layer, _options(layer, options, mode=mode, crs=crs, encoding=encoding,
-                                                   dataset=dataset, skip_refused=skip_refused))
+    """Check ``file`` for ``layer``: the report (counts, encoding, CRS, mapping, problems, preview).
+
+    A file of ``LANDECO_UPLOAD_JOB_BYTES`` or more is checked by a job: 202, the upload
+    ``checking`` and ``links.job`` to follow; ``GET /uploads/{id}`` has the report when done.
+    """
+    state, job_id = _create_or_queue(request, file, layer, _options(
+        layer, options, mode=mode, crs=crs, encoding=encoding, dataset=dataset, skip_refused=skip_refused))
+    if job_id is not None:
+        return _queued(request, state, job_id)
     body = _public(request, state)
     return JSONResponse(body, status_code=201, headers={"Location": body["links"]["self"]})
 
@@ -162,9 +211,15 @@ def get_problem_sheet(request: Request, upload_id: str, lang: LangDep = "zh") ->
 @router.post("/uploads/{upload_id}/commit", summary="Write a checked upload, all or nothing")
 def post_commit(request: Request, upload_id: str, confirm: Annotated[bool, Query(
         description="true: a replace may delete the layer's features (else 409 `confirmation_required`)")]
-        = False) -> dict[str, Any]:
-    """Commit: every feature is written in one transaction, or none is (else 409 ``upload_busy``)."""
-    return _public(request, _commit(request, upload_id, confirm))
+        = False) -> Response:
+    """Commit: every feature is written in one transaction, or none is (else 409 ``upload_busy``).
+
+    A large upload is committed by a job: 202 and ``links.job``.
+    """
+    state, job_id = _commit_or_queue(request, upload_id, confirm)
+    if job_id is not None:
+        return _queued(request, state, job_id)
+    return JSONResponse(_public(request, state))
 
 
 # -- the page ---------------------------------------------------------------------------
@@ -212,7 +267,7 @@ def uploads_form(request: Request, file: Annotated[UploadFile, File()], layer: A
         chosen = _columns(columns)
         opts = _options(layer, json.dumps({"columns": chosen}) if chosen else None, mode=mode, crs=crs,
                         encoding=encoding, dataset=dataset, skip_refused=skip_refused)
-        state = _create(request, file, layer, opts)
+        state, job_id = _create_or_queue(request, file, layer, opts)
     except LandecoError as exc:
         kept = {"layer": layer, "mode": mode, "crs": crs, "encoding": encoding, "dataset": dataset,
                 "columns": columns, "skip_refused": (skip_refused or "").lower() in _TRUE,
@@ -220,6 +275,8 @@ def uploads_form(request: Request, file: Annotated[UploadFile, File()], layer: A
         return _page(request, lang, None, error={"code": exc.code, "detail": str(exc), **exc.extra()},
                      status_code=exc.status, chosen=kept)
     suffix = "&lang=en" if lang == "en" else ""
+    if job_id is not None:  # a large file: the job's page follows the check, then links the report
+        return RedirectResponse(f"{request.base_url}jobs/{job_id}{suffix.replace('&', '?')}", status_code=303)
     return RedirectResponse(f"{request.base_url}uploads?id={state['id']}{suffix}", status_code=303)
 
 
@@ -228,9 +285,11 @@ def commit_form(request: Request, upload_id: str, _: CsrfForm, lang: LangDep = "
                 confirm: Annotated[str | None, Form()] = None) -> Response:
     """The page's commit button (a replace's needs its confirmation box ticked)."""
     try:
-        _commit(request, upload_id, confirm=(confirm or "").lower() in _TRUE)
+        _, job_id = _commit_or_queue(request, upload_id, (confirm or "").lower() in _TRUE)
     except LandecoError as exc:
         return _page(request, lang, upload_id, error={"code": exc.code, "detail": str(exc)},
                      status_code=exc.status)
     suffix = "&lang=en" if lang == "en" else ""
+    if job_id is not None:
+        return RedirectResponse(f"{request.base_url}jobs/{job_id}{suffix.replace('&', '?')}", status_code=303)
     return RedirectResponse(f"{request.base_url}uploads?id={upload_id}{suffix}", status_code=303)

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     upload_retention_days: int = 30
     #: Total bytes the stored uploads may take; a new upload beyond it is refused (507).
     upload_quota_bytes: int = 20 * 1024**3
+    #: Uploads of at least this many bytes are checked and committed by a job (202 and a
+    #: progress bar) instead of inside the request.
+    upload_job_bytes: int = 20 * 1024**2
 
     # -- jobs (procrastinate queue in PostgreSQL) ----------------------------------------------
     #: Run a job worker inside the web process too: ``landeco serve`` sets it (one command for

@@ -60,3 +60,63 @@ def export(ctx: JobContext, *, layer: str, format: str, crs: int, encoding: str,
     shutil.move(str(out.path), target)
     shutil.rmtree(out.path.parent, ignore_errors=True)
     return {"file": target.name, "media_type": out.media_type, "bytes": target.stat().st_size}
+
+
+def _check_upload_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``upload_id`` of a stored upload, who asked (``actor``, ``address``), ``confirm`` (commit)."""
+    from layers.uploads import _check_id
+
+    unknown = set(params) - {"upload_id", "actor", "address", "confirm"}
+    if unknown:
+        raise JobParameterError(f"an upload job takes no {', '.join(sorted(unknown))}")
+    upload_id = str(params.get("upload_id", ""))
+    _check_id(upload_id)
+    out = {"upload_id": upload_id, "actor": params.get("actor"), "address": params.get("address")}
+    for key in ("actor", "address"):
+        if out[key] is not None and not isinstance(out[key], str):
+            raise JobParameterError(f"{key} is a text")
+    if "confirm" in params:
+        out["confirm"] = bool(params["confirm"])
+    return out
+
+
+def _follow(ctx: JobContext) -> Any:
+    """An upload's (stage, fraction) as the job's progress."""
+    from layers.uploads import _STAGES
+
+    words = {"reading": "正在读取文件", "checking": "正在检查", "writing": "正在写入"}
+
+    def report(stage: str, fraction: float) -> None:
+        low, high = _STAGES[stage]
+        ctx.progress((low + (high - low) * fraction) / 100, words.get(stage, stage))
+    return report
+
+
+def _who(actor: str | None, address: str | None, route: str) -> Any:
+    from layers.audit import Who
+
+    return Who(actor=actor, address=address, route=route)
+
+
+@job_kind("upload_check", zh="检查上传文件", en="Check an upload", check=_check_upload_params)
+def upload_check(ctx: JobContext, *, upload_id: str, actor: str | None,
+                 address: str | None) -> dict[str, Any]:
+    """A large upload checked outside the request; the report is the upload's."""
+    from layers.uploads import check_upload
+
+    state = check_upload(engine=ctx.engine, settings=ctx.settings, upload_id=upload_id,
+                         who=_who(actor, address, "job: upload_check"), progress=_follow(ctx))
+    return {"upload_id": upload_id, "state": state["state"], "can_commit": state["report"].get("can_commit"),
+            "page": f"/uploads?id={upload_id}"}
+
+
+@job_kind("upload_commit", zh="写入上传文件", en="Commit an upload", check=_check_upload_params)
+def upload_commit(ctx: JobContext, *, upload_id: str, actor: str | None, address: str | None,
+                  confirm: bool = False) -> dict[str, Any]:
+    """A large upload written outside the request, all or nothing, as a commit in the request."""
+    from layers.uploads import commit_upload
+
+    state = commit_upload(engine=ctx.engine, settings=ctx.settings, upload_id=upload_id, confirm=confirm,
+                          who=_who(actor, address, "job: upload_commit"), on_progress=_follow(ctx))
+    return {"upload_id": upload_id, "state": state["state"], "written": state["report"].get("written"),
+            "page": f"/uploads?id={upload_id}"}

@@ -18,7 +18,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -130,7 +130,8 @@ def _public(row: sa.Row) -> dict[str, Any]:
     state = m["shown"]
     return {"id": m["id"], "state": state, "stage": None if state == "interrupted" else m["stage"],
             "percentage": m["percentage"], "layer": m["layer"], "file": m["file_name"],
-            "options": m["options"], "report": m["report"] or {}, "error": m["error"]}
+            "options": m["options"], "report": m["report"] or {}, "error": m["error"],
+            "bytes": m["size_bytes"]}
 
 
 def _check_id(upload_id: str) -> None:
@@ -179,6 +180,18 @@ def create_upload(*, engine: sa.Engine, settings: Settings, file: BinaryIO, file
 
     The stored upload is recorded in the audit trail (``upload.check``) with its row.
     """
+    upload_id = receive_upload(engine=engine, settings=settings, file=file, file_name=file_name, layer=layer,
+                               options=options, declared_size=declared_size, who=who)
+    return check_upload(engine=engine, settings=settings, upload_id=upload_id, who=who)
+
+
+def receive_upload(*, engine: sa.Engine, settings: Settings, file: BinaryIO, file_name: str | None,
+                   layer: str, options: ImportOptions, declared_size: int | None = None,
+                   who: Who | None = None) -> str:
+    """Store ``file`` as an upload to be checked (``checking``, within the quota); its id.
+
+    :func:`check_upload` checks it, in the request or in a job (large files).
+    """
     if layer not in LAYERS:
         raise UploadRefusedError(InputError("invalid_option", f"no layer called {layer!r}", option="layer",
                                             layers=list(LAYERS)))
@@ -188,27 +201,70 @@ def create_upload(*, engine: sa.Engine, settings: Settings, file: BinaryIO, file
     stored = folder / _stored_name(name)
     try:
         size = _save(file, stored, settings.upload_max_bytes, declared_size)
-        _check_quota(engine, settings, size, who)  # early, before the long check; again at insert
+        _check_quota(engine, settings, size, who)
+        row = {"id": upload_id, "layer": layer, "file_name": name, "size": size,
+               "options": json.dumps(vars(options), ensure_ascii=False)}
+        if not _insert(engine, settings, row):
+            prune_uploads(engine=engine, settings=settings, who=who)  # expired uploads make room first
+            if not _insert(engine, settings, row):
+                raise _quota_error(engine, settings, size)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return upload_id
+
+
+def check_upload(*, engine: sa.Engine, settings: Settings, upload_id: str, who: Who | None = None,
+                 progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """Check a received upload (nothing is written to the layer): ``checked`` with its report.
+
+    A file refused as a whole leaves nothing: its row and files go, and the refusal is raised.
+    """
+    current = get_upload(engine=engine, upload_id=upload_id)
+    if current["state"] != "checking":
+        return current  # checked already (a job run again after its worker died)
+    folder = uploads_root(settings) / upload_id
+    options = ImportOptions(**current["options"])
+    name = current["file"]
+    stored = folder / _stored_name(name)
+    last = [0.0]
+
+    def track(stage: str, fraction: float) -> None:  # the row shows how far the check is
+        now = time.monotonic()
+        if now - last[0] > 0.2 or fraction >= 1.0:
+            last[0] = now
+            low, high = _STAGES[stage]
+            with engine.begin() as conn:
+                conn.execute(sa.text("UPDATE uploads SET stage = :stage, percentage = :p, updated_at = now() "
+                                     "WHERE id = :id AND state = 'checking'"),
+                             {"id": upload_id, "stage": stage, "p": round(low + (high - low) * fraction, 1)})
+        if progress is not None:
+            progress(stage, fraction)
+
+    try:
         report = import_in_transaction(engine, stored, folder / f"check-{uuid.uuid4().hex}", options,
-                                       write=False, limits=_limits(settings), file_name=name,
+                                       write=False, limits=_limits(settings), file_name=name, progress=track,
                                        statement_timeout_ms=settings.import_timeout_ms)
         body = _body(report)
         preview = json.dumps(_preview(report, body.pop("preview")), ensure_ascii=False).encode()
         with _private_file(folder / "preview.geojson") as out:
             out.write(preview)
-        size += len(preview)
-        row = {"id": upload_id, "layer": layer, "file_name": name, "size": size,
-               "options": json.dumps(vars(options), ensure_ascii=False),
-               "report": json.dumps(body, ensure_ascii=False, default=str)}
-        entry = {"layer": layer, "upload_id": upload_id, "counts": body["counts"],
-                 "detail": {"file": name, "mode": options.mode, "bytes": size,
+        entry = {"layer": options.layer, "upload_id": upload_id, "counts": body["counts"],
+                 "detail": {"file": name, "mode": options.mode, "bytes": stored.stat().st_size + len(preview),
                             "can_commit": body["can_commit"], "skip_refused": options.skip_refused,
                             **_stake_counts(body)}}
-        if not _insert(engine, settings, row, who, entry):
-            prune_uploads(engine=engine, settings=settings, who=who)  # expired uploads make room first
-            if not _insert(engine, settings, row, who, entry):
-                raise _quota_error(engine, settings, size)
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "UPDATE uploads SET state = 'checked', stage = NULL, percentage = 100, "
+                "report = CAST(:report AS jsonb), size_bytes = size_bytes + :extra, updated_at = now() "
+                "WHERE id = :id AND state = 'checking'"),
+                {"id": upload_id, "extra": len(preview),
+                 "report": json.dumps(body, ensure_ascii=False, default=str)})
+            audit.record_as(conn, who, "upload.check", **entry)
     except BaseException:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM uploads WHERE id = :id AND state = 'checking'"),
+                         {"id": upload_id})
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return get_upload(engine=engine, upload_id=upload_id)
@@ -278,18 +334,16 @@ def _check_quota(engine: sa.Engine, settings: Settings, size: int, who: Who | No
             raise _quota_error(engine, settings, size)
 
 
-def _insert(engine: sa.Engine, settings: Settings, row: dict[str, Any], who: Who | None,
-            entry: dict[str, Any]) -> bool:
-    """Insert the checked upload and its audit entry if it fits the quota (one inserter at a time decides)."""
+def _insert(engine: sa.Engine, settings: Settings, row: dict[str, Any]) -> bool:
+    """Insert the received upload if it fits the quota (one inserter at a time decides)."""
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :ns)"), {"ns": _QUOTA_NS})
         if _used(conn) + row["size"] > settings.upload_quota_bytes:
             return False
         conn.execute(sa.text(
-            "INSERT INTO uploads (id, layer, file_name, options, state, percentage, report, size_bytes) "
-            "VALUES (:id, :layer, :file_name, CAST(:options AS jsonb), 'checked', 100, "
-            "CAST(:report AS jsonb), :size)"), row)
-        audit.record_as(conn, who, "upload.check", **entry)
+            "INSERT INTO uploads (id, layer, file_name, options, state, stage, percentage, size_bytes) "
+            "VALUES (:id, :layer, :file_name, CAST(:options AS jsonb), 'checking', 'reading', 0, :size)"),
+            row)
     return True
 
 
@@ -300,8 +354,34 @@ def _already() -> UploadCommitError:
     return UploadCommitError("the upload is committed already", code="upload_already_committed")
 
 
+def ready_to_commit(*, engine: sa.Engine, upload_id: str, confirm: bool) -> None:
+    """Refuse at once what a commit would refuse, before a job is queued to do it.
+
+    The commit itself checks again under the upload's lock: this only spares a queued job
+    that could not succeed.
+    """
+    current = get_upload(engine=engine, upload_id=upload_id)
+    if current["state"] == "committed":
+        raise _already()
+    if current["state"] in ("checking", "committing"):
+        raise UploadCommitError(f"the upload is {current['state']}", code="upload_busy")
+    if not current["report"].get("can_commit"):
+        problems = current["report"].get("problems", [])[:100]
+        raise UploadCommitError("the upload has errors; correct the file and upload it again",
+                                code="upload_has_errors", problems=problems)
+    options = ImportOptions(**current["options"])
+    if options.mode == "replace" and not confirm:
+        with engine.connect() as conn:
+            existing = conn.scalar(sa.text(f"SELECT count(*) FROM {get_layer(options.layer).table}"))
+        if existing:
+            raise ConfirmationRequiredError(
+                f"replacing the layer deletes its {existing:,} features: confirm the replace",
+                layer=options.layer, deleted=existing)
+
+
 def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
-                  who: Who | None = None, confirm: bool = False) -> dict[str, Any]:
+                  who: Who | None = None, confirm: bool = False,
+                  on_progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
     """Write a checked upload in one transaction; the row says how far it got.
 
     A replace that would delete features of the layer needs ``confirm`` (else
@@ -353,6 +433,8 @@ def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
                 current = get_upload(engine=engine, upload_id=upload_id)
                 if current["state"] == "committed":
                     raise _already()
+                if current["state"] == "checking":
+                    raise UploadCommitError("the upload is still being checked", code="upload_busy")
                 raise UploadCommitError("the upload has errors; correct the file and upload it again",
                                         code="upload_has_errors",
                                         problems=current["report"].get("problems", [])[:100])
@@ -367,6 +449,8 @@ def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
             if now - last[0] > 0.2 or fraction >= 1.0:
                 last[0] = now
                 set_state(stage=stage, percentage=round(low + (high - low) * fraction, 1))
+            if on_progress is not None:
+                on_progress(stage, fraction)
 
         def before_commit(conn: Connection, report: Report) -> None:
             if report.at_stake is None:  # a direct write does not count again: keep what the check said

@@ -124,7 +124,7 @@ def table_for(layer: Layer | str) -> sa.Table:
 
 #: What an upload can be; ``interrupted`` is not stored: it is a ``committing`` row whose
 #: committer no longer holds its lock (see :mod:`layers.uploads`).
-UPLOAD_STATES = ("checked", "committing", "committed", "failed")
+UPLOAD_STATES = ("checking", "checked", "committing", "committed", "failed")
 
 #: Uploads between check and commit; their files are in ``<storage>/uploads/<id>/``.
 uploads_table = sa.Table(
@@ -144,7 +144,8 @@ uploads_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("committed_at", sa.DateTime(timezone=True)),
-    sa.CheckConstraint("state IN ('checked', 'committing', 'committed', 'failed')", name="state_domain"),
+    sa.CheckConstraint("state IN ('checking', 'checked', 'committing', 'committed', 'failed')",
+                       name="state_domain"),
     sa.CheckConstraint("size_bytes >= 0", name="size_bytes_min"),
     sa.Index("ix_uploads_created_at", "created_at"),
 )

@@ -325,8 +325,12 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
             if value is None or values == [None]:
                 where.append(f"t.{f.name} IS NULL")
                 continue
-            params[f"w{i}"] = [field_value(f, v, layer_id=layer.id, parameter=f"where.{name}")
-                               for v in values]
+            if f.name == "village_code" and all(isinstance(v, str) for v in values):
+                # a village is asked for by the name staff read as well as by its code
+                params[f"w{i}"] = _resolve_villages(conn, [v.strip() for v in values])
+            else:
+                params[f"w{i}"] = [field_value(f, v, layer_id=layer.id, parameter=f"where.{name}")
+                                   for v in values]
             where.append(f"t.{f.name} = ANY(%(w{i})s)")
         cols = ", ".join([*(f"t.{f.name}" for f in layer.all_fields),
                           *(f"t.{m.name}" for m in layer.stored_measures)])

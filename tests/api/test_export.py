@@ -126,4 +126,5 @@ def test_large_exports_are_written_in_chunks_with_one_schema(client, tmp_path, m
     assert list(frame[codes])[:5] == sorted(LEASES)
     if fmt != "csv":
         info = pyogrio.read_info(source)
-        assert dict(zip(info["fields"], info["dtypes"], strict=True))["ID" if fmt == "shp" else "id"] == "int64"
+        types = dict(zip(info["fields"], info["dtypes"], strict=True))
+        assert types["ID" if fmt == "shp" else "id"] == "int64"

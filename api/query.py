@@ -10,6 +10,7 @@ import json
 import shutil
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
@@ -47,6 +48,12 @@ EncodingDep = Annotated[Literal["utf-8", "gbk"], Query(
 CsvGeomDep = Annotated[Literal["wkt", "none"], Query(description="CSV geometry column: WKT, or none")]
 #: Ids per map link (the maps route takes at most 5000).
 _MAP_IDS = 5000
+
+
+def _attachment(name: str) -> str:
+    """A Content-Disposition naming a file in Chinese (RFC 6266: an ASCII name, then UTF-8)."""
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
 
 def _max(request: Request) -> int:
@@ -111,12 +118,11 @@ def stats(request: Request, conn: ConnDep, layer_id: str,
     """Count, area (亩, 万亩, ha) and the layer's own measures, grouped by ``by``."""
     groups = [b.strip() for b in by.split(",") if b.strip()] if by else []
     table = stats_mod.layer_stats(conn, layer_id, groups, on=on, expiring_days=expiring_days)
-    if format == "csv":
-        return Response(stats_mod.to_csv(table, lang), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{layer_id}-stats.csv"'})
-    if format == "xlsx":
-        return Response(stats_mod.to_xlsx(table, lang), media_type=stats_mod.XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{layer_id}-stats.xlsx"'})
+    if format in ("csv", "xlsx"):
+        body = stats_mod.to_csv(table, lang) if format == "csv" else stats_mod.to_xlsx(table, lang)
+        name = _attachment(stats_mod.file_name(table, lang, format))
+        return Response(body, media_type="text/csv; charset=utf-8" if format == "csv" else stats_mod.XLSX,
+                        headers={"Content-Disposition": name})
     return Response(stats_mod.to_json(table), media_type="application/json")
 
 
@@ -131,13 +137,20 @@ def conflict_checks(request: Request) -> dict[str, Any]:
 
 
 @router.get("/conflicts/{check_id}", summary="Overlaps found by one conflict check",
-            responses={200: {"content": {"application/geo+json": {}}}})
+            responses={200: {"content": {"application/geo+json": {}, stats_mod.XLSX: {}}}})
 def conflict(request: Request, conn: ConnDep, check_id: str,
              on: Annotated[date | None, Query(description="day the check is for (leases active, bans "
                                               "in force); default today")] = None,
              village: Annotated[str | None, Query(description="only this village (code)")] = None,
+             format: Annotated[Literal["geojson", "xlsx"], Query(
+                 description="geojson, or xlsx: a table people read (lessee, project, regime as words, "
+                 "totals)")] = "geojson",
              lang: LangDep = "zh") -> Response:
-    """GeoJSON of the overlapping pieces: both sides' layer, id and code, the overlap in 亩."""
+    """GeoJSON of the overlapping pieces: both sides' layer, id and code, the overlap in 亩; or XLSX."""
+    if format == "xlsx":
+        body, name = conflicts_mod.to_xlsx(conn, check_id, on=on or date.today(), village=village, lang=lang)
+        return Response(body, media_type=stats_mod.XLSX,
+                        headers={"Content-Disposition": _attachment(name)})
     base = str(request.base_url).rstrip("/")
     text = conflicts_mod.run_check(conn, check_id, on=on or date.today(), village=village,
                                    map_base=base, lang=lang)

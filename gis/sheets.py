@@ -65,6 +65,7 @@ class Sheet:
     columns: list[SheetColumn]
     total_label: str | None = "合计（{n} 个）"
     weight: str | None = None  # the key weighting ``weighted`` totals (an area)
+    total_row: dict[str, Any] | None = None  # a totals row worked out elsewhere (the database's)
 
 
 def safe_text(value: str) -> str:
@@ -222,7 +223,9 @@ def write_xlsx(sheets: Sequence[tuple[Sheet, Iterable[Sequence[dict[str, Any]]]]
             for row in chunk:
                 totals.add(row)
                 ws.append(cells(row))
-        if sheet.total_label is not None:
+        if sheet.total_row is not None:
+            ws.append(cells(sheet.total_row, bold))
+        elif sheet.total_label is not None:
             ws.append(cells(totals.row(), bold))
     if not names:
         wb.create_sheet("Sheet")
@@ -249,8 +252,8 @@ def write_csv(sheets: Sequence[tuple[Sheet, Iterable[Sequence[dict[str, Any]]]]]
             for row in chunk:
                 totals.add(row)
                 writer.writerow([cell_text(c, row.get(c.key)) for c in cols])
-        if sheet.total_label is not None:
-            total = totals.row()
+        if sheet.total_row is not None or sheet.total_label is not None:
+            total = dict(sheet.total_row) if sheet.total_row is not None else totals.row()
             if lead:
                 total[lead.key] = sheet.title
             writer.writerow([cell_text(c, total.get(c.key)) for c in cols])

@@ -29,11 +29,13 @@ from layers.query import (
     InvalidGeometryError,
     QueryResult,
     QuerySpec,
+    category_field,
     feature_collection,
     run_query,
+    subtotals,
 )
 from layers.registry import LAYERS
-from layers.values import InvalidParameterError, finite_float, integer, parse_json
+from layers.values import InvalidParameterError, finite_float, integer, iso_date, parse_json
 
 __all__ = ["map_links", "router", "spec_from_form"]
 
@@ -236,22 +238,32 @@ def page(request: Request, conn: ConnDep, lang: LangDep = "zh",
          villages: Annotated[list[str] | None, Query()] = None,
          bbox: str | None = None, geometry: str | None = None, buffer_m: str | None = None,
          where: str | None = None, sort: str | None = None, limit: str | None = None,
-         check: str | None = None, on: date | None = None) -> HTMLResponse:
+         check: str | None = None,
+         on: Annotated[str | None, Query(description="the day conflict checks and statistics are for "
+                                         "(YYYY-MM-DD); default today")] = None) -> HTMLResponse:
     """A form in Chinese (English with ``lang=en``), and the answer below it.
 
     With ``layers``: totals, a table, a map and download links; with ``check``: a conflict
     check drawn on the map.
     """
     base = str(request.base_url).rstrip("/")
+    day: date | None = None
+    try:
+        day = iso_date(on, "on") if on and on.strip() else None
+    except BadRequestError:
+        day = None  # said below, on the page
     form = {"layers": layers or [], "area_min": area_min, "area_max": area_max, "unit": unit,
             "villages": villages or [], "bbox": bbox or "", "geometry": geometry or "",
             "buffer_m": buffer_m, "where": where or "", "sort": sort or "", "limit": limit,
-            "check": check or ""}
-    ctx: dict[str, Any] = {"form": form, "error": None, "result": None, "conflict": None}
+            "check": check or "", "on": (day or date.today()).isoformat()}
+    ctx: dict[str, Any] = {"form": form, "error": None, "result": None, "conflict": None, "subtotals": {}}
     status = 200
     ctx["village_options"] = _village_options(conn)
+    ctx["village_names"] = dict(ctx["village_options"])
     ctx["villages_geojson"] = _villages_geojson(conn)
     try:
+        if on and on.strip() and day is None:
+            iso_date(on, "on")  # the problem, shown on the page
         if layers:
             spec = spec_from_form(layers=layers, area_min=area_min, area_max=area_max, unit=unit,
                                   villages=villages, bbox=bbox, geometry=geometry, buffer_m=buffer_m,
@@ -262,8 +274,9 @@ def page(request: Request, conn: ConnDep, lang: LangDep = "zh",
             ctx["result"] = {"summary": result.summary(), "geojson": fc, "links": links,
                              "features": json.loads(fc)["features"], "clipped": spec.place is not None}
             ctx["download"] = f"{base}/query/export?{request.url.query}"
+            ctx["subtotals"] = subtotals(conn, spec, lang)
         elif check:
-            text = conflicts_mod.run_check(conn, check, on=on or date.today(), map_base=base, lang=lang)
+            text = conflicts_mod.run_check(conn, check, on=day or date.today(), map_base=base, lang=lang)
             ctx["conflict"] = {"geojson": text, **json.loads(text)}
     except LandecoError as exc:
         ctx["error"] = {"code": exc.code, "detail": str(exc), **exc.extra()}
@@ -272,10 +285,23 @@ def page(request: Request, conn: ConnDep, lang: LangDep = "zh",
         ctx["error"] = {"code": "invalid_parameter", "detail": str(exc).splitlines()[0]}
         status = 400
     en = lang == "en"
+    stats_suffix = (f"&on={day.isoformat()}" if day else "") + ("&lang=en" if en else "")
     return render(request, "query/page.html", lang, status_code=status,
                   title=_T["title"][1 if en else 0], layer_options=list(LAYERS.values()),
                   layer_titles={i: layer.title(lang) for i, layer in LAYERS.items()},
+                  layer_by_id=LAYERS, categories=_categories(lang), stats_suffix=stats_suffix,
                   checks=list(conflicts_mod.CHECKS.values()), **ctx)
+
+
+def _categories(lang: str) -> dict[str, tuple[str, str, dict[str, str]]]:
+    """Per layer: the field its answers are subtotalled by, its label, and the words of its codes."""
+    out = {}
+    for layer in LAYERS.values():
+        f = category_field(layer)
+        if f is not None:
+            words = {c.value: (c.en if lang == "en" else c.zh) for c in f.choices}
+            out[layer.id] = (f.name, f.label(lang), words)
+    return out
 
 
 @router.get("/query/export", summary="The query page's answer as a file")

@@ -152,3 +152,18 @@ def test_sheet_names_are_safe():
     assert sheet_name("a/b:c*d?[e]") == "a_b_c_d__e_"
     assert sheet_name("土地租赁", ["土地租赁"]) == "土地租赁(2)"
     assert [safe_text(x) for x in ("+1", "@x", "-", "\tx", "ok")] == ["'+1", "'@x", "'-", "'\tx", "ok"]
+
+
+@pytest.mark.parametrize("fmt, suffix", [("shp", ".zip"), ("gpkg", ".gpkg")])
+def test_an_exported_file_reads_back_into_its_layer(client, tmp_path, fmt, suffix):
+    """Every column of an exported shapefile or GeoPackage maps to its field (a dry run)."""
+    from layers.importer import ImportOptions, run_import
+
+    path = tmp_path / f"caragana_plots{suffix}"
+    path.write_bytes(client.get(f"/export/caragana_plots?format={fmt}").content)
+    settings = client.app.state.settings
+    with engine_for(settings.database_url).connect() as conn, conn.begin():
+        report = run_import(conn, path, tmp_path, ImportOptions("caragana_plots", mode="upsert"), write=False)
+    mapped = {m.field for m in report.mapping if m.field and m.how != "extra"}
+    assert mapped >= {f.name for f in LAYERS["caragana_plots"].all_fields}
+    assert report.features == len(PLOTS) and report.errors == 0, report.problems

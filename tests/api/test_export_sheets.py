@@ -167,3 +167,13 @@ def test_an_exported_file_reads_back_into_its_layer(client, tmp_path, fmt, suffi
     mapped = {m.field for m in report.mapping if m.field and m.how != "extra"}
     assert mapped >= {f.name for f in LAYERS["caragana_plots"].all_fields}
     assert report.features == len(PLOTS) and report.errors == 0, report.problems
+
+
+def test_a_csv_of_several_layers_says_which_layer_each_row_is(client):
+    r = client.post("/query?format=csv&geometry=none", json={"layers": ["land_leases", "caragana_plots"]})
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[0][:2] == ["图层", "编号"]
+    layers = [row[0] for row in rows[1:]]
+    assert layers == ["土地租赁"] * 7 + ["柠条地块"] * 4  # six leases and three plots, each with its totals
+    totals = [row[1] for row in rows[1:] if row[1].startswith("合计")]
+    assert totals == ["合计（6 个）", "合计（3 个）"]

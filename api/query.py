@@ -278,6 +278,8 @@ def page(request: Request, conn: ConnDep, lang: LangDep = "zh",
         elif check:
             text = conflicts_mod.run_check(conn, check, on=day or date.today(), map_base=base, lang=lang)
             ctx["conflict"] = {"geojson": text, **json.loads(text)}
+            for f in ctx["conflict"]["features"]:
+                f["words"] = _side_words(f["properties"], lang)
     except LandecoError as exc:
         ctx["error"] = {"code": exc.code, "detail": str(exc), **exc.extra()}
         status = exc.status
@@ -291,6 +293,23 @@ def page(request: Request, conn: ConnDep, lang: LangDep = "zh",
                   layer_titles={i: layer.title(lang) for i, layer in LAYERS.items()},
                   layer_by_id=LAYERS, categories=_categories(lang), stats_suffix=stats_suffix,
                   checks=list(conflicts_mod.CHECKS.values()), **ctx)
+
+
+def _side_words(props: dict[str, Any], lang: str) -> dict[str, str]:
+    """Each side's reported fields as people read them (``承租方: …; 用途: 光伏``)."""
+    out = {}
+    for side in ("a", "b"):
+        layer = LAYERS.get(props.get(f"{side}_layer") or "")
+        parts = []
+        for f in layer.all_fields if layer else ():
+            value = props.get(f"{side}_{f.name}")
+            if value is None or f.name == "village_code":
+                continue
+            choice = f.choice(value) if f.choices and isinstance(value, str) else None
+            word = (choice.en if lang == "en" else choice.zh) if choice else value
+            parts.append(f"{f.label(lang)}: {word}")
+        out[side] = "; ".join(parts)
+    return out
 
 
 def _categories(lang: str) -> dict[str, tuple[str, str, dict[str, str]]]:

@@ -81,3 +81,9 @@ def test_the_date_changes_the_conflicts(client):
     assert count("2020-06-01") > count("2025-06-01")
     page = client.get("/query", params={"check": "leases_in_grazing_bans", "on": "2025-06-01"})
     assert "2025-06-01" in page.text
+
+
+def test_the_page_names_each_sides_lessee_and_regime_in_words(client):
+    r = client.get("/query", params={"check": "leases_in_grazing_bans", "on": "2020-06-01"})
+    assert "承租方: 海禾乡村产业发展公司" in r.text and "管控方式: 禁牧" in r.text
+    assert "full_ban" not in r.text.split('id="results"')[1].split("</table>")[0]

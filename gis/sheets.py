@@ -44,9 +44,11 @@ class SheetColumn:
 
     @property
     def number_format(self) -> str | None:
-        """The Excel number format of the column's cells."""
-        if self.kind == "integer":
-            return "0"
+        """The Excel number format of the column's cells (None: Excel's General, as for whole numbers).
+
+        Whole numbers are left General, which shows them as they are: a styled cell costs the
+        streamed writer as much again as a plain one.
+        """
         if self.kind == "percent":
             return "0." + "0" * max(self.digits - 2, 1) + "%"
         if self.kind == "number":

@@ -10,6 +10,7 @@ import json
 import shutil
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
@@ -28,11 +29,13 @@ from layers.query import (
     InvalidGeometryError,
     QueryResult,
     QuerySpec,
+    category_field,
     feature_collection,
     run_query,
+    subtotals,
 )
 from layers.registry import LAYERS
-from layers.values import InvalidParameterError, finite_float, integer, parse_json
+from layers.values import InvalidParameterError, finite_float, integer, iso_date, parse_json
 
 __all__ = ["map_links", "router", "spec_from_form"]
 
@@ -47,6 +50,12 @@ EncodingDep = Annotated[Literal["utf-8", "gbk"], Query(
 CsvGeomDep = Annotated[Literal["wkt", "none"], Query(description="CSV geometry column: WKT, or none")]
 #: Ids per map link (the maps route takes at most 5000).
 _MAP_IDS = 5000
+
+
+def _attachment(name: str) -> str:
+    """A Content-Disposition naming a file in Chinese (RFC 6266: an ASCII name, then UTF-8)."""
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
 
 def _max(request: Request) -> int:
@@ -111,12 +120,11 @@ def stats(request: Request, conn: ConnDep, layer_id: str,
     """Count, area (亩, 万亩, ha) and the layer's own measures, grouped by ``by``."""
     groups = [b.strip() for b in by.split(",") if b.strip()] if by else []
     table = stats_mod.layer_stats(conn, layer_id, groups, on=on, expiring_days=expiring_days)
-    if format == "csv":
-        return Response(stats_mod.to_csv(table, lang), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{layer_id}-stats.csv"'})
-    if format == "xlsx":
-        return Response(stats_mod.to_xlsx(table, lang), media_type=stats_mod.XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{layer_id}-stats.xlsx"'})
+    if format in ("csv", "xlsx"):
+        body = stats_mod.to_csv(table, lang) if format == "csv" else stats_mod.to_xlsx(table, lang)
+        name = _attachment(stats_mod.file_name(table, lang, format))
+        return Response(body, media_type="text/csv; charset=utf-8" if format == "csv" else stats_mod.XLSX,
+                        headers={"Content-Disposition": name})
     return Response(stats_mod.to_json(table), media_type="application/json")
 
 
@@ -131,13 +139,20 @@ def conflict_checks(request: Request) -> dict[str, Any]:
 
 
 @router.get("/conflicts/{check_id}", summary="Overlaps found by one conflict check",
-            responses={200: {"content": {"application/geo+json": {}}}})
+            responses={200: {"content": {"application/geo+json": {}, stats_mod.XLSX: {}}}})
 def conflict(request: Request, conn: ConnDep, check_id: str,
              on: Annotated[date | None, Query(description="day the check is for (leases active, bans "
                                               "in force); default today")] = None,
              village: Annotated[str | None, Query(description="only this village (code)")] = None,
+             format: Annotated[Literal["geojson", "xlsx"], Query(
+                 description="geojson, or xlsx: a table people read (lessee, project, regime as words, "
+                 "totals)")] = "geojson",
              lang: LangDep = "zh") -> Response:
-    """GeoJSON of the overlapping pieces: both sides' layer, id and code, the overlap in 亩."""
+    """GeoJSON of the overlapping pieces: both sides' layer, id and code, the overlap in 亩; or XLSX."""
+    if format == "xlsx":
+        body, name = conflicts_mod.to_xlsx(conn, check_id, on=on or date.today(), village=village, lang=lang)
+        return Response(body, media_type=stats_mod.XLSX,
+                        headers={"Content-Disposition": _attachment(name)})
     base = str(request.base_url).rstrip("/")
     text = conflicts_mod.run_check(conn, check_id, on=on or date.today(), village=village,
                                    map_base=base, lang=lang)
@@ -223,22 +238,32 @@ def page(request: Request, conn: ConnDep, lang: LangDep = "zh",
          villages: Annotated[list[str] | None, Query()] = None,
          bbox: str | None = None, geometry: str | None = None, buffer_m: str | None = None,
          where: str | None = None, sort: str | None = None, limit: str | None = None,
-         check: str | None = None, on: date | None = None) -> HTMLResponse:
+         check: str | None = None,
+         on: Annotated[str | None, Query(description="the day conflict checks and statistics are for "
+                                         "(YYYY-MM-DD); default today")] = None) -> HTMLResponse:
     """A form in Chinese (English with ``lang=en``), and the answer below it.
 
     With ``layers``: totals, a table, a map and download links; with ``check``: a conflict
     check drawn on the map.
     """
     base = str(request.base_url).rstrip("/")
+    day: date | None = None
+    try:
+        day = iso_date(on, "on") if on and on.strip() else None
+    except BadRequestError:
+        day = None  # said below, on the page
     form = {"layers": layers or [], "area_min": area_min, "area_max": area_max, "unit": unit,
             "villages": villages or [], "bbox": bbox or "", "geometry": geometry or "",
             "buffer_m": buffer_m, "where": where or "", "sort": sort or "", "limit": limit,
-            "check": check or ""}
-    ctx: dict[str, Any] = {"form": form, "error": None, "result": None, "conflict": None}
+            "check": check or "", "on": (day or date.today()).isoformat()}
+    ctx: dict[str, Any] = {"form": form, "error": None, "result": None, "conflict": None, "subtotals": {}}
     status = 200
     ctx["village_options"] = _village_options(conn)
+    ctx["village_names"] = dict(ctx["village_options"])
     ctx["villages_geojson"] = _villages_geojson(conn)
     try:
+        if on and on.strip() and day is None:
+            iso_date(on, "on")  # the problem, shown on the page
         if layers:
             spec = spec_from_form(layers=layers, area_min=area_min, area_max=area_max, unit=unit,
                                   villages=villages, bbox=bbox, geometry=geometry, buffer_m=buffer_m,
@@ -249,9 +274,12 @@ def page(request: Request, conn: ConnDep, lang: LangDep = "zh",
             ctx["result"] = {"summary": result.summary(), "geojson": fc, "links": links,
                              "features": json.loads(fc)["features"], "clipped": spec.place is not None}
             ctx["download"] = f"{base}/query/export?{request.url.query}"
+            ctx["subtotals"] = subtotals(conn, spec, lang)
         elif check:
-            text = conflicts_mod.run_check(conn, check, on=on or date.today(), map_base=base, lang=lang)
+            text = conflicts_mod.run_check(conn, check, on=day or date.today(), map_base=base, lang=lang)
             ctx["conflict"] = {"geojson": text, **json.loads(text)}
+            for f in ctx["conflict"]["features"]:
+                f["words"] = _side_words(f["properties"], lang)
     except LandecoError as exc:
         ctx["error"] = {"code": exc.code, "detail": str(exc), **exc.extra()}
         status = exc.status
@@ -259,10 +287,40 @@ def page(request: Request, conn: ConnDep, lang: LangDep = "zh",
         ctx["error"] = {"code": "invalid_parameter", "detail": str(exc).splitlines()[0]}
         status = 400
     en = lang == "en"
+    stats_suffix = (f"&on={day.isoformat()}" if day else "") + ("&lang=en" if en else "")
     return render(request, "query/page.html", lang, status_code=status,
                   title=_T["title"][1 if en else 0], layer_options=list(LAYERS.values()),
                   layer_titles={i: layer.title(lang) for i, layer in LAYERS.items()},
+                  layer_by_id=LAYERS, categories=_categories(lang), stats_suffix=stats_suffix,
                   checks=list(conflicts_mod.CHECKS.values()), **ctx)
+
+
+def _side_words(props: dict[str, Any], lang: str) -> dict[str, str]:
+    """Each side's reported fields as people read them (``承租方: …; 用途: 光伏``)."""
+    out = {}
+    for side in ("a", "b"):
+        layer = LAYERS.get(props.get(f"{side}_layer") or "")
+        parts = []
+        for f in layer.all_fields if layer else ():
+            value = props.get(f"{side}_{f.name}")
+            if value is None or f.name == "village_code":
+                continue
+            choice = f.choice(value) if f.choices and isinstance(value, str) else None
+            word = (choice.en if lang == "en" else choice.zh) if choice else value
+            parts.append(f"{f.label(lang)}: {word}")
+        out[side] = "; ".join(parts)
+    return out
+
+
+def _categories(lang: str) -> dict[str, tuple[str, str, dict[str, str]]]:
+    """Per layer: the field its answers are subtotalled by, its label, and the words of its codes."""
+    out = {}
+    for layer in LAYERS.values():
+        f = category_field(layer)
+        if f is not None:
+            words = {c.value: (c.en if lang == "en" else c.zh) for c in f.choices}
+            out[layer.id] = (f.name, f.label(lang), words)
+    return out
 
 
 @router.get("/query/export", summary="The query page's answer as a file")

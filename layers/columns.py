@@ -30,6 +30,7 @@ __all__ = [
     "InvalidSortError",
     "UnknownPropertyError",
     "check_limit",
+    "choice_code",
     "field_value",
     "json_value_sql",
     "parse_sort",
@@ -67,17 +68,19 @@ class InvalidFieldValueError(BadRequestError):
     title = "Invalid field value"
 
     def __init__(self, name: str, value: object, detail: str, allowed: list[str] | None = None,
-                 parameter: str | None = None) -> None:
+                 parameter: str | None = None, labels: dict[str, dict[str, str]] | None = None) -> None:
         super().__init__(detail)
-        self.field, self.value, self.allowed = name, value, allowed
+        self.field, self.value, self.allowed, self.labels = name, value, allowed, labels
         self.parameter = parameter or name
 
     def extra(self) -> dict[str, object]:
-        """The field, the value, and the allowed codes of a coded field."""
+        """The field, the value, the allowed codes of a coded field and their words."""
         out: dict[str, object] = {"field": self.field, "value": str(self.value)[:200],
                                   "parameter": self.parameter}
         if self.allowed:
             out["allowed"] = self.allowed
+        if self.labels:
+            out["labels"] = self.labels
         return out
 
 
@@ -168,10 +171,31 @@ def field_value(f: Field, value: object, *, layer_id: str, parameter: str | None
     if not isinstance(value, str):
         raise InvalidFieldValueError(f.name, value, f"field {f.name!r} takes text, not {value!r}",
                                      parameter=parameter)
-    if f.choices and value not in f.values:
-        raise InvalidFieldValueError(f.name, value, f"{value!r} is not a value of {layer_id}.{f.name}",
-                                     allowed=list(f.values), parameter=parameter)
+    if f.choices:
+        return choice_code(f, value, layer_id=layer_id, parameter=parameter)
     return value
+
+
+def choice_code(f: Field, value: str, *, layer_id: str, parameter: str | None = None) -> str:
+    """The code of a coded field's value given as its code or as a label (``光伏``, ``Solar``).
+
+    People type what they read: the Chinese or English word for a value is taken for its
+    code (English case-insensitively). Anything else is refused with the codes and their
+    words, never answered with an empty result.
+
+    >>> from layers.model import Choice, Field
+    >>> purpose = Field("purpose", "text", "用途", "Purpose", choices=(Choice("solar", "光伏", "Solar"),))
+    >>> choice_code(purpose, "光伏", layer_id="land_leases"), choice_code(purpose, "solar", layer_id="x")
+    ('solar', 'solar')
+    """
+    text = value.strip()
+    for c in f.choices:
+        if text in (c.value, c.zh) or text.casefold() == c.en.casefold():
+            return c.value
+    words = "; ".join(f"{c.value} = {c.zh} / {c.en}" for c in f.choices)
+    raise InvalidFieldValueError(f.name, value, f"{value!r} is not a value of {layer_id}.{f.name} "
+                                 f"({f.zh}); it takes: {words}", allowed=list(f.values), parameter=parameter,
+                                 labels={c.value: {"zh": c.zh, "en": c.en} for c in f.choices})
 
 
 def json_value_sql(expr: str, type_: str) -> str:

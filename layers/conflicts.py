@@ -19,11 +19,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from gis.area import M2_PER_MU
+from gis.sheets import Sheet, SheetColumn
 from layers.errors import NotFoundError, UnknownVillageError
 from layers.model import Layer
 from layers.registry import LAYERS
 
-__all__ = ["CHECKS", "MIN_M2", "Check", "UnknownCheckError", "check_features", "checks", "run_check"]
+__all__ = ["CHECKS", "MIN_M2", "Check", "UnknownCheckError", "check_features", "checks", "run_check",
+           "to_xlsx"]
 
 #: pieces smaller than this (m²) are floating-point slivers along shared edges, not conflicts
 MIN_M2 = 1.0
@@ -97,12 +99,18 @@ def _pair_sql(c: Check, village: bool) -> str:
     return (
         f"SELECT '{c.a}' AS a_layer, a.id AS a_id, a.code AS a_code, '{c.b}' AS b_layer, b.id AS b_id, "
         f"b.code AS b_code, {_group_sql(c)} AS grp, "
-        f"json_build_object('check', '{c.id}'{_props('a', c.a_props)}{_props('b', c.b_props)}) AS props, "
+        f"json_build_object('check', '{c.id}'{_village_prop(c)}{_props('a', c.a_props)}"
+        f"{_props('b', c.b_props)}) AS props, "
         # a feature wholly inside the other is its own piece: no overlay needed
         f"CASE WHEN ST_Covers(b.geom, a.geom) THEN a.geom WHEN ST_Covers(a.geom, b.geom) THEN b.geom "
         f"ELSE ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) END AS piece "
         f"FROM {c.a} a JOIN {c.b} b ON ST_Intersects(a.geom, b.geom){pair} "
         f"WHERE {a_cond} AND {b_cond}{vcond}")
+
+
+def _village_prop(c: Check) -> str:
+    """The village the ``a`` side names (its code), when its layer has one."""
+    return ", 'a_village_code', a.village_code" if c.a and LAYERS[c.a].has_village else ""
 
 
 def _group_sql(c: Check) -> str:
@@ -114,7 +122,8 @@ def _outside_sql(village: bool) -> str:
     parts = [
         f"SELECT '{layer.id}' AS a_layer, a.id AS a_id, a.code AS a_code, 'villages' AS b_layer, "
         f"v.id AS b_id, v.code AS b_code, NULL::text AS grp, "
-        f"json_build_object('check', 'outside_village', 'village_name', v.name) AS props, "
+        f"json_build_object('check', 'outside_village', 'a_village_code', a.village_code, "
+        f"'village_name', v.name) AS props, "
         f"ST_CollectionExtract(ST_Difference(a.geom, v.geom), 3) AS piece "
         f"FROM {layer.table} a JOIN villages v ON v.code = a.village_code "
         f"WHERE NOT ST_Covers(v.geom, a.geom){vcond}"
@@ -179,3 +188,63 @@ def run_check(conn: sa.Connection, check_id: str, *, on: date, village: str | No
         summary["by"] = {"field": c.group, "groups": groups}
     return json.dumps({"type": "FeatureCollection", "features": features, "summary": summary,
                        "links": links}, ensure_ascii=False)
+
+
+def _sheet(c: Check, lang: str) -> Sheet:
+    """The columns of a check's table: each side's code and reported fields (words for codes)."""
+    en = lang == "en"
+    cols: list[SheetColumn] = []
+    sides = [("a", c.a, c.a_props), ("b", c.b, c.b_props)] if c.a else []
+    for side, layer_id, props in sides:
+        layer = LAYERS[layer_id]  # type: ignore[index]
+        title = layer.title(lang) + (f" {side.upper()}" if c.same_layer else "")
+        cols.append(SheetColumn(f"{side}_code", f"{title} {'code' if en else '编号'}"))
+        if side == "a" and layer.has_village:
+            cols.append(SheetColumn("village_name", "Village" if en else "嘎查村"))
+        for name in props:
+            cols.append(SheetColumn(f"{side}_{name}", f"{title} {layer.get_field(name).label(lang)}"))
+    if not c.a:
+        cols = [SheetColumn("a_layer", "Layer" if en else "图层"),
+                SheetColumn("a_code", "Code" if en else "编号"),
+                SheetColumn("village_name", "Village named" if en else "所属嘎查村")]
+    cols += [SheetColumn("overlap_mu", "Overlap (mu)" if en else "重叠面积（亩）", "number", 2, "sum"),
+             SheetColumn("overlap_ha", "Overlap (ha)" if en else "重叠面积（公顷）", "number", 4, "sum")]
+    return Sheet(c.en if en else c.zh, cols, "Total ({n} overlaps)" if en else "合计（{n} 处）")
+
+
+def to_xlsx(conn: sa.Connection, check_id: str, *, on: date, village: str | None = None,
+            lang: str = "zh") -> tuple[bytes, str]:
+    """The check's pieces as an XLSX table people read, and its file name (title and date).
+
+    Each row names both sides (lessee and project of a lease, a ban's name and regime — as
+    words, not codes), the village, and the overlap in 亩 and ha; the last row totals them.
+    """
+    import io
+
+    from gis.sheets import write_xlsx
+
+    features = check_features(conn, check_id, on=on, village=village)
+    c = CHECKS[check_id]
+    names = dict(conn.execute(sa.text("SELECT code, name FROM villages")).all())
+    rows = []
+    for f in features:
+        p = dict(f["properties"])
+        for side, layer_id in (("a", p.get("a_layer")), ("b", p.get("b_layer"))):
+            layer = LAYERS.get(layer_id) if layer_id else None
+            if layer is None:
+                continue
+            for fld in layer.all_fields:
+                key = f"{side}_{fld.name}"
+                choice = fld.choice(p[key]) if fld.choices and isinstance(p.get(key), str) else None
+                if choice is not None:
+                    p[key] = choice.en if lang == "en" else choice.zh
+        if p.get("a_layer") in LAYERS and not c.a:
+            p["a_layer"] = LAYERS[p["a_layer"]].title(lang)
+        p.setdefault("village_name", names.get(p.get("a_village_code")))
+        p["overlap_ha"] = p["overlap_m2"] / 10_000
+        rows.append(p)
+    sheet = _sheet(c, lang)
+    buf = io.BytesIO()
+    write_xlsx([(sheet, [rows])], buf)
+    stem = (c.en if lang == "en" else c.zh) + f"-{on.isoformat()}"
+    return buf.getvalue(), f"{stem}.xlsx"

@@ -19,7 +19,7 @@ from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_json import parser as json_parser
 from pygeofilter.parsers.cql2_text import parser as text_parser
 
-from layers.columns import InvalidFilterError
+from layers.columns import InvalidFilterError, choice_code
 from layers.errors import BadRequestError
 from layers.features import CRS84, Column, Crs, property_columns
 from layers.model import Layer
@@ -221,6 +221,9 @@ class _Writer:
                     return self.param(date.fromisoformat(node), "date"), "date"
                 except ValueError:
                     raise self.error(f"{node!r} is not a date for {like.name}", like.name) from None
+            if like is not None and like.field is not None and like.field.choices:
+                # a coded field compared with the word staff read (purpose = '光伏') means its code
+                node = choice_code(like.field, node, layer_id=self.layer.id, parameter="filter")
             return self.param(node, "text"), "text"
         if isinstance(node, ast.Function):
             if node.name.lower() in ("lower", "casei") and len(node.arguments) == 1:

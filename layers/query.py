@@ -56,11 +56,13 @@ __all__ = [
     "QueryResult",
     "QuerySpec",
     "UnknownPropertyError",
+    "category_field",
     "compile_query",
     "feature_collection",
     "rows_sql",
     "run_query",
     "sql_column",
+    "subtotals",
 ]
 
 #: Features answered per layer when the request gives no ``limit`` (totals count them all).
@@ -325,8 +327,12 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
             if value is None or values == [None]:
                 where.append(f"t.{f.name} IS NULL")
                 continue
-            params[f"w{i}"] = [field_value(f, v, layer_id=layer.id, parameter=f"where.{name}")
-                               for v in values]
+            if f.name == "village_code" and all(isinstance(v, str) for v in values):
+                # a village is asked for by the name staff read as well as by its code
+                params[f"w{i}"] = _resolve_villages(conn, [v.strip() for v in values])
+            else:
+                params[f"w{i}"] = [field_value(f, v, layer_id=layer.id, parameter=f"where.{name}")
+                                   for v in values]
             where.append(f"t.{f.name} = ANY(%(w{i})s)")
         cols = ", ".join([*(f"t.{f.name}" for f in layer.all_fields),
                           *(f"t.{m.name}" for m in layer.stored_measures)])
@@ -422,6 +428,41 @@ def run_query(conn: sa.Connection, spec: QuerySpec) -> QueryResult:
         result.layers.append(LayerResult(c.layer, row.n, float(row.mu), row.returned, list(row.ids or []),
                                          row.features, c.clipped))
     return result
+
+
+def category_field(layer: Layer) -> Field | None:
+    """The field a layer's answers are subtotalled by: its first coded field (purpose, method)."""
+    coded = [f for f in layer.fields if f.choices]
+    return coded[0] if coded else None
+
+
+def subtotals(conn: sa.Connection, spec: QuerySpec, lang: str = "zh") -> dict[str, dict[str, Any]]:
+    """Per layer, count and size of every match by village (name and code) and by category.
+
+    Over every match, not only the features a page shows; sizes are clipped for a place query
+    as the totals are. Categories are given by their words in ``lang``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for c in compile_query(conn, spec):
+        entry: dict[str, Any] = {"villages": [], "categories": [], "field": None}
+        if c.layer.has_village:
+            rows = conn.exec_driver_sql(
+                f"WITH {c.ctes} SELECT k.village_code, v.name, count(*), coalesce(sum(k.counted), 0) "
+                f"FROM kept k LEFT JOIN villages v ON v.code = k.village_code GROUP BY 1, 2 ORDER BY 1",
+                c.params).all()
+            entry["villages"] = [{"code": code, "name": name, "count": n, "size": float(size)}
+                                 for code, name, n, size in rows]
+        f = category_field(c.layer)
+        if f is not None:
+            rows = conn.exec_driver_sql(
+                f"WITH {c.ctes} SELECT {f.name}, count(*), coalesce(sum(counted), 0) FROM kept "
+                f"GROUP BY 1 ORDER BY 3 DESC", c.params).all()
+            words = {ch.value: (ch.en if lang == "en" else ch.zh) for ch in f.choices}
+            entry["field"] = f.label(lang)
+            entry["categories"] = [{"code": v, "label": words.get(v, v or ""), "count": n,
+                                    "size": float(size)} for v, n, size in rows]
+        out[c.layer.id] = entry
+    return out
 
 
 def feature_collection(result: QueryResult, links: list[dict[str, str]] | None = None) -> str:

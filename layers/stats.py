@@ -8,7 +8,6 @@ zones, rent of leases. Sums are done in PostGIS.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from dataclasses import dataclass, field
@@ -17,13 +16,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gis.sheets import Sheet, SheetColumn, write_csv, write_xlsx
 from layers import columns
 from layers.columns import UnknownPropertyError
 from layers.errors import BadRequestError
 from layers.model import Expiring, Layer, Measure
 from layers.registry import LAYERS, get_layer
 
-__all__ = ["XLSX", "Measure", "StatsTable", "layer_stats", "measures", "to_csv", "to_json", "to_xlsx"]
+__all__ = ["XLSX", "Measure", "StatsTable", "file_name", "layer_stats", "measures", "sheet_of", "to_csv",
+           "to_json", "to_xlsx"]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 #: most groups one table has (a group by ``code`` would be a list, not a statistic)
@@ -183,38 +184,54 @@ def to_json(table: StatsTable) -> str:
                        "labels": labels, "rows": table.rows, "total": table.total}, ensure_ascii=False)
 
 
-def _matrix(table: StatsTable, lang: str) -> list[list[Any]]:
-    names = [c[0] for c in table.columns]
-    out = [[en if lang == "en" else zh for _, zh, en in table.columns]]
-    for r in table.rows:
-        out.append([_label(table, n, r.get(n), lang) for n in names])
-    total = ["Total" if lang == "en" else "合计"] if table.by else []
-    start = len(table.by) + (1 if "village_name" in names else 0)
-    out.append(total + [""] * (start - len(total)) + [table.total.get(n) for n in names[start:]])
-    return out
+def sheet_of(table: StatsTable, lang: str = "zh") -> tuple[Sheet, list[dict[str, Any]]]:
+    """The table as people read it: words for codes, rates as percentages, the database's total."""
+    en = lang == "en"
+    sizes = {m.name: m for m in _sizes(table.layer)}
+    ms = {m.name: m for m in measures(table.layer)}
+    cols = []
+    for name, zh, en_ in table.columns:
+        header = en_ if en else zh
+        if name == "count":
+            cols.append(SheetColumn(name, header, "integer"))
+        elif name in sizes:
+            cols.append(SheetColumn(name, header, "number", sizes[name].digits))
+        elif name in ms:
+            m = ms[name]
+            if m.unit == "%":
+                cols.append(SheetColumn(name, header + (" (%)" if en else "（%）"), "percent", 3))
+            elif table.layer.get_field(name).type == "integer":
+                cols.append(SheetColumn(name, header, "integer"))
+            else:
+                cols.append(SheetColumn(name, header, "number", 2))
+        else:
+            cols.append(SheetColumn(name, header))
+    rows = [{n: _label(table, n, r.get(n), lang) for n in r} for r in table.rows]
+    total = {k: v for k, v in table.total.items() if k in sizes or k in ms or k == "count"}
+    total[cols[0].key] = ("Total" if en else "合计") if table.by else total.get(cols[0].key)
+    title = f"{table.layer.title(lang)}{' statistics' if en else '统计'}"
+    return Sheet(title, cols, total_row=total), rows
+
+
+def file_name(table: StatsTable, lang: str, suffix: str) -> str:
+    """``土地租赁统计-按用途.xlsx`` in Chinese, ``land_leases-stats.xlsx`` in English."""
+    if lang == "en":
+        return f"{table.layer.id}-stats.{suffix}"
+    by = "、".join(table.layer.get_field(b).zh for b in table.by)
+    return f"{table.layer.zh}统计{'-按' + by if by else ''}.{suffix}"
 
 
 def to_csv(table: StatsTable, lang: str = "zh") -> bytes:
-    """CSV with a BOM so that Excel reads the Chinese headers; the last row is the total."""
+    """CSV for Excel (a BOM, words for codes, rates as ``80.0%``); the last row is the total."""
     buf = io.StringIO()
-    csv.writer(buf).writerows(_matrix(table, lang))
+    sheet, rows = sheet_of(table, lang)
+    write_csv([(sheet, [rows])], buf)
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
 def to_xlsx(table: StatsTable, lang: str = "zh") -> bytes:
-    """An XLSX workbook: one sheet, header and total row bold."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = table.layer.id[:31]
-    rows = _matrix(table, lang)
-    for row in rows:
-        ws.append(row)
-    for cell in (*ws[1], *ws[len(rows)]):
-        cell.font = Font(bold=True)
-    ws.freeze_panes = "A2"
+    """An XLSX workbook: one sheet named for the layer, header and total row bold, widths set."""
     buf = io.BytesIO()
-    wb.save(buf)
+    sheet, rows = sheet_of(table, lang)
+    write_xlsx([(sheet, [rows])], buf)
     return buf.getvalue()

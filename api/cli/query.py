@@ -67,6 +67,7 @@ def _where(items: list[str]) -> dict[str, Any]:
         name, sep, value = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"{item!r}: write FIELD=VALUE or FIELD=A,B", param_hint="--where")
+        value = value.replace("，", ",")  # a Chinese keyboard's comma
         out[name.strip()] = value.split(",") if "," in value else value
     return out
 

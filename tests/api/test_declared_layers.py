@@ -205,7 +205,7 @@ def test_a_layer_declared_in_a_test_works_everywhere(tracks_client, tracks_url, 
         zf.extractall(tmp_path)
     frame = pyogrio.read_dataframe(tmp_path / "survey_tracks.shp")
     assert len(frame) == 3 and set(frame.geom_type) <= {"LineString", "MultiLineString"}
-    assert "length_m" in frame.columns
+    assert "LENGTH_M" in frame.columns  # shapefile names are upper case (README: the naming rule)
     # map: the tracks drawn as lines, coloured by mode, with a line legend
     page = tracks_client.get("/maps/survey_tracks?lang=en")
     assert page.status_code == 200

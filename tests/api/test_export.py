@@ -40,7 +40,7 @@ def test_shapefile_keeps_chinese_text_in_either_encoding(client, tmp_path, encod
     if encoding == "gbk":  # the bytes really are GBK
         assert "京能光伏发电有限公司".encode("gbk") in (tmp_path / "land_leases.dbf").read_bytes()
     frame = pyogrio.read_dataframe(tmp_path / "land_leases.shp")  # GDAL reads the .cpg
-    lessees = dict(zip(frame["code"], frame["lessee"], strict=True))
+    lessees = dict(zip(frame["CODE"], frame["LESSEE"], strict=True))
     assert lessees == {code: lease[1] for code, lease in LEASES.items()}
     assert frame.crs.to_epsg() == 4326
 
@@ -78,8 +78,8 @@ def test_geojson_and_csv(client, tmp_path):
     r = client.get("/export/land_leases?format=csv")
     assert r.content.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8 Chinese
     text = r.content.decode("utf-8-sig")
-    assert text.splitlines()[0].startswith("WKT,") and "MULTIPOLYGON" in text
-    assert "京能光伏发电有限公司" in text
+    assert text.splitlines()[0].startswith("编号,") and text.splitlines()[0].endswith(",WKT")
+    assert "MULTIPOLYGON" in text and "京能光伏发电有限公司" in text
     r = client.get("/export/land_leases?format=csv&geometry=none")
     assert "POLYGON" not in r.content.decode("utf-8-sig")
 
@@ -87,9 +87,9 @@ def test_geojson_and_csv(client, tmp_path):
 def test_xlsx_with_chinese_headers(client):
     r = client.post("/query?format=xlsx", json={"layers": ["land_leases"], "where": {"status": "active"}})
     wb = load_workbook(io.BytesIO(r.content))
-    rows = list(wb["land_leases"].values)
-    assert "承租方" in rows[0] and "面积 (亩)" in rows[0]
-    assert len(rows) == 1 + 4
+    rows = list(wb["土地租赁"].values)
+    assert "承租方" in rows[0] and "面积（亩）" in rows[0]
+    assert len(rows) == 1 + 4 + 1  # header, four active leases, the totals row
 
 
 @pytest.mark.parametrize("query, code", [("format=dwg", "invalid_parameter"), ("crs=3857", "unsupported_crs"),
@@ -114,14 +114,17 @@ def test_large_exports_are_written_in_chunks_with_one_schema(client, tmp_path, m
     r = client.get(f"/export/land_leases?format={fmt}")
     assert r.status_code == 200
     if fmt == "xlsx":
-        rows = list(load_workbook(io.BytesIO(r.content))["land_leases"].values)
-        assert [row[1] for row in rows[1:]] == sorted(LEASES)
+        rows = list(load_workbook(io.BytesIO(r.content))["土地租赁"].values)
+        assert [row[0] for row in rows[1:-1]] == sorted(LEASES)
+        assert rows[-1][0] == "合计（5 个）"
         return
     path = tmp_path / f"x.{'zip' if fmt == 'shp' else fmt}"
     path.write_bytes(r.content)
     source = f"/vsizip/{path}/land_leases.shp" if fmt == "shp" else path
     frame = pyogrio.read_dataframe(source)
-    assert list(frame["code"]) == sorted(LEASES)
+    codes = {"shp": "CODE", "csv": "编号"}.get(fmt, "code")
+    assert list(frame[codes])[:5] == sorted(LEASES)
     if fmt != "csv":
         info = pyogrio.read_info(source)
-        assert dict(zip(info["fields"], info["dtypes"], strict=True))["id"] == "int64"
+        types = dict(zip(info["fields"], info["dtypes"], strict=True))
+        assert types["ID" if fmt == "shp" else "id"] == "int64"

@@ -47,7 +47,7 @@ def test_export_gbk_shapefile(env, tmp_path):
                             "--out", str(out)])
     assert r.exit_code == 0, r.output
     frame = pyogrio.read_dataframe(f"/vsizip/{out}/land_leases.shp")
-    assert "国电双维铁路公司" in set(frame["lessee"])
+    assert "国电双维铁路公司" in set(frame["LESSEE"])
 
 
 def test_stats_and_conflicts(env, tmp_path):

@@ -129,11 +129,17 @@ def _handle(item: LegendItem) -> Patch | Line2D:
 
 def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lang: str = "zh",
               fmt: Literal["png", "pdf"] = "png", dpi: int = 150,
-              size: tuple[float, float] = (11.69, 8.27)) -> bytes:
+              size: tuple[float, float] = (11.69, 8.27),
+              extent: tuple[float, float, float, float] | None = None,
+              notes: Sequence[str] = ()) -> bytes:
     """A static map of ``layers`` (A4 landscape by default) as PNG or PDF bytes.
 
     Layers with vector tiles instead of GeoJSON are skipped: print from inline data.
-    Labels come from each layer's ``label`` property (village names).
+    Labels come from each layer's ``label`` property (village names). ``extent``
+    (west, south, east, north in degrees) is the part of the earth printed, e.g. what
+    the screen showed; by default the features' extent. ``notes`` are printed under the
+    legend (the township, the date of the data, the date of printing). The legend lists
+    the layers that have features on the page.
     """
     family = cjk_font()
     frames = [(layer, _frame(layer)) for layer in layers if layer.geojson is not None and layer.show]
@@ -141,6 +147,10 @@ def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lan
     if not drawn:
         raise ValueError("nothing to print: every layer is empty")
     crs = drawn[0][1].estimate_utm_crs()
+    box = None
+    if extent is not None:
+        west, south, east, north = extent
+        box = gpd.GeoSeries([shapely.box(west, south, east, north)], crs="EPSG:4326").to_crs(crs).total_bounds
     fig = Figure(figsize=size, dpi=dpi)
     fig.set_facecolor("white")
     ax = fig.add_axes((0.03, 0.06, 0.70, 0.82))
@@ -152,7 +162,11 @@ def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lan
                 for point, text in zip(projected.representative_point(), projected[layer.label], strict=True):
                     ax.annotate(str(text), (point.x, point.y), ha="center", va="center", fontsize=8,
                                 fontfamily=family, color="#222222")
-        ax.set_aspect("equal")
+        ax.set_aspect("equal", adjustable="datalim")
+        if box is not None:
+            ax.set_xlim(box[0], box[2])
+            ax.set_ylim(box[1], box[3])
+            ax.apply_aspect()
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel("")
@@ -181,6 +195,9 @@ def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lan
         legend = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.75, 0.88), frameon=True,
                             fontsize=7.5, title="Legend" if lang == "en" else "图例",
                             prop={"family": family, "size": 7.5}, handlelength=2.2)
+        if notes:
+            fig.text(0.75, 0.03, "\n".join(notes), fontsize=7.5, color="#333333", fontfamily=family,
+                     va="bottom", ha="left", linespacing=1.5)
         legend.get_title().set_fontfamily(family)
         legend.get_title().set_fontweight("bold")
         for i, text in enumerate(legend.get_texts()):

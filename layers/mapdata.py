@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +27,8 @@ __all__ = [
     "MapScope",
     "UnknownFeatureError",
     "UnknownVillageError",
+    "data_date",
+    "find_features",
     "map_bounds",
     "map_layers",
     "scope_for",
@@ -61,9 +64,19 @@ class MapScope:
     village: str | None = None
     feature: tuple[str, int] | None = None
     selection: tuple[str, tuple[int, ...]] | None = None
+    #: (west, south, east, north) in degrees: only features touching it (a printed screen)
+    bbox: tuple[float, float, float, float] | None = None
 
     def where(self, layer: Layer, ctx: MapContext) -> tuple[str, dict[str, Any]]:
         """SQL condition on table alias ``t`` and its bound parameters."""
+        where, params = self._where(layer, ctx)
+        if self.bbox is None or where == "FALSE":
+            return where, params
+        west, south, east, north = self.bbox
+        return (f"({where}) AND t.geom && ST_MakeEnvelope(:bbox_w, :bbox_s, :bbox_e, :bbox_n, 4326)",
+                {**params, "bbox_w": west, "bbox_s": south, "bbox_e": east, "bbox_n": north})
+
+    def _where(self, layer: Layer, ctx: MapContext) -> tuple[str, dict[str, Any]]:
         clauses, params = ["TRUE"], {}
         if self.selection is not None:
             if layer.id != self.selection[0]:
@@ -215,3 +228,48 @@ def map_bounds(conn: sa.Connection, scope: MapScope) -> tuple[tuple[float, float
     if row[0] is None:  # nothing at all: the demo township's frame
         return (37.9, 106.8), (38.5, 107.6)
     return (row[0], row[1]), (row[2], row[3])
+
+
+def data_date(conn: sa.Connection, layer_ids: Iterable[str]) -> date | None:
+    """The day the newest of these layers' features was last written: "data as of"."""
+    parts = [f"SELECT max(updated_at) AS t FROM {LAYERS[i].table}" for i in dict.fromkeys(layer_ids)]
+    if not parts:
+        return None
+    newest = conn.scalar(sa.text(f"SELECT max(t) FROM ({' UNION ALL '.join(parts)}) x"))
+    return newest.date() if newest is not None else None
+
+
+#: Most places one search answers.
+FIND_LIMIT = 20
+
+
+def _search_fields(layer: Layer) -> list[str]:
+    """Code and the free-text names of a layer (name, lessee, project …), not coded fields."""
+    names = ["code"] + [f.name for f in layer.fields if f.type == "text" and not f.choices
+                        and f.name in ("name", "lessee", "project", "mine", "contractor")]
+    return list(dict.fromkeys(names))
+
+
+def find_features(conn: sa.Connection, text: str, lang: str = "zh",
+                  limit: int = FIND_LIMIT) -> list[dict[str, Any]]:
+    """Features whose code or name holds ``text`` (case-insensitive), exact codes first.
+
+    Each with its layer, code, a label, its box ``[west, south, east, north]`` and its
+    geometry (for the map to highlight it).
+    """
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    out: list[dict[str, Any]] = []
+    for layer in LAYERS.values():
+        fields = _search_fields(layer)
+        match = " OR ".join(f"t.{f}::text ILIKE :pattern" for f in fields)
+        label = next((f for f in fields if f != "code"), None)
+        sql = (f"SELECT t.id, t.code::text AS code, {f't.{label}::text' if label else 'NULL'} AS label, "
+               f"ST_XMin(t.geom) AS w, ST_YMin(t.geom) AS s, ST_XMax(t.geom) AS e, ST_YMax(t.geom) AS n, "
+               f"ST_AsGeoJSON(t.geom, {_PRECISION})::json AS geometry FROM {layer.table} t "
+               f"WHERE {match} ORDER BY (lower(t.code::text) = lower(:text)) DESC, t.code LIMIT :limit")
+        for r in conn.execute(sa.text(sql), {"pattern": pattern, "text": text, "limit": limit}):
+            out.append({"layer": layer.id, "layer_title": layer.title(lang), "id": r.id, "code": r.code,
+                        "label": r.label, "bbox": [r.w, r.s, r.e, r.n], "geometry": r.geometry,
+                        "exact": r.code.lower() == text.lower()})
+    out.sort(key=lambda f: (not f["exact"], len(f["code"] or ""), f["code"] or ""))
+    return out[:limit]

@@ -69,8 +69,8 @@ def test_overview_pdf_has_title_township_dates_and_legend(demo_client):
     r = demo_client.get("/maps.pdf", params={"on": "2026-11-01"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
     text = _pdf_text(r.content)
-    for words in ("鄂托克前旗某镇 · 土地与生态总图", "乡镇：鄂托克前旗某镇", "数据日期：", "地图日期：2026-11-01",
-                  "打印时间：", "图例", "北", "柠条地块", "土地租赁", "重度"):
+    for words in ("鄂托克前旗某镇 · 土地与生态总图", "乡镇：鄂托克前旗某镇", "数据日期：",
+                  "地图日期：2026-11-01", "打印时间：", "图例", "北", "柠条地块", "土地租赁", "重度"):
         assert words in text, words
     en = _pdf_text(demo_client.get("/maps.pdf", params={"lang": "en"}).content)
     assert "Township of Otog Front Banner" in en and "Data as of:" in en and "Legend" in en

@@ -153,7 +153,29 @@ def _page(request: Request, lang: str, basemap: str | None, title: str, layer_id
     # Folium's head and body carry inline scripts of their own: they run with this page's nonce
     parts = PageParts(header=add_nonce(parts.header, nonce), body=add_nonce(parts.body, nonce),
                       script=parts.script)
-    return render(request, "maps/map.html", lang, title=title, map=parts)
+    return render(request, "maps/map.html", lang, title=title, map=parts,
+                  config=_page_config(base, lang, layer_ids, ctx, scope, dated=scope.feature is None))
+
+
+def _page_config(base: str, lang: str, layer_ids: list[str], ctx: MapContext, scope: MapScope,
+                 dated: bool) -> dict[str, Any]:
+    """What the page's tools need: where to print, search and measure, the map date."""
+    params: dict[str, str] = {}
+    if scope.village is not None:
+        path = f"/maps/villages/{quote(scope.village, safe='')}"
+    elif scope.feature is not None:
+        path, params = f"/maps/{scope.feature[0]}", {"ids": str(scope.feature[1])}
+    elif scope.selection is not None:
+        path, params = f"/maps/{scope.selection[0]}", {"ids": ",".join(map(str, scope.selection[1]))}
+    elif len(layer_ids) == 1:
+        path = f"/maps/{layer_ids[0]}"
+    else:
+        path = "/maps"
+    if ctx.by and len(layer_ids) == 1:
+        params["by"] = ctx.by
+    return {"lang": lang, "on": ctx.on.isoformat() if dated else None,
+            "print": base + path, "print_params": params, "print_layers": path in ("/maps",) or
+            scope.village is not None, "find": f"{base}/maps/search", "measure": f"{base}/maps/measure"}
 
 
 def _title(kind: str, lang: str, request: Request, **values: str) -> str:

@@ -151,9 +151,25 @@ def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lan
     if extent is not None:
         west, south, east, north = extent
         box = gpd.GeoSeries([shapely.box(west, south, east, north)], crs="EPSG:4326").to_crs(crs).total_bounds
+    handles, labels, heads = [], [], set()
+    for layer, _ in drawn:
+        heads.add(len(labels))
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append(layer.title)
+        for section in layer.legend:
+            if section.title:
+                handles.append(Line2D([], [], linestyle="none"))
+                labels.append("  " + section.title)
+            for item in section.items:
+                handles.append(_handle(item))
+                labels.append(item.label)
+    # a long legend (the overview's) in two columns beside a narrower map, so that it stays on the page
+    ncol = 1 if len(labels) <= 34 else 2
+    font = 7.5 if ncol == 1 else 6.2
+    right = 0.73 if ncol == 1 else 0.57
     fig = Figure(figsize=size, dpi=dpi)
     fig.set_facecolor("white")
-    ax = fig.add_axes((0.03, 0.06, 0.70, 0.82))
+    ax = fig.add_axes((0.03, 0.06, right - 0.03, 0.82))
     with rc_context({"font.family": family, "axes.unicode_minus": False}):
         for layer, frame in drawn:
             projected = frame.to_crs(crs)
@@ -161,7 +177,7 @@ def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lan
             if layer.label and layer.label in projected:
                 for point, text in zip(projected.representative_point(), projected[layer.label], strict=True):
                     ax.annotate(str(text), (point.x, point.y), ha="center", va="center", fontsize=8,
-                                fontfamily=family, color="#222222")
+                                fontfamily=family, color="#222222", annotation_clip=True)
         ax.set_aspect("equal", adjustable="datalim")
         if box is not None:
             ax.set_xlim(box[0], box[2])
@@ -180,24 +196,13 @@ def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lan
         fig.text(0.03, 0.955, title, fontsize=18, fontweight="bold", fontfamily=family, va="center")
         if subtitle:
             fig.text(0.03, 0.915, subtitle, fontsize=9, color="#555555", fontfamily=family, va="center")
-        handles, labels, heads = [], [], set()
-        for layer, _ in drawn:
-            heads.add(len(labels))
-            handles.append(Line2D([], [], linestyle="none"))
-            labels.append(layer.title)
-            for section in layer.legend:
-                if section.title:
-                    handles.append(Line2D([], [], linestyle="none"))
-                    labels.append("  " + section.title)
-                for item in section.items:
-                    handles.append(_handle(item))
-                    labels.append(item.label)
-        legend = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.75, 0.88), frameon=True,
-                            fontsize=7.5, title="Legend" if lang == "en" else "图例",
-                            prop={"family": family, "size": 7.5}, handlelength=2.2)
+        legend = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(right + 0.015, 0.88),
+                            frameon=True, fontsize=font, ncol=ncol,
+                            title="Legend" if lang == "en" else "图例",
+                            prop={"family": family, "size": font}, handlelength=2.0, columnspacing=0.8)
         if notes:
-            fig.text(0.75, 0.03, "\n".join(notes), fontsize=7.5, color="#333333", fontfamily=family,
-                     va="bottom", ha="left", linespacing=1.5)
+            fig.text(0.985, 0.975, "\n".join(notes), fontsize=7.5, color="#333333", fontfamily=family,
+                     va="top", ha="right", linespacing=1.5)
         legend.get_title().set_fontfamily(family)
         legend.get_title().set_fontweight("bold")
         for i, text in enumerate(legend.get_texts()):

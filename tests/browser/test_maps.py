@@ -245,6 +245,7 @@ def test_the_ecology_staffs_day(open_watched, live_url, demo, lang):
         # print what is shown: the screen's box, the layers switched on, the date
         leases = "Land leases" if en else "土地租赁"
         page.locator(".leaflet-control-layers-overlays label", has_text=leases).click()
+        _wait(page, "!document.getElementById('print-pdf').href.includes('land_leases')")
         href = page.get_attribute("#print-pdf", "href")
         assert "bbox=" in href and "on=2026-11-01" in href and "land_leases" not in href
         with page.expect_download() as download:
@@ -262,3 +263,30 @@ def test_the_ecology_staffs_day(open_watched, live_url, demo, lang):
         assert png.status == 200 and png.body().startswith(b"\x89PNG")
         assert all(u.startswith("https://tile.openstreetmap.org/") for u in w.outside)
         assert all("ERR_FAILED" in e for e in w.errors), w.errors
+
+
+def test_the_home_pages_map_link_works_without_the_internet(watched, demo):
+    """No network at all (every outside request aborted): the map says so and draws every layer."""
+    watched.page.goto(watched.base + "/")
+    watched.page.click("#go-maps")
+    watched.page.wait_for_selector("#basemap-notice:not([hidden])")
+    assert "无底图" in watched.page.inner_text("#basemap-notice")
+    assert watched.paths() > _count(demo, "villages")
+    assert watched.page.locator(".landeco-village-label").count() == _count(demo, "villages")
+    assert all("ERR_FAILED" in e for e in watched.errors), watched.errors
+
+
+def test_print_links_on_village_and_selection_pages(watched, demo):
+    code = demo.scalar(sa.text("SELECT code FROM villages ORDER BY code LIMIT 1"))
+    watched.open(f"/maps/villages/{code}?basemap=none")
+    href = watched.page.get_attribute("#print-pdf", "href")
+    assert f"/maps/villages/{code}.pdf?" in href and "bbox=" in href and "layers=" in href
+    body = watched.page.request.get(href).body()
+    assert body.startswith(b"%PDF")
+    ids = demo.scalars(sa.text("SELECT id FROM subsidence_zones ORDER BY id LIMIT 2")).all()
+    watched.open(f"/maps/subsidence_zones?basemap=none&ids={ids[0]},{ids[1]}")
+    href = watched.page.get_attribute("#print-png", "href")
+    assert "/maps/subsidence_zones.png?" in href and f"ids={ids[0]}%2C{ids[1]}" in href
+    png = watched.page.request.get(href)
+    assert png.status == 200 and png.body().startswith(b"\x89PNG")
+    assert watched.errors == [] and watched.outside == []

@@ -16,6 +16,7 @@ from typing import Literal
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from matplotlib import font_manager, rc_context
 from matplotlib.collections import PathCollection
@@ -60,8 +61,18 @@ def _dash(style: dict) -> object:
 
 
 def _frame(layer: MapLayer) -> gpd.GeoDataFrame:
-    features = (layer.geojson or {}).get("features", [])
-    frame = gpd.GeoDataFrame.from_features(list(features), crs="EPSG:4326")
+    """The layer's features with their style columns.
+
+    Geometries are GeoJSON, or WKB bytes (what :func:`layers.mapdata.map_layers` gives a
+    printed map), decoded in one vectorised call.
+    """
+    features = list((layer.geojson or {}).get("features", []))
+    if features and isinstance(features[0].get("geometry"), bytes | memoryview):
+        geoms = shapely.from_wkb([bytes(f["geometry"]) for f in features])
+        frame = gpd.GeoDataFrame(pd.DataFrame([f.get("properties") or {} for f in features]),
+                                 geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"))
+    else:
+        frame = gpd.GeoDataFrame.from_features(features, crs="EPSG:4326")
     if frame.empty:
         return frame
     styles = [f["properties"].get("_style", {}) for f in features]

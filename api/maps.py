@@ -7,27 +7,33 @@ Thin routes: parse, fetch the map layers (:mod:`layers.mapdata`), draw them
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Literal
-from urllib.parse import urlencode
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
 
 from api.deps import get_engine, get_settings
 from api.pages import LangDep, render
 from api.security import add_nonce
 from gis.maps import NO_BASEMAP, Basemap, PageParts, build_map, osm_basemap, page_parts, tianditu_basemaps
+from gis.measure import measure
 from gis.printing import print_map
+from layers.columns import InvalidBboxError
 from layers.errors import BadRequestError
-from layers.mapdata import MapScope, map_bounds, map_layers, scope_for
+from layers.mapdata import MapScope, data_date, find_features, map_bounds, map_layers, scope_for
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
+from layers.settings import Settings
 from layers.symbology import InvalidStyleFieldError, MapContext, style_fields
+from layers.values import InvalidParameterError, check_text, finite_float
 
-__all__ = ["MAX_IDS", "BasemapUnavailableError", "InvalidIdsError", "basemap_hosts", "printed_map",
-           "router"]
+__all__ = ["MAX_IDS", "BasemapUnavailableError", "InvalidIdsError", "InvalidMapLayersError",
+           "NothingToPrintError", "basemap_hosts", "printed_map", "router", "township"]
 
 router = APIRouter(tags=["maps"])
 
@@ -47,7 +53,7 @@ ByDep = Annotated[str | None, Query(
     description="field to colour the layer by, e.g. survival_rate for caragana plots")]
 
 _TITLES = {
-    "overview": ("鄂托克前旗某镇 · 土地与生态总图", "Township land and ecology overview"),
+    "overview": ("{township} · 土地与生态总图", "{township} · land and ecology overview"),
     "layer": ("{title}", "{title}"),
     "village": ("{name} · 土地与生态图", "{name} · land and ecology"),
     "feature": ("{title} · {code}", "{title} · {code}"),
@@ -147,13 +153,39 @@ def _page(request: Request, lang: str, basemap: str | None, title: str, layer_id
     # Folium's head and body carry inline scripts of their own: they run with this page's nonce
     parts = PageParts(header=add_nonce(parts.header, nonce), body=add_nonce(parts.body, nonce),
                       script=parts.script)
-    return render(request, "maps/map.html", lang, title=title, map=parts)
+    return render(request, "maps/map.html", lang, title=title, map=parts,
+                  config=_page_config(base, lang, layer_ids, ctx, scope, dated=scope.feature is None))
 
 
-def _title(kind: str, lang: str, **values: str) -> str:
+def _page_config(base: str, lang: str, layer_ids: list[str], ctx: MapContext, scope: MapScope,
+                 dated: bool) -> dict[str, Any]:
+    """What the page's tools need: where to print, search and measure, the map date."""
+    params: dict[str, str] = {}
+    if scope.village is not None:
+        path = f"/maps/villages/{quote(scope.village, safe='')}"
+    elif scope.feature is not None:
+        path, params = f"/maps/{scope.feature[0]}", {"ids": str(scope.feature[1])}
+    elif scope.selection is not None:
+        path, params = f"/maps/{scope.selection[0]}", {"ids": ",".join(map(str, scope.selection[1]))}
+    elif len(layer_ids) == 1:
+        path = f"/maps/{layer_ids[0]}"
+    else:
+        path = "/maps"
+    if ctx.by and len(layer_ids) == 1:
+        params["by"] = ctx.by
+    return {"lang": lang, "on": ctx.on.isoformat() if dated else None,
+            "print": base + path, "print_params": params, "print_layers": path in ("/maps",) or
+            scope.village is not None, "find": f"{base}/maps/search", "measure": f"{base}/maps/measure"}
+
+
+def _title(kind: str, lang: str, request: Request, **values: str) -> str:
+    return _title_text(kind, lang, get_settings(request), **values)
+
+
+def _title_text(kind: str, lang: str, settings: Settings, **values: str) -> str:
+    """A map's title in ``lang``; ``{name}`` (village) and ``{code}`` (feature) filled later."""
     zh, en = _TITLES[kind]
-    # keep the placeholders filled later (village name, feature code) for the second format
-    values = {"name": "{name}", "code": "{code}", **values}
+    values = {"name": "{name}", "code": "{code}", "township": township(settings, lang), **values}
     return (en if lang == "en" else zh).format(**values)
 
 
@@ -162,16 +194,7 @@ def overview(request: Request, lang: LangDep = "zh", basemap: BasemapDep = None,
              on: OnDep = None) -> HTMLResponse:
     """Every layer over the village frames, with layer control, legend, scale and popups."""
     ctx = MapContext(lang=lang, on=on or date.today())
-    return _page(request, lang, basemap, _title("overview", lang), _ordered(), ctx, {})
-
-
-@router.get("/maps/villages/{code}", response_class=HTMLResponse, summary="Map of one village")
-def village_map(request: Request, code: str, lang: LangDep = "zh", basemap: BasemapDep = None,
-                on: OnDep = None) -> HTMLResponse:
-    """One village's features of every layer, zoomed to it; the other frames for orientation."""
-    ctx = MapContext(lang=lang, on=on or date.today())
-    return _page(request, lang, basemap, _title("village", lang), _ordered(), ctx,
-                 {"village": code})
+    return _page(request, lang, basemap, _title("overview", lang, request), _ordered(), ctx, {})
 
 
 @router.get("/maps/{layer_id}/features/{feature_id}", response_class=HTMLResponse,
@@ -181,36 +204,276 @@ def feature_map(request: Request, layer_id: str, feature_id: int, lang: LangDep 
     """One feature, zoomed to it, over the village frames."""
     layer = get_layer(layer_id)
     ctx = MapContext(lang=lang)
-    title = _title("feature", lang, title=layer.title(lang))
+    title = _title("feature", lang, request, title=layer.title(lang))
     return _page(request, lang, basemap, title, [layer.id], ctx, {"feature": (layer, feature_id)})
 
 
-def printed_map(conn: sa.Connection, layer: Layer, ctx: MapContext, fmt: Literal["png", "pdf"]) -> bytes:
-    """A printable map of ``layer`` over the village frames, as PNG or PDF bytes."""
-    layers = map_layers(conn, [layer.id], ctx, inline_limit=10**9, popups=False)
+#: Widest box (degrees) a printed map takes: a township is a few tenths of a degree.
+MAX_PRINT_SPAN = 5.0
+
+BboxDep = Annotated[str | None, Query(
+    description="printed extent west,south,east,north in degrees (what the screen shows); "
+    "default the map's own extent")]
+LayersDep = Annotated[str | None, Query(
+    description="layers printed (comma-separated ids, those visible on the screen); default all "
+    "the map shows. The village frames are always printed")]
+
+
+class InvalidMapLayersError(BadRequestError):
+    """``layers`` names a layer that does not exist or is not on that map."""
+
+    code = "invalid_map_layers"
+    title = "Invalid map layers"
+
+
+class NothingToPrintError(BadRequestError):
+    """The printed map would be empty: no feature of any asked layer exists."""
+
+    code = "nothing_to_print"
+    title = "Nothing to print"
+    status = 404
+
+
+def _parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    """``west,south,east,north`` in degrees: finite, in range, not inverted, not continental."""
+    if value is None:
+        return None
+    parts = check_text(value, "bbox").split(",")
+    if len(parts) != 4:
+        raise InvalidBboxError("bbox: give four comma-separated numbers west,south,east,north")
+    try:
+        west, south, east, north = (finite_float(v, "bbox") for v in parts)
+    except BadRequestError as exc:
+        raise InvalidBboxError(str(exc)) from None
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise InvalidBboxError("bbox: west < east within ±180 and south < north within ±90 degrees")
+    if max(east - west, north - south) > MAX_PRINT_SPAN:
+        raise InvalidBboxError(f"bbox: a printed map spans at most {MAX_PRINT_SPAN:g} degrees")
+    return west, south, east, north
+
+
+def _parse_layers(value: str | None, allowed: list[str]) -> list[str]:
+    """The layer ids asked for, each one of ``allowed``, in drawing order."""
+    if value is None:
+        return allowed
+    asked = [v.strip() for v in check_text(value, "layers").split(",") if v.strip()]
+    wrong = [v for v in asked if v not in allowed]
+    if wrong or len(asked) > len(LAYERS):
+        raise InvalidMapLayersError(f"layers: {', '.join(wrong)[:200] or 'too many'} not on this map; "
+                                    f"choose from {', '.join(allowed)}")
+    return [i for i in allowed if i in asked]
+
+
+def township(settings_or_request: Request | Settings, lang: str) -> str:
+    """The township's name in ``lang`` (``LANDECO_TOWNSHIP``, ``LANDECO_TOWNSHIP_EN``)."""
+    settings = (settings_or_request if isinstance(settings_or_request, Settings)
+                else get_settings(settings_or_request))
+    return settings.township_en if lang == "en" else settings.township
+
+
+def printed_map(conn: sa.Connection, layer_ids: list[str], ctx: MapContext, fmt: Literal["png", "pdf"],
+                *, title: str, township_name: str, scope: MapScope | None = None,
+                printed_at: datetime | None = None) -> bytes:
+    """A printable map of ``layer_ids`` over the village frames, as PNG or PDF bytes.
+
+    Title, legend of the layers on the page, scale bar, north arrow, the township, the
+    date of the data (the newest write to those layers), the map date and the printing time.
+    """
+    scope = scope or MapScope()
+    layers = map_layers(conn, layer_ids, ctx, scope=scope, inline_limit=10**9, popups=False)
     en = ctx.lang == "en"
-    sizes = ("lengths", "长度") if layer.is_linear else ("areas", "面积")  # what the layer measures
-    subtitle = (f"Map date {ctx.on.isoformat()} · landeco · UTM projection, {sizes[0]} on the ellipsoid" if en
-                else f"制图日期 {ctx.on.isoformat()} · landeco · UTM 投影，{sizes[1]}按椭球计算")
-    title = layer.title(ctx.lang)
-    if ctx.by:
-        title += f" · {layer.get_field(ctx.by).label(ctx.lang)}"
-    return print_map(layers, title=title, subtitle=subtitle, lang=ctx.lang, fmt=fmt)
+    linear = all(LAYERS[i].is_linear for i in layer_ids if not LAYERS[i].is_frame) and any(
+        not LAYERS[i].is_frame for i in layer_ids)
+    sizes = ("lengths", "长度") if linear else ("areas", "面积")  # what the layers measure
+    subtitle = (f"{township_name} · map date {ctx.on.isoformat()} · UTM projection, {sizes[0]} on the "
+                "ellipsoid · landeco" if en else
+                f"{township_name} · 地图日期 {ctx.on.isoformat()} · UTM 投影，{sizes[1]}按椭球计算 · landeco")
+    if scope.village is not None:
+        title = title.format(name=conn.scalar(sa.text("SELECT name FROM villages WHERE code = :c"),
+                                              {"c": scope.village}))
+    newest = data_date(conn, [la.key for la in layers])
+    printed_at = printed_at or datetime.now()
+    stamp = printed_at.strftime("%Y-%m-%d %H:%M")
+    data = newest.isoformat() if newest else "—"
+    notes = ([f"Township: {township_name}", f"Data as of: {data}", f"Map date: {ctx.on.isoformat()}",
+              f"Printed: {stamp}"] if en else
+             [f"乡镇：{township_name}", f"数据日期：{data}", f"地图日期：{ctx.on.isoformat()}",
+              f"打印时间：{stamp}"])
+    try:
+        return print_map(layers, title=title, subtitle=subtitle, lang=ctx.lang, fmt=fmt,
+                         extent=scope.bbox, notes=notes)
+    except ValueError:
+        raise NothingToPrintError("no feature to print: the layers asked for are empty") from None
 
 
-@router.get("/maps/{layer_id}.{fmt}", summary="Printable map of one layer (PNG or PDF)",
+def _send(body: bytes, fmt: str, name: str) -> Response:
+    media = "image/png" if fmt == "png" else "application/pdf"
+    return Response(body, media_type=media,
+                    headers={"Content-Disposition": f'inline; filename="{name}.{fmt}"'})
+
+
+def _now(request: Request) -> datetime:
+    """Now in the township's time zone (``LANDECO_TIMEZONE``): when a map was printed."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(get_settings(request).timezone))
+
+
+FmtPath = Literal["png", "pdf"]
+
+
+@router.get("/maps.{fmt}", summary="Printable overview map, or what the screen shows (PNG or PDF)",
             responses={200: {"content": {"image/png": {}, "application/pdf": {}}}})
-def layer_print(request: Request, layer_id: str, fmt: Literal["png", "pdf"], lang: LangDep = "zh",
-                on: OnDep = None, by: ByDep = None) -> Response:
-    """A static map for reports: title, legend, scale bar, north arrow, Chinese text."""
+def overview_print(request: Request, fmt: FmtPath, lang: LangDep = "zh", on: OnDep = None,
+                   bbox: BboxDep = None, layers: LayersDep = None) -> Response:
+    """Every layer (or ``layers``) over the village frames, of the township or of ``bbox``.
+
+    The print button of every map page calls this with the screen's box and visible layers.
+    """
+    ctx = MapContext(lang=lang, on=on or date.today())
+    chosen = _parse_layers(layers, _ordered())
+    scope = MapScope(bbox=_parse_bbox(bbox))
+    with _connect(request) as conn:
+        body = printed_map(conn, chosen, ctx, fmt, title=_title("overview", lang, request),
+                           township_name=township(request, lang), scope=scope, printed_at=_now(request))
+    return _send(body, fmt, "landeco-map")
+
+
+@router.get("/maps/villages/{code}.{fmt}", summary="Printable map of one village (PNG or PDF)",
+            responses={200: {"content": {"image/png": {}, "application/pdf": {}}}})
+def village_print(request: Request, code: str, fmt: FmtPath, lang: LangDep = "zh", on: OnDep = None,
+                  bbox: BboxDep = None, layers: LayersDep = None) -> Response:
+    """One village's features of every layer (or ``layers``), zoomed to it or to ``bbox``."""
+    check_text(code, "code")
+    ctx = MapContext(lang=lang, on=on or date.today())
+    chosen = _parse_layers(layers, _ordered())
+    box = _parse_bbox(bbox)
+    with _connect(request) as conn:
+        scope = replace(scope_for(conn, village=code), bbox=box)
+        if box is None:  # the village's own box: its frame, not the whole township
+            (s, w), (n, e) = map_bounds(conn, scope)
+            scope = replace(scope, bbox=(w, s, e, n))
+        body = printed_map(conn, chosen, ctx, fmt, title=_title("village", lang, request),
+                           township_name=township(request, lang), scope=scope, printed_at=_now(request))
+    return _send(body, fmt, f"village-{code}")
+
+
+@router.get("/maps/{layer_id}.{fmt}", summary="Printable map of one layer or a selection (PNG or PDF)",
+            responses={200: {"content": {"image/png": {}, "application/pdf": {}}}})
+def layer_print(request: Request, layer_id: str, fmt: FmtPath, lang: LangDep = "zh",
+                on: OnDep = None, by: ByDep = None, ids: IdsDep = None, bbox: BboxDep = None) -> Response:
+    """A static map for reports: title, legend, scale bar, north arrow, dates, Chinese text.
+
+    With ``ids``, only those features (a query result, a conflict check), zoomed to them.
+    """
     layer = get_layer(layer_id)
     _check_by(layer, by)
     ctx = MapContext(lang=lang, on=on or date.today(), by=by)
+    title = layer.title(lang)
+    if by:
+        title += f" · {layer.get_field(by).label(lang)}"
+    box = _parse_bbox(bbox)
+    scope = MapScope(bbox=box)
+    if ids is not None:
+        selection = _parse_ids(ids)
+        title = _title("selection", lang, request, title=title, n=str(len(selection)))
+        scope = MapScope(selection=(layer.id, selection), bbox=box)
     with _connect(request) as conn:
-        body = printed_map(conn, layer, ctx, fmt)
-    media = "image/png" if fmt == "png" else "application/pdf"
-    return Response(body, media_type=media,
-                    headers={"Content-Disposition": f'inline; filename="{layer.id}.{fmt}"'})
+        if ids is not None and box is None:
+            (s, w), (n, e) = map_bounds(conn, scope)
+            pad = max(e - w, n - s, 0.002) * 0.1  # a selection of one point still has a page
+            scope = replace(scope, bbox=(w - pad, s - pad, e + pad, n + pad))
+        body = printed_map(conn, [layer.id], ctx, fmt, title=title,
+                           township_name=township(request, lang), scope=scope, printed_at=_now(request))
+    return _send(body, fmt, layer.id)
+
+
+class FoundFeature(BaseModel):
+    """One feature found by code or name."""
+
+    layer: str
+    layer_title: str
+    id: int
+    code: str | None
+    label: str | None
+    bbox: list[float]
+    geometry: dict[str, Any]
+    exact: bool
+    url: str
+
+
+class FoundFeatures(BaseModel):
+    """The features whose code or name holds the text searched for."""
+
+    q: str
+    results: list[FoundFeature]
+
+
+SearchDep = Annotated[str, Query(min_length=1, max_length=100,
+                                 description="code or name, or part of one, e.g. NT-2019-001 or 乌兰")]
+
+
+@router.get("/maps/search", summary="Find a plot, lease, village … by code or name")
+def find(request: Request, q: SearchDep, lang: LangDep = "zh") -> FoundFeatures:
+    """The map's search box: features whose code or name holds ``q``, exact codes first."""
+    text = check_text(q, "q").strip()
+    if not text:
+        raise InvalidParameterError("q", "give a code or a name")
+    base = str(request.base_url).rstrip("/")
+    suffix = "?lang=en" if lang == "en" else ""
+    with _connect(request) as conn:
+        found = find_features(conn, text, lang)
+    results = [FoundFeature(**f, url=(f"{base}/maps/villages/{quote(f['code'] or '')}{suffix}"
+                                       if f["layer"] == "villages" else
+                                       f"{base}/maps/{f['layer']}/features/{f['id']}{suffix}"))
+               for f in found]
+    return FoundFeatures(q=text, results=results)
+
+
+#: Most vertices one measurement takes.
+MAX_MEASURE_POINTS = 1000
+CoordsDep = Annotated[str, Query(
+    max_length=40_000, description="the points clicked, lon,lat;lon,lat;… in degrees (WGS 84)")]
+
+
+class MeasureResult(BaseModel):
+    """A path's length and the closed ring's area, on the WGS 84 ellipsoid."""
+
+    points: int
+    length_m: float
+    perimeter_m: float | None
+    area_m2: float | None
+    area_mu: float | None
+
+
+@router.get("/maps/measure", summary="Length and area (亩) of a path on the ellipsoid")
+def measure_path(coords: CoordsDep) -> MeasureResult:
+    """The measuring tool: Karney's geodesics on WGS 84, areas in m² and 亩."""
+    points = []
+    for pair in check_text(coords, "coords").split(";"):
+        if not pair.strip():
+            continue
+        parts = pair.split(",")
+        if len(parts) != 2:
+            raise InvalidParameterError("coords", "give lon,lat pairs separated by semicolons")
+        lon, lat = finite_float(parts[0], "coords"), finite_float(parts[1], "coords")
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise InvalidParameterError("coords", "longitudes within ±180, latitudes within ±90 degrees")
+        points.append((lon, lat))
+    if not 1 <= len(points) <= MAX_MEASURE_POINTS:
+        raise InvalidParameterError("coords", f"give between 1 and {MAX_MEASURE_POINTS} points")
+    m = measure(points)
+    return MeasureResult(points=m.points, length_m=m.length_m, perimeter_m=m.perimeter_m, area_m2=m.area_m2,
+                         area_mu=m.area_mu)
+
+
+@router.get("/maps/villages/{code}", response_class=HTMLResponse, summary="Map of one village")
+def village_map(request: Request, code: str, lang: LangDep = "zh", basemap: BasemapDep = None,
+                on: OnDep = None) -> HTMLResponse:
+    """One village's features of every layer, zoomed to it; the other frames for orientation."""
+    ctx = MapContext(lang=lang, on=on or date.today())
+    return _page(request, lang, basemap, _title("village", lang, request), _ordered(), ctx,
+                 {"village": code})
 
 
 @router.get("/maps/{layer_id}", response_class=HTMLResponse, summary="Map of one layer")
@@ -225,10 +488,10 @@ def layer_map(request: Request, layer_id: str, lang: LangDep = "zh", basemap: Ba
     _check_by(layer, by)
     ctx = MapContext(lang=lang, on=on or date.today(), by=by)
     if ids is None:
-        return _page(request, lang, basemap, _title("layer", lang, title=layer.title(lang)), [layer.id],
-                     ctx, {})
+        return _page(request, lang, basemap, _title("layer", lang, request, title=layer.title(lang)),
+                     [layer.id], ctx, {})
     selection = _parse_ids(ids)
-    title = _title("selection", lang, title=layer.title(lang), n=str(len(selection)))
+    title = _title("selection", lang, request, title=layer.title(lang), n=str(len(selection)))
     return _page(request, lang, basemap, title, [layer.id], ctx, {},
                  scope=MapScope(selection=(layer.id, selection)))
 

@@ -128,6 +128,8 @@ SUCCESS: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
                                          XLSX: _BINARY}},
     ("get", "/conflicts/{check_id}"): {200: {GEOJSON: {"$ref": _REF + "FeatureCollection"}}},
     ("get", "/maps/{layer_id}.{fmt}"): {200: {"image/png": _BINARY, "application/pdf": _BINARY}},
+    ("get", "/maps.{fmt}"): {200: {"image/png": _BINARY, "application/pdf": _BINARY}},
+    ("get", "/maps/villages/{code}.{fmt}"): {200: {"image/png": _BINARY, "application/pdf": _BINARY}},
     ("get", "/audit"): {200: {"application/json": {"type": "object"}, HTML: _STRING, "text/csv": _STRING}},
 }
 

@@ -6,6 +6,9 @@ made by ``python -m bench.demo_load N``)
 Serves landeco with uvicorn over the benchmark database and opens maps in headless
 Chromium (Debian's), with no basemap so that only landeco is measured. Target for the
 100 000-parcel layer: HTML < 2 MB, tiles drawn < 3 s after navigation starts.
+
+Then the printed maps (PNG/PDF, matplotlib): the time to answer each print URL and its
+size, status kept so that a route that does not exist yet (before a change) shows as 404.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from bench.demo_load import bench_url
 from layers.settings import Settings
 
 PAGES = ("/maps/caragana_plots?basemap=none", "/maps?basemap=none")
+#: printed maps: a small layer, the big layer whole, the overview, a village, the screen's print
+PRINTS = ("/maps/subsidence_zones.pdf", "/maps/caragana_plots.png", "/maps.pdf",
+          "/maps/villages/{village}.pdf",
+          "/maps.png?bbox=107.05,38.05,107.25,38.2&layers=villages,caragana_plots,land_leases")
 REPEAT = 3
 
 
@@ -46,7 +53,8 @@ def _serve(n: int) -> tuple[uvicorn.Server, str]:
 
 
 def _measure(browser, url: str) -> dict:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    # the pages' CSP forbids eval, which Playwright's wait_for_function needs
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     page = context.new_page()
     tiles = {"n": 0, "bytes": 0, "failed": 0}
 
@@ -72,7 +80,8 @@ def _measure(browser, url: str) -> dict:
 def run(n: int) -> list[str]:
     """Rows of the table for the ``n``-parcel database."""
     server, base = _serve(n)
-    rows = []
+    rows: list[str] = []
+    prints: list[str] = []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
@@ -89,9 +98,22 @@ def run(n: int) -> list[str]:
                             f"| {med['tiles']:.0f} ({med['failed']:.0f} failed) "
                             f"| {med['tile_kb']:.0f} |")
             browser.close()
+        village = httpx.get(base + "/collections/villages/items?limit=1", timeout=60).json()
+        code = village["features"][0]["properties"]["code"]
+        for path in PRINTS:
+            url = base + path.format(village=code)
+            times, size, status = [], 0, 0
+            for _ in range(REPEAT):
+                t = time.perf_counter()
+                r = httpx.get(url, timeout=600)
+                times.append((time.perf_counter() - t) * 1000)
+                size, status = len(r.content), r.status_code
+            prints.append(f"| {n:,} | `{path}` | {status} | {size / 1024:.0f} "
+                          f"| {statistics.median(times):.0f} |")
     finally:
         server.should_exit = True
-    return rows
+    head = ["", "| parcels | print | status | KB | ms (median) |", "|---:|---|---:|---:|---:|"]
+    return [*rows, *head, *prints]
 
 
 def main(argv: list[str]) -> None:

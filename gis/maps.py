@@ -193,19 +193,28 @@ class MapLayer:
 class _Basemap(Layer):
     """A base layer: a group of tile layers (none for the empty background)."""
 
+    # Offline is the normal case: a tile that fails is counted and announced
+    # (``landeco:basemap-error``), and the page falls back to the empty background.
     _template = Template("""
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }} = L.layerGroup([
         {%- for url in this.tiles %}
-            L.tileLayer({{ url|tojson }}, {{ this.options|tojson }}),
+            L.tileLayer({{ url|tojson }}, {{ this.options|tojson }}).on("tileerror", function () {
+                window.landecoBasemapErrors = (window.landecoBasemapErrors || 0) + 1;
+                document.dispatchEvent(new CustomEvent("landeco:basemap-error",
+                    {detail: {{ this.basemap_key|tojson }}}));
+            }),
         {%- endfor %}
         ]);
+        window.landecoBasemaps = window.landecoBasemaps || {};
+        window.landecoBasemaps[{{ this.basemap_key|tojson }}] = {{ this.get_name() }};
         {% endmacro %}
     """)
 
     def __init__(self, basemap: Basemap, show: bool) -> None:
         super().__init__(name=basemap.title, overlay=False, control=True, show=show)
         self._name = "Basemap"
+        self.basemap_key = basemap.key
         self.tiles = basemap.tiles
         self.options = {"attribution": basemap.attribution, "subdomains": basemap.subdomains,
                         "maxZoom": basemap.max_zoom}
@@ -328,7 +337,8 @@ def _legend_html(layers: Sequence[tuple[str, MapLayer]], title: str) -> str:
     parts = [f'<div class="landeco-legend-title">{html.escape(title)}</div>']
     for js_name, layer in layers:
         hidden = "" if layer.show else ' style="display:none"'
-        parts.append(f'<div class="landeco-legend-layer" data-layer="{js_name}"{hidden}>'
+        parts.append(f'<div class="landeco-legend-layer" data-layer="{js_name}" '
+                     f'data-key="{html.escape(layer.key)}"{hidden}>'
                      f'<div class="landeco-legend-name">{html.escape(layer.title)}</div>')
         for section in layer.legend:
             if section.title:
@@ -370,14 +380,24 @@ class _Controls(MacroElement):
             title.addTo(map);
             // the scale first: Leaflet stacks bottom controls upwards, the legend above it
             L.control.scale({imperial: false, position: "bottomleft"}).addTo(map);
-            var legend = L.control({position: "bottomleft"});
-            legend.onAdd = function () {
-                var div = L.DomUtil.create("div", "landeco-legend");
-                div.innerHTML = {{ this.legend|tojson }};
-                L.DomEvent.disableScrollPropagation(div);
-                return div;
-            };
-            legend.addTo(map);
+            // a page with a legend panel beside the map (api/templates/maps/map.html) gets the
+            // legend there, where it covers no feature; elsewhere it floats on the map
+            var slot = document.getElementById("landeco-legend-slot");
+            if (slot) {
+                var panel = document.createElement("div");
+                panel.className = "landeco-legend";
+                panel.innerHTML = {{ this.legend|tojson }};
+                slot.appendChild(panel);
+            } else {
+                var legend = L.control({position: "bottomleft"});
+                legend.onAdd = function () {
+                    var div = L.DomUtil.create("div", "landeco-legend");
+                    div.innerHTML = {{ this.legend|tojson }};
+                    L.DomEvent.disableScrollPropagation(div);
+                    return div;
+                };
+                legend.addTo(map);
+            }
             var names = {{ this.names|tojson }};
             function toggle(e, shown) {
                 for (var name in names) {

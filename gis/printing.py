@@ -16,6 +16,7 @@ from typing import Literal
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from matplotlib import font_manager, rc_context
 from matplotlib.collections import PathCollection
@@ -60,8 +61,18 @@ def _dash(style: dict) -> object:
 
 
 def _frame(layer: MapLayer) -> gpd.GeoDataFrame:
-    features = (layer.geojson or {}).get("features", [])
-    frame = gpd.GeoDataFrame.from_features(list(features), crs="EPSG:4326")
+    """The layer's features with their style columns.
+
+    Geometries are GeoJSON, or WKB bytes (what :func:`layers.mapdata.map_layers` gives a
+    printed map), decoded in one vectorised call.
+    """
+    features = list((layer.geojson or {}).get("features", []))
+    if features and isinstance(features[0].get("geometry"), bytes | memoryview):
+        geoms = shapely.from_wkb([bytes(f["geometry"]) for f in features])
+        frame = gpd.GeoDataFrame(pd.DataFrame([f.get("properties") or {} for f in features]),
+                                 geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"))
+    else:
+        frame = gpd.GeoDataFrame.from_features(features, crs="EPSG:4326")
     if frame.empty:
         return frame
     styles = [f["properties"].get("_style", {}) for f in features]
@@ -129,11 +140,17 @@ def _handle(item: LegendItem) -> Patch | Line2D:
 
 def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lang: str = "zh",
               fmt: Literal["png", "pdf"] = "png", dpi: int = 150,
-              size: tuple[float, float] = (11.69, 8.27)) -> bytes:
+              size: tuple[float, float] = (11.69, 8.27),
+              extent: tuple[float, float, float, float] | None = None,
+              notes: Sequence[str] = ()) -> bytes:
     """A static map of ``layers`` (A4 landscape by default) as PNG or PDF bytes.
 
     Layers with vector tiles instead of GeoJSON are skipped: print from inline data.
-    Labels come from each layer's ``label`` property (village names).
+    Labels come from each layer's ``label`` property (village names). ``extent``
+    (west, south, east, north in degrees) is the part of the earth printed, e.g. what
+    the screen showed; by default the features' extent. ``notes`` are printed under the
+    legend (the township, the date of the data, the date of printing). The legend lists
+    the layers that have features on the page.
     """
     family = cjk_font()
     frames = [(layer, _frame(layer)) for layer in layers if layer.geojson is not None and layer.show]
@@ -141,9 +158,29 @@ def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lan
     if not drawn:
         raise ValueError("nothing to print: every layer is empty")
     crs = drawn[0][1].estimate_utm_crs()
+    box = None
+    if extent is not None:
+        west, south, east, north = extent
+        box = gpd.GeoSeries([shapely.box(west, south, east, north)], crs="EPSG:4326").to_crs(crs).total_bounds
+    handles, labels, heads = [], [], set()
+    for layer, _ in drawn:
+        heads.add(len(labels))
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append(layer.title)
+        for section in layer.legend:
+            if section.title:
+                handles.append(Line2D([], [], linestyle="none"))
+                labels.append("  " + section.title)
+            for item in section.items:
+                handles.append(_handle(item))
+                labels.append(item.label)
+    # a long legend (the overview's) in two columns beside a narrower map, so that it stays on the page
+    ncol = 1 if len(labels) <= 34 else 2
+    font = 7.5 if ncol == 1 else 6.2
+    right = 0.73 if ncol == 1 else 0.57
     fig = Figure(figsize=size, dpi=dpi)
     fig.set_facecolor("white")
-    ax = fig.add_axes((0.03, 0.06, 0.70, 0.82))
+    ax = fig.add_axes((0.03, 0.06, right - 0.03, 0.82))
     with rc_context({"font.family": family, "axes.unicode_minus": False}):
         for layer, frame in drawn:
             projected = frame.to_crs(crs)
@@ -151,8 +188,12 @@ def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lan
             if layer.label and layer.label in projected:
                 for point, text in zip(projected.representative_point(), projected[layer.label], strict=True):
                     ax.annotate(str(text), (point.x, point.y), ha="center", va="center", fontsize=8,
-                                fontfamily=family, color="#222222")
-        ax.set_aspect("equal")
+                                fontfamily=family, color="#222222", annotation_clip=True)
+        ax.set_aspect("equal", adjustable="datalim")
+        if box is not None:
+            ax.set_xlim(box[0], box[2])
+            ax.set_ylim(box[1], box[3])
+            ax.apply_aspect()
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel("")
@@ -166,21 +207,13 @@ def print_map(layers: Sequence[MapLayer], *, title: str, subtitle: str = "", lan
         fig.text(0.03, 0.955, title, fontsize=18, fontweight="bold", fontfamily=family, va="center")
         if subtitle:
             fig.text(0.03, 0.915, subtitle, fontsize=9, color="#555555", fontfamily=family, va="center")
-        handles, labels, heads = [], [], set()
-        for layer, _ in drawn:
-            heads.add(len(labels))
-            handles.append(Line2D([], [], linestyle="none"))
-            labels.append(layer.title)
-            for section in layer.legend:
-                if section.title:
-                    handles.append(Line2D([], [], linestyle="none"))
-                    labels.append("  " + section.title)
-                for item in section.items:
-                    handles.append(_handle(item))
-                    labels.append(item.label)
-        legend = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.75, 0.88), frameon=True,
-                            fontsize=7.5, title="Legend" if lang == "en" else "图例",
-                            prop={"family": family, "size": 7.5}, handlelength=2.2)
+        legend = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(right + 0.015, 0.88),
+                            frameon=True, fontsize=font, ncol=ncol,
+                            title="Legend" if lang == "en" else "图例",
+                            prop={"family": family, "size": font}, handlelength=2.0, columnspacing=0.8)
+        if notes:
+            fig.text(0.985, 0.975, "\n".join(notes), fontsize=7.5, color="#333333", fontfamily=family,
+                     va="top", ha="right", linespacing=1.5)
         legend.get_title().set_fontfamily(family)
         legend.get_title().set_fontweight("bold")
         for i, text in enumerate(legend.get_texts()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +27,8 @@ __all__ = [
     "MapScope",
     "UnknownFeatureError",
     "UnknownVillageError",
+    "data_date",
+    "find_features",
     "map_bounds",
     "map_layers",
     "scope_for",
@@ -61,9 +64,19 @@ class MapScope:
     village: str | None = None
     feature: tuple[str, int] | None = None
     selection: tuple[str, tuple[int, ...]] | None = None
+    #: (west, south, east, north) in degrees: only features touching it (a printed screen)
+    bbox: tuple[float, float, float, float] | None = None
 
     def where(self, layer: Layer, ctx: MapContext) -> tuple[str, dict[str, Any]]:
         """SQL condition on table alias ``t`` and its bound parameters."""
+        where, params = self._where(layer, ctx)
+        if self.bbox is None or where == "FALSE":
+            return where, params
+        west, south, east, north = self.bbox
+        return (f"({where}) AND t.geom && ST_MakeEnvelope(:bbox_w, :bbox_s, :bbox_e, :bbox_n, 4326)",
+                {**params, "bbox_w": west, "bbox_s": south, "bbox_e": east, "bbox_n": north})
+
+    def _where(self, layer: Layer, ctx: MapContext) -> tuple[str, dict[str, Any]]:
         clauses, params = ["TRUE"], {}
         if self.selection is not None:
             if layer.id != self.selection[0]:
@@ -104,13 +117,19 @@ def village_names(conn: sa.Connection) -> dict[str, str]:
     return dict(conn.execute(sa.text("SELECT code, name FROM villages ORDER BY code")).all())
 
 
-def _features(conn: sa.Connection, layer: Layer, where: str, params: Mapping[str, Any]) -> list[dict]:
+def _features(conn: sa.Connection, layer: Layer, where: str, params: Mapping[str, Any],
+              wkb: bool = False) -> list[dict]:
+    """Features as GeoJSON dicts, or with ``wkb`` their geometry as WKB bytes.
+
+    A printed map decodes 100 000 WKB geometries in one vectorised call instead of one dict each.
+    """
     # the headline size is shown; the other stored measures (area_m2) are not
     hidden = [m.name for m in layer.stored_measures if not m.headline]
     drop = " - ".join(f"'{c}'" for c in (*_DROP, *hidden))
     join = ("LEFT JOIN villages v ON v.code = t.village_code" if layer.has_village else "")
     name = "v.name" if layer.has_village else "NULL::text"
-    sql = (f"SELECT t.id, ST_AsGeoJSON(t.geom, {_PRECISION})::json AS geometry, "
+    geometry = "ST_AsBinary(t.geom)" if wkb else f"ST_AsGeoJSON(t.geom, {_PRECISION})::json"
+    sql = (f"SELECT t.id, {geometry} AS geometry, "
            f"to_jsonb(t) - {drop} || jsonb_build_object('village_name', {name}) AS properties "
            f"FROM {layer.table} t {join} WHERE {where} ORDER BY t.id")
     return [{"type": "Feature", "id": r.id, "geometry": r.geometry, "properties": r.properties}
@@ -130,6 +149,8 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
                popups: bool = True, village_link: str | None = None) -> list[MapLayer]:
     """The overlays of a map: frames first (the villages), then each layer, styled for ``ctx``.
 
+    Without ``popups`` (a printed map) geometries are WKB bytes, not GeoJSON: for
+    :func:`gis.printing.print_map`, not for a web page.
     ``tiles_url`` is the vector-tile URL template with ``{layer}`` (and Leaflet's
     ``{z}/{x}/{y}``); without it every layer is inlined. ``feature_link`` is the URL
     template of a feature's own map (``{layer}``, ``{id}``) and ``village_link`` that of a
@@ -160,7 +181,7 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
                                 tile_style=sym.tile_style(), tile_labels=labels,
                                 link=link, tile_filter=only, tile_valid=_valid(layer, ctx)))
             continue
-        features = _features(conn, layer, where, params)
+        features = _features(conn, layer, where, params, wkb=not popups)
         for f in features:
             props = f["properties"]
             # without popups (a printed map) only the style and the label are needed
@@ -215,3 +236,48 @@ def map_bounds(conn: sa.Connection, scope: MapScope) -> tuple[tuple[float, float
     if row[0] is None:  # nothing at all: the demo township's frame
         return (37.9, 106.8), (38.5, 107.6)
     return (row[0], row[1]), (row[2], row[3])
+
+
+def data_date(conn: sa.Connection, layer_ids: Iterable[str]) -> date | None:
+    """The day the newest of these layers' features was last written: "data as of"."""
+    parts = [f"SELECT max(updated_at) AS t FROM {LAYERS[i].table}" for i in dict.fromkeys(layer_ids)]
+    if not parts:
+        return None
+    newest = conn.scalar(sa.text(f"SELECT max(t) FROM ({' UNION ALL '.join(parts)}) x"))
+    return newest.date() if newest is not None else None
+
+
+#: Most places one search answers.
+FIND_LIMIT = 20
+
+
+def _search_fields(layer: Layer) -> list[str]:
+    """Code and the free-text names of a layer (name, lessee, project …), not coded fields."""
+    names = ["code"] + [f.name for f in layer.fields if f.type == "text" and not f.choices
+                        and f.name in ("name", "lessee", "project", "mine", "contractor")]
+    return list(dict.fromkeys(names))
+
+
+def find_features(conn: sa.Connection, text: str, lang: str = "zh",
+                  limit: int = FIND_LIMIT) -> list[dict[str, Any]]:
+    """Features whose code or name holds ``text`` (case-insensitive), exact codes first.
+
+    Each with its layer, code, a label, its box ``[west, south, east, north]`` and its
+    geometry (for the map to highlight it).
+    """
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    out: list[dict[str, Any]] = []
+    for layer in LAYERS.values():
+        fields = _search_fields(layer)
+        match = " OR ".join(f"t.{f}::text ILIKE :pattern" for f in fields)
+        label = next((f for f in fields if f != "code"), None)
+        sql = (f"SELECT t.id, t.code::text AS code, {f't.{label}::text' if label else 'NULL'} AS label, "
+               f"ST_XMin(t.geom) AS w, ST_YMin(t.geom) AS s, ST_XMax(t.geom) AS e, ST_YMax(t.geom) AS n, "
+               f"ST_AsGeoJSON(t.geom, {_PRECISION})::json AS geometry FROM {layer.table} t "
+               f"WHERE {match} ORDER BY (lower(t.code::text) = lower(:text)) DESC, t.code LIMIT :limit")
+        for r in conn.execute(sa.text(sql), {"pattern": pattern, "text": text, "limit": limit}):
+            out.append({"layer": layer.id, "layer_title": layer.title(lang), "id": r.id, "code": r.code,
+                        "label": r.label, "bbox": [r.w, r.s, r.e, r.n], "geometry": r.geometry,
+                        "exact": r.code.lower() == text.lower()})
+    out.sort(key=lambda f: (not f["exact"], len(f["code"] or ""), f["code"] or ""))
+    return out[:limit]

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     tianditu_key: str = ""
     #: Features per layer drawn inline on a map page; beyond, the layer comes as vector tiles.
     map_inline_limit: int = 2000
+    #: The township's name on map titles and printed maps (Chinese, English).
+    township: str = "鄂托克前旗某镇"
+    township_en: str = "Township of Otog Front Banner"
     #: One JSON line per request on stderr (logger ``landeco.access``); set false to silence it.
     access_log: bool = True
     #: The township's time zone (IANA name): pages show times in it and read dates in it

@@ -20,7 +20,7 @@ LAYER = Layer(
               choices=(Choice("wire_mesh", "刺丝网围栏", "Barbed-wire mesh", "#8c510a"),
                        Choice("woven_mesh", "编结网围栏", "Woven mesh", "#01665e"),
                        Choice("welded_mesh", "焊接网围栏", "Welded mesh", "#5e3c99"),
-                       Choice("rail", "钢管围栏", "Steel rail", "#525252")),
+                       Choice("rail", "钢管围栏", "Steel rail", "#969696")),
               aliases=("围栏类型", "类型", "网围栏类型", "WLLX", "FENCE_TYPE")),
         Field("contractor", "text", "施工单位", "Contractor",
               aliases=("施工单位", "承建单位", "SGDW", "CONTRACTOR")),

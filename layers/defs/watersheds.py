@@ -19,5 +19,5 @@ LAYER = Layer(
         Field("year", "integer", "实施年份", "Year", minimum=1990, maximum=2100,
               aliases=("实施年份", "年份", "年度", "SSNF", "NF", "YEAR")),
     ),
-    style=Style(color="#2b8cbe", fill_opacity=0.25, weight=2.0),
+    style=Style(color="#018cc1", fill_opacity=0.25, weight=2.0),
 )

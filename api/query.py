@@ -31,6 +31,7 @@ from layers.query import (
     QuerySpec,
     category_field,
     feature_collection,
+    next_page,
     run_query,
     subtotals,
 )
@@ -92,8 +93,12 @@ def query(request: Request, conn: ConnDep, spec: QuerySpec, format: FormatName =
                                   csv_geometry=geometry, lang=lang, max_features=_max(request)))
     result = run_query(conn, spec)
     base = str(request.base_url).rstrip("/")
-    return Response(feature_collection(result, map_links(base, result, lang)),
-                    media_type="application/geo+json")
+    links: list[dict[str, Any]] = list(map_links(base, result, lang))
+    following = next_page(spec, result)
+    if following is not None:  # OGC API style: the next page is the same POST with this body
+        links.append({"rel": "next", "href": f"{base}/query", "method": "POST",
+                      "type": "application/geo+json", "body": following})
+    return Response(feature_collection(result, links), media_type="application/geo+json")
 
 
 @router.get("/export/{layer_id}", summary="A whole layer as a file",

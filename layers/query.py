@@ -69,6 +69,8 @@ __all__ = [
 DEFAULT_LIMIT = 1000
 #: Most features one JSON answer carries per layer; exports have no limit.
 MAX_LIMIT = 50_000
+#: Deepest page: beyond it, narrow the query (or export a file, which holds every match).
+MAX_OFFSET = 10_000_000
 _PRECISION = 7  # decimals of GeoJSON coordinates: about 1 cm
 #: Most vertices a place geometry may have, and the widest (degrees) a buffered place may be.
 MAX_PLACE_VERTICES = 100_000
@@ -113,6 +115,8 @@ class QuerySpec(RequestModel):
     sort: str | None = PField(None, description="fields, '-' for descending, e.g. -area_inside_mu")
     limit: int | None = PField(None, description=f"features per layer (default {DEFAULT_LIMIT}; "
                                "files: every match)")
+    offset: int = PField(0, ge=0, le=MAX_OFFSET, description="features of each layer to skip (paging: "
+                         "follow the answer's `next` link)")
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -213,6 +217,7 @@ class Compiled:
     order: str
     limit: int | None
     clipped: bool
+    offset: int = 0
 
 
 def _resolve_villages(conn: sa.Connection, names: list[str]) -> list[str]:
@@ -354,7 +359,7 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
                 f"WHERE ST_Intersects(t.geom, place.g) AND {cond}), "
                 f"kept AS (SELECT * FROM hits WHERE counted > 0)")
         out.append(Compiled(layer, ctes, params, _order(layer, spec.sort, place is not None), limit,
-                            place is not None))
+                            place is not None, 0 if for_export else spec.offset))
     return out
 
 
@@ -366,6 +371,7 @@ def json_sql(c: Compiled) -> str:
     if c.clipped:
         props.append(f"'{c.layer.inside_name}', {json_value_sql('counted', 'real')}")
     limit = f" LIMIT {int(c.limit)}" if c.limit is not None else ""
+    limit += f" OFFSET {int(c.offset)}" if c.offset else ""
     return (
         f"WITH {c.ctes}, "
         f"page AS (SELECT * FROM kept ORDER BY {c.order}{limit}) "
@@ -465,7 +471,18 @@ def subtotals(conn: sa.Connection, spec: QuerySpec, lang: str = "zh") -> dict[st
     return out
 
 
-def feature_collection(result: QueryResult, links: list[dict[str, str]] | None = None) -> str:
+def next_page(spec: QuerySpec, result: QueryResult) -> dict[str, Any] | None:
+    """The body asking for the next page, when a layer has matches beyond this one; else None.
+
+    Every layer moves on by the page size; a layer already exhausted answers no features.
+    """
+    size = check_limit(spec.limit, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    if not any(r.count > spec.offset + size for r in result.layers) or spec.offset + size > MAX_OFFSET:
+        return None
+    return {**spec.model_dump(mode="json", exclude_none=True), "offset": spec.offset + size}
+
+
+def feature_collection(result: QueryResult, links: list[dict[str, Any]] | None = None) -> str:
     """The GeoJSON FeatureCollection text with its ``summary`` (features passed on unparsed)."""
     features = ",".join(r.features for r in result.layers if r.features)
     tail = {"summary": result.summary(), "links": links or []}

@@ -84,3 +84,26 @@ def test_merged_codes_still_answer_their_former_names(client, demo_client):
     r = demo_client.get("/collections/land_leases/items", params={"purpose": "casino"})
     assert r.status_code == 400 and r.json()["code"] == "invalid_field_value"
     assert "solar" in r.json()["allowed"]
+
+
+def test_answers_beyond_the_limit_are_paged_with_next_links(demo_client):
+    """Following ``next`` (the same POST, its offset moved on) gives every match once, in order."""
+    spec = {"layers": ["caragana_plots"], "sort": "-area_mu", "limit": 100}
+    seen, pages, body = [], 0, spec
+    while body is not None:
+        r = demo_client.post("/query", json=body)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        seen += [f["properties"]["id"] for f in page["features"]]
+        total = page["summary"]["layers"]["caragana_plots"]["count"]
+        nxt = [link for link in page["links"] if link["rel"] == "next"]
+        body = nxt[0]["body"] if nxt else None
+        if nxt:
+            assert nxt[0]["method"] == "POST" and nxt[0]["href"].endswith("/query")
+        pages += 1
+    assert len(seen) == total == len(set(seen)) and pages == -(-total // 100)
+    areas = [demo_client.get(f"/collections/caragana_plots/items/{i}").json()["properties"]["area_mu"]
+             for i in seen[95:105]]
+    assert areas == sorted(areas, reverse=True)  # the order holds across the page boundary
+    assert demo_client.post("/query", json={**spec, "offset": -1}).status_code == 400
+    assert demo_client.post("/query", json={**spec, "offset": 10**12}).status_code == 400

@@ -58,6 +58,26 @@ WRITTEN_IDS_LISTED = AUDIT_MAX_FEATURE_IDS
 PREVIEW_FEATURES = 500
 #: Overlaps smaller than this (m²) are reprojection slivers, not overlaps.
 OVERLAP_TOLERANCE_M2 = 1.0
+#: Overlaps narrower on average than this (m; twice the area over the perimeter) are slivers
+#: of coordinate rounding (GeoJSON keeps 7 decimals of a degree, about 1 cm), not surveying.
+OVERLAP_WIDTH_TOLERANCE_M = 0.05
+#: An upserted geometry no vertex of which is farther than this (degrees, about 2 cm) from the
+#: stored one is the same geometry, rounded by a file format: the stored one is kept.
+GEOMETRY_SAME_DEG = 2e-7
+
+
+def overlap_sql(a: str = "a", b: str = "b") -> str:
+    """The SQL condition that ``a`` and ``b`` overlap by more than the rounding tolerances.
+
+    An overlap counts when its area is above :data:`OVERLAP_TOLERANCE_M2` and its mean width
+    (2·area/perimeter, geodesic) above :data:`OVERLAP_WIDTH_TOLERANCE_M`: a 2 m² sliver
+    along a 4 km boundary is 5 mm wide, a real overlap is metres wide. CASE fixes the order:
+    the planner may otherwise compute the costly intersection for every pair of boxes.
+    """
+    inter = f"ST_CollectionExtract(ST_Intersection({a}.geom, {b}.geom), 3)::geography"
+    return (f"CASE WHEN ST_Relate({a}.geom, {b}.geom, '2********') THEN ST_Area({inter}) > "
+            f"{OVERLAP_TOLERANCE_M2} AND 2 * ST_Area({inter}) > {OVERLAP_WIDTH_TOLERANCE_M} * "
+            f"ST_Perimeter({inter}) END")
 
 
 @dataclass
@@ -174,16 +194,21 @@ def map_columns(layer: Layer, columns: list[str], chosen: dict[str, str] | None 
     """Which field each column fills: as ``chosen``, else by name, alias or truncated alias.
 
     Columns that match nothing go to ``extra``; a second column for a field already filled
-    stays in ``extra`` (``duplicate``).
+    stays in ``extra`` (``duplicate``). What landeco computes and exports (``id``, stored
+    sizes such as ``area_mu``) is ``computed``: left out, so a downloaded file goes back.
     """
     lookup = layer.file_columns()
     chosen = chosen or {}
     taken: set[str] = {f for f in chosen.values() if f != "extra"}
+    computed = {"id", layer.inside_name, *(m.name for m in layer.stored_measures)}
     out = []
     for col in columns:
         if col in chosen:
             target = chosen[col]
             out.append(ColumnMap(col, None if target == "extra" else target, "chosen"))
+            continue
+        if col.strip().lower() in computed and col.strip().upper() not in lookup:
+            out.append(ColumnMap(col, None, "computed"))  # landeco's own: exported, never imported
             continue
         f = lookup.get(col.strip().upper())
         if f is None:
@@ -425,6 +450,11 @@ def _crs(upload: Upload, options: ImportOptions) -> CrsChoice:
     if upload.candidate.driver in ("GeoJSON", "KML") and not options.crs:
         # RFC 7946 and KML are lon/lat on WGS 84 by definition
         return resolve_crs(None, "4326") if not upload.crs_wkt else resolve_crs(upload.crs_wkt)
+    minx, miny, maxx, maxy = upload.bounds
+    if upload.candidate.driver == "CSV" and not options.crs and not upload.crs_wkt \
+            and -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90:
+        # a CSV names no CRS; degrees are lon/lat (what landeco's CSV export writes by default)
+        return dataclasses.replace(resolve_crs(None, "4326"), source="coordinates")
     return resolve_crs(upload.crs_wkt, options.crs)
 
 
@@ -465,10 +495,13 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
                            f"(near {bounds[i, 0]:.4f}, {bounds[i, 1]:.4f})", "geometry"))
     bad |= outside
     mapped = {m.column: m.field for m in report.mapping}
+    computed = {m.column for m in report.mapping if m.how == "computed"}
     data: dict[str, list[object]] = {}
     failed: set[tuple[int, str]] = set()
     for column, values in batch.columns.items():
         field_name = mapped.get(column)
+        if column in computed:
+            continue
         if field_name is None:
             data[column] = [v if type(v) is str else _json_value(v) for v in values.tolist()] \
                 if values.dtype.kind != "M" else [_json_value(v) for v in values]
@@ -566,8 +599,7 @@ def overlap_pairs_sql(table: str, before: int) -> str:
     the spatial index once the table has statistics: 76 s instead of 9 s for 100 000 parcels.
     """
     area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
-    # CASE fixes the order: the planner may otherwise compute the costly area for every pair
-    overlap = f"CASE WHEN ST_Relate(a.geom, b.geom, '2********') THEN {area} > {OVERLAP_TOLERANCE_M2} END"
+    overlap = overlap_sql()
     return (f"SELECT a.code, b.code, {area}, b.id > {before} FROM {table} a JOIN {table} b "
             f"ON a.geom && b.geom AND a.id <> b.id WHERE a.id > {before} AND (b.id + 0 <= {before} "
             f"OR a.id > b.id + 0) AND {overlap} LIMIT {MAX_LISTED}")
@@ -590,9 +622,7 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
             add(conn.execute(sa.text(f"SELECT code FROM {s} WHERE NOT ({expr}) LIMIT {MAX_LISTED}")),
                 "rule_broken", lambda r, name=name: f"the values break the rule {name!r}", None)
     if not layer.overlaps_allowed:
-        # CASE fixes the order: the planner may otherwise compute the costly area for every pair
-        overlap = ("CASE WHEN ST_Relate(a.geom, b.geom, '2********') THEN "
-                   f"ST_Area(ST_Intersection(a.geom, b.geom)::geography) > {OVERLAP_TOLERANCE_M2} END")
+        overlap = overlap_sql()
         area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
         if target.direct:
             rows = conn.execute(sa.text(overlap_pairs_sql(t, int(target.before)))).all()
@@ -601,9 +631,12 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
                 f"SELECT a.code, b.code, {area}, true FROM {s} a JOIN {s} b ON a.geom && b.geom "
                 f"AND a.code > b.code WHERE {overlap} LIMIT {MAX_LISTED}")).all()
             if mode != "replace":
+                # features of the layer that the upload replaces (same code) are not its neighbours
+                replaced = f" AND NOT EXISTS (SELECT 1 FROM {s} c WHERE c.code = b.code)" \
+                    if mode == "upsert" else ""
                 rows += conn.execute(sa.text(
                     f"SELECT a.code, b.code, {area}, false FROM {s} a JOIN {t} b ON a.geom && b.geom "
-                    f"AND a.code <> b.code WHERE {overlap} LIMIT {MAX_LISTED}")).all()
+                    f"AND a.code <> b.code WHERE {overlap}{replaced} LIMIT {MAX_LISTED}")).all()
         add([r for r in rows if r[3]], "overlap",
             lambda r: f"overlaps feature {codes.get(r[1])} ({r[1]!r}) of the file by {r[2]:,.0f} m²",
             "geometry")
@@ -633,10 +666,19 @@ def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[st
     if mode == "replace":
         written["deleted"] = conn.execute(sa.text(f"DELETE FROM {layer.table}")).rowcount
     if mode == "upsert":
-        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in [*names[1:], "extra", "geom"])
+        # only features that differ are updated: a downloaded file sent back unchanged changes
+        # nothing; a geometry within GEOMETRY_SAME_DEG of the stored one (coordinate rounding)
+        # keeps the stored one; keys of ``extra`` the file does not carry are kept
+        same = (f"(ST_NPoints(t.geom) = ST_NPoints(EXCLUDED.geom) AND "
+                f"ST_HausdorffDistance(t.geom, EXCLUDED.geom) <= {GEOMETRY_SAME_DEG})")
+        sets = ", ".join([*(f"{c} = EXCLUDED.{c}" for c in names[1:]), "extra = t.extra || EXCLUDED.extra",
+                          f"geom = CASE WHEN {same} THEN t.geom ELSE EXCLUDED.geom END"])
+        differs = (f"({', '.join(f't.{c}' for c in names[1:])}, t.extra) IS DISTINCT FROM "
+                   f"({', '.join(f'EXCLUDED.{c}' for c in names[1:])}, t.extra || EXCLUDED.extra) "
+                   f"OR NOT {same}")
         rows = conn.execute(sa.text(
-            f"INSERT INTO {layer.table} ({cols}) {select} ON CONFLICT (code) DO UPDATE SET {sets}, "
-            "updated_at = now() RETURNING (xmax = 0)")).scalars().all()
+            f"INSERT INTO {layer.table} AS t ({cols}) {select} ON CONFLICT (code) DO UPDATE SET {sets}, "
+            f"updated_at = now() WHERE {differs} RETURNING (xmax = 0)")).scalars().all()
         written["inserted"] = sum(1 for r in rows if r)
         written["updated"] = len(rows) - written["inserted"]
     else:

@@ -220,13 +220,18 @@ def _chinese(text: str) -> bool:
     return wide > 0 and len(_COMMON.findall(text)) / wide > 0.9
 
 
+_WHERE = {"option": "the encoding option", "cpg": "the .cpg file", "format": "the format"}
+
+
 def _mismatch(encoding: str, where: str, failure: _Failure | None, hint: str = HINT,
               **extra: object) -> InputError:
+    """``encoding_mismatch``: ``where`` (option, cpg, format) names an encoding the bytes contradict."""
     at = ""
     if failure is not None:
         at = (f" (field name {failure.value!r})" if failure.record < 0 else
               f" (feature {failure.record}, column {failure.column!r}: {failure.value!r})")
-    return InputError("encoding_mismatch", f"the text of the file is not {encoding}, as {where} says{at}",
+    said = _WHERE[where]
+    return InputError("encoding_mismatch", f"the text of the file is not {encoding}, as {said} says{at}",
                       hint=hint, encoding=encoding, where=where,
                       **({} if failure is None else {"field_name": failure.value} if failure.record < 0 else
                          {"feature": failure.record, "column": failure.column}), **extra)
@@ -271,14 +276,14 @@ def detect_dbf_encoding(dbf: Path, cpg: Path | None = None, override: str | None
         failure, cuts, _ = _scan(dbf, info, wanted)
         if failure is not None:
             suggested = "utf-8" if utf8_fail is None else "gb18030" if _gb_text(dbf, info) else None
-            raise _mismatch(wanted, "the encoding option", failure,
+            raise _mismatch(wanted, "option", failure,
                             **({"suggested": suggested} if suggested else {}))
         if wanted != "utf-8" and utf8_fail is None and not ascii_only:
-            raise _mismatch(wanted, "the encoding option", None,
+            raise _mismatch(wanted, "option", None,
                             hint="the text is valid UTF-8: choose utf-8, or leave the encoding empty",
                             suggested="utf-8")
         if wanted not in _CHINESE and wanted != "utf-8" and _chinese(_gb_text(dbf, info)):
-            raise _mismatch(wanted, "the encoding option", None,
+            raise _mismatch(wanted, "option", None,
                             hint="the text reads as Chinese in GB18030: choose gb18030", suggested="gb18030")
         return chosen(wanted, "override", cuts)
     if utf8_fail is None:
@@ -299,7 +304,7 @@ def detect_dbf_encoding(dbf: Path, cpg: Path | None = None, override: str | None
                 return chosen(encoding, source, cuts)
     if declared is not None:
         failure, _, _ = _scan(dbf, info, declared)
-        raise _mismatch(declared, "the .cpg file", failure if failure is not None else utf8_fail)
+        raise _mismatch(declared, "cpg", failure if failure is not None else utf8_fail)
     if not _looks_chinese(dbf, info):  # no Chinese in it, however read: a Western code page
         failure, cuts, _ = _scan(dbf, info, "cp1252")
         if failure is None:
@@ -369,12 +374,12 @@ def detect_text_encoding(path: Path, override: str | None = None) -> EncodingCho
         if failure is not None:
             raise InputError("encoding_mismatch", f"the text of the file is not {wanted}, as the encoding "
                              f"option says (at byte {failure[0]:,}: {failure[1]!r})", hint=HINT,
-                             encoding=wanted, where="the encoding option")
+                             encoding=wanted, where="option")
         if wanted != "utf-8" and utf8 is None and not _text_sample(path, "utf-8").isascii():
             raise InputError("encoding_mismatch", f"the text of the file is not {wanted}, as the encoding "
                              "option says: it is valid UTF-8",
                              hint="choose utf-8 (or leave the encoding to be detected)", encoding=wanted,
-                             where="the encoding option", suggested="utf-8")
+                             where="option", suggested="utf-8")
         return EncodingChoice(wanted, "override")
     if utf8 is None:
         return EncodingChoice("utf-8", "format")

@@ -243,7 +243,7 @@ def _undecodable(display: str, exc: UnicodeDecodeError, encoding: str = "utf-8")
     raw = exc.object if isinstance(exc.object, bytes) else b""
     sample = repr(raw[max(exc.start - 10, 0):exc.end + 10])[2:-1]
     return InputError("encoding_mismatch", f"the text of {display} is not {encoding} ({sample!r})",
-                      hint=HINT, encoding=encoding, where="the format", dataset=display)
+                      hint=HINT, encoding=encoding, where="format", dataset=display)
 
 
 def _choose(found: list[Candidate], choice: str | None) -> Candidate:
@@ -332,7 +332,7 @@ def open_upload(path: Path, workdir: Path, *, dataset: str | None = None, encodi
         # GeoPackage and KML hold UTF-8 by definition; GDAL hands it over as such
         raise InputError("encoding_mismatch", f"a {chosen.driver} file holds UTF-8 text by definition, "
                          f"not {normalise(encoding)}", hint="leave the encoding option empty for this file",
-                         encoding=normalise(encoding), where="the encoding option", suggested="utf-8")
+                         encoding=normalise(encoding), where="option", suggested="utf-8")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -37,6 +37,7 @@ from gis.crs import CrsChoice, check_coordinates, resolve_crs, to_lonlat
 from gis.errors import InputError
 from gis.geometry import check_geometries
 from gis.readers import Upload, batches, column_names, open_upload
+from layers.messages import localise_report, message, quote
 from layers.model import Field, Layer
 from layers.registry import get_layer
 from layers.store.load import copy_features
@@ -117,6 +118,14 @@ class Problem:
     message: str
     field: str | None = None
     severity: str = "error"
+    #: the message's parts (values quoted from the file are made safe by :func:`quote`)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def problem(index: int | None, code: str, fld: str | None = None, /, *, severity: str = "error",
+            **params: Any) -> Problem:
+    """A problem whose message comes from the catalogue (English here; see :meth:`Report.as_dict`)."""
+    return Problem(index, code, message(code, "en", **params), fld, severity, params)
 
 
 @dataclass
@@ -168,8 +177,12 @@ class Report:
         if len(self.problems) < MAX_LISTED:
             self.problems.append(problem)
 
-    def as_dict(self, preview: bool = True) -> dict[str, Any]:
-        """The report as JSON-ready data."""
+    def as_dict(self, preview: bool = True, lang: str | None = None) -> dict[str, Any]:
+        """The report as JSON-ready data; its words in ``lang`` (zh, en) when given.
+
+        Without ``lang`` the messages are English; :func:`layers.messages.localise_report`
+        renders a report in either language from each line's code and parameters.
+        """
         out = {
             "layer": self.layer, "mode": self.mode, "file": self.file, "dataset": self.dataset,
             "datasets": self.datasets, "format": self.format, "encoding": self.encoding, "crs": self.crs,
@@ -187,7 +200,7 @@ class Report:
         }
         if preview:
             out["preview"] = {"type": "FeatureCollection", "features": self.preview}
-        return out
+        return localise_report(out, lang) if lang else out
 
 
 def map_columns(layer: Layer, columns: list[str], chosen: dict[str, str] | None = None) -> list[ColumnMap]:
@@ -380,8 +393,13 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
         raise UploadRefusedError(exc) from exc
     report.mapping = map_columns(layer, column_names(upload), options.columns)
     if upload.has_zm:
-        report.add(Problem(None, "zm_dropped", "the file has Z (height) or M (measure) values; they "
-                           "were dropped, as layers are 2D", severity="warning"))
+        report.add(problem(None, "zm_dropped", severity="warning"))
+    enc = upload.encoding
+    if enc is not None and enc.declared and enc.declared != enc.encoding:
+        report.add(problem(None, "encoding_cpg_contradicted", severity="warning", declared=enc.declared,
+                           encoding=enc.encoding))
+    if enc is not None and enc.cut_values:
+        report.add(problem(None, "text_cut", severity="warning", count=enc.cut_values))
     if direct:
         conn.execute(sa.text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
         if options.mode == "replace":
@@ -482,7 +500,8 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
     bad = np.zeros(n, dtype=bool)
     geoms, gproblems = check_geometries(batch.geoms, layer.geometry_type, batch.unreadable)
     for p in gproblems:
-        report.add(Problem(batch.start + p.index, p.code, p.message, "geometry", p.severity))
+        text = message(p.code, "en", default=p.message, **p.params)
+        report.add(Problem(batch.start + p.index, p.code, text, "geometry", p.severity, dict(p.params)))
         if p.severity == "error":
             bad[p.index] = True
     geoms = to_lonlat(geoms, crs.crs)
@@ -491,8 +510,8 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
     outside = ~bad & ((bounds[:, 2] < west - MARGIN_DEG) | (bounds[:, 0] > east + MARGIN_DEG)
                       | (bounds[:, 3] < south - MARGIN_DEG) | (bounds[:, 1] > north + MARGIN_DEG))
     for i in np.flatnonzero(outside):
-        report.add(Problem(batch.start + int(i), "outside_township", "the feature lies outside the township "
-                           f"(near {bounds[i, 0]:.4f}, {bounds[i, 1]:.4f})", "geometry"))
+        report.add(problem(batch.start + int(i), "outside_township", "geometry", lon=float(bounds[i, 0]),
+                           lat=float(bounds[i, 1])))
     bad |= outside
     mapped = {m.column: m.field for m in report.mapping}
     computed = {m.column for m in report.mapping if m.how == "computed"}
@@ -508,8 +527,8 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
             continue
         f = layer.get_field(field_name)
         out, errors = coerce.coerce_array(values, f.type)
-        for i, message in errors.items():
-            report.add(Problem(batch.start + i, "value_invalid", message, f.name))
+        for i in errors:
+            report.add(problem(batch.start + i, "value_invalid", f.name, value=quote(values[i]), type=f.type))
             bad[i] = True
             failed.add((i, f.name))
         if f.choices:
@@ -518,8 +537,8 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
                 if value is not None:
                     coded = choices.get(str(value).casefold())
                     if coded is None:
-                        report.add(Problem(batch.start + i, "value_not_allowed", f"{value!r} is not one of "
-                                           + ", ".join(f"{c.value} ({c.zh})" for c in f.choices), f.name))
+                        report.add(problem(batch.start + i, "value_not_allowed", f.name, value=quote(value),
+                                           choices=", ".join(f"{c.value} ({c.zh})" for c in f.choices)))
                         bad[i] = True
                         failed.add((i, f.name))
                     out[i] = coded
@@ -528,9 +547,9 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
             high = f.maximum if f.maximum is not None else math.inf
             for i, value in enumerate(out):
                 if value is not None and not low <= value <= high:
-                    report.add(Problem(batch.start + i, "value_out_of_range", f"{value} is outside "
-                                       f"{f.minimum if f.minimum is not None else '…'}–"
-                                       f"{f.maximum if f.maximum is not None else '…'}", f.name))
+                    report.add(problem(batch.start + i, "value_out_of_range", f.name, value=value,
+                                       minimum=f.minimum if f.minimum is not None else "…",
+                                       maximum=f.maximum if f.maximum is not None else "…"))
                     bad[i] = True
                     failed.add((i, f.name))
                     out[i] = None
@@ -538,11 +557,10 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
     for f in layer.all_fields:
         if f.required:
             values = data.get(f.name)
-            why = "" if values is not None else "; no column of the file maps to it"
             for i in range(n) if values is None else (i for i, v in enumerate(values) if v is None):
                 if (i, f.name) not in failed:
-                    report.add(Problem(batch.start + i, "value_missing",
-                                       f"{f.label('en')} ({f.zh}) is required{why}", f.name))
+                    report.add(problem(batch.start + i, "value_missing", f.name, field_label=f.label("en"),
+                                       no_column=values is None))
                     bad[i] = True
     keys = list(data)
     columns = zip(*data.values(), strict=True)
@@ -573,22 +591,19 @@ def _identity(conn: Connection, report: Report, layer: Layer, target: _Target, r
             continue
         first = target.codes.setdefault(code, start + i)
         if first != start + i:
-            report.add(Problem(start + i, "code_duplicate", f"code {code!r} is also used by feature {first} "
-                               "of the file", "code"))
+            report.add(problem(start + i, "code_duplicate", "code", code=quote(code), first=first))
             bad[i] = True
             continue
         fresh.append(code)
         village = row.get("village_code")
         if village is not None and target.villages is not None and village not in target.villages:
-            report.add(Problem(start + i, "village_unknown", f"no village has code {village!r}",
-                               "village_code"))
+            report.add(problem(start + i, "village_unknown", "village_code", village=quote(village)))
             bad[i] = True
     if mode == "insert" and fresh:
         existing = set((target.lookup or conn).scalars(
             sa.text(f"SELECT code FROM {layer.table} WHERE code = ANY(:codes)"), {"codes": fresh}))
         for code in existing:
-            report.add(Problem(target.codes[code], "code_exists", f"code {code!r} is already in the layer "
-                               "(use mode upsert to replace it)", "code"))
+            report.add(problem(target.codes[code], "code_exists", "code", code=quote(code)))
             bad[target.codes[code] - start] = True
 
 
@@ -611,16 +626,16 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
     codes = target.codes
     refused: set[int] = set()
 
-    def add(rows: Any, code: str, message: Callable[[Any], str], fld: str | None) -> None:
+    def add(rows: Any, code: str, params: Callable[[Any], dict[str, Any]], fld: str | None) -> None:
         for r in rows:
             index = codes.get(r[0], -1)
-            report.add(Problem(index, code, message(r), fld))
+            report.add(problem(index, code, fld, **params(r)))
             refused.add(index)
 
     if not target.direct:
         for name, expr in layer.checks:
             add(conn.execute(sa.text(f"SELECT code FROM {s} WHERE NOT ({expr}) LIMIT {MAX_LISTED}")),
-                "rule_broken", lambda r, name=name: f"the values break the rule {name!r}", None)
+                "rule_broken", lambda r, name=name: {"rule": name}, None)
     if not layer.overlaps_allowed:
         overlap = overlap_sql()
         area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
@@ -638,10 +653,10 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
                     f"SELECT a.code, b.code, {area}, false FROM {s} a JOIN {t} b ON a.geom && b.geom "
                     f"AND a.code <> b.code WHERE {overlap}{replaced} LIMIT {MAX_LISTED}")).all()
         add([r for r in rows if r[3]], "overlap",
-            lambda r: f"overlaps feature {codes.get(r[1])} ({r[1]!r}) of the file by {r[2]:,.0f} m²",
+            lambda r: {"other": codes.get(r[1]), "other_code": quote(r[1]), "area_m2": float(r[2])},
             "geometry")
         add([r for r in rows if not r[3]], "overlap_existing",
-            lambda r: f"overlaps {r[1]!r}, already in the layer, by {r[2]:,.0f} m²", "geometry")
+            lambda r: {"other_code": quote(r[1]), "area_m2": float(r[2])}, "geometry")
     report.refused += len(refused)
 
 

@@ -68,7 +68,7 @@ def _at(p: dict[str, Any], lang: str) -> str:
         return f"（字段名 {p['field_name']}）" if lang == "zh" else f" (field name {p['field_name']})"
     if p.get("feature") is not None and p.get("column"):
         return (f"（第 {p['feature']} 个要素，列「{p['column']}」）" if lang == "zh"
-                else f" (feature {p['feature']}, column {p['column']!r})")
+                else f" (feature {p['feature']}, column '{p['column']}')")
     return ""
 
 
@@ -77,9 +77,9 @@ def _overlap(lang: str, existing: bool) -> Callable[[dict[str, Any]], str]:
         area = area_text(float(p["area_m2"]), lang)
         if existing:
             return (f"与图层中已有的要素 {p['other_code']} 重叠 {area}" if lang == "zh"
-                    else f"overlaps {p['other_code']!r}, already in the layer, by {area}")
+                    else f"overlaps '{p['other_code']}', already in the layer, by {area}")
         return (f"与文件中的第 {p['other']} 个要素（{p['other_code']}）重叠 {area}" if lang == "zh"
-                else f"overlaps feature {p['other']} ({p['other_code']!r}) of the file by {area}")
+                else f"overlaps feature {p['other']} ('{p['other_code']}') of the file by {area}")
     return text
 
 
@@ -111,7 +111,7 @@ MESSAGES: dict[str, dict[str, Text]] = {
     "encoding_undetermined": _both(
         lambda p: f"无法确定文件文字的编码：既不是 UTF-8，也不是 GB18030（GBK）{_at(p, 'zh')}",
         lambda p: f"the text of the file is neither UTF-8 nor GB18030 (GBK){_at(p, 'en')}"),
-    "unknown_encoding": _both("不认识的文字编码「{encoding}」", "unknown text encoding {encoding!r}"),
+    "unknown_encoding": _both("不认识的文字编码「{encoding}」", "unknown text encoding '{encoding}'"),
     "corrupt_file": _both("文件无法打开或读取，可能已损坏", "the file cannot be opened or read; it may be damaged"),
     "corrupt_zip": _both("zip 压缩包无法解压，可能已损坏", "the zip archive cannot be unpacked; it may be damaged"),
     "corrupt_shp": _both(".shp 文件已损坏或不完整", "the .shp file is damaged or cut short"),
@@ -132,7 +132,7 @@ MESSAGES: dict[str, dict[str, Text]] = {
     "too_large": _both("文件太大", "the file is too large"),
     "zip_bomb": _both("压缩包解压后异常巨大，已拒绝", "the archive would inflate far beyond its size; refused"),
     "unsafe_path": _both("压缩包中含有不安全的路径", "the archive holds an unsafe path"),
-    "invalid_option": _both("选项「{option}」的值无效", "the value of the option {option!r} is not valid"),
+    "invalid_option": _both("选项「{option}」的值无效", "the value of the option '{option}' is not valid"),
     "crs_missing": _both("文件没有说明坐标系（缺少 .prj）", "the file does not say which coordinate system it is "
                          "in (no .prj)"),
     "crs_unrecognised": _both(".prj 中的坐标系无法识别", "the coordinate system of the .prj is not recognised"),
@@ -165,19 +165,19 @@ MESSAGES: dict[str, dict[str, Text]] = {
     "geometry_repaired": _both("图形无效（{reason}），已修复，面积变化 {change:.4%}",
                                "the polygon was invalid ({reason}); repaired, area changed by {change:.4%}"),
     "value_invalid": _both(lambda p: f"「{p['value']}」不是{_TYPES.get(p['type'], (p['type'],))[0]}",
-                           lambda p: f"{p['value']!r} is not {_TYPES.get(p['type'], ('', p['type']))[1]}"),
-    "value_not_allowed": _both("「{value}」不是可选的值：{choices}", "{value!r} is not one of {choices}"),
+                           lambda p: f"'{p['value']}' is not {_TYPES.get(p['type'], ('', p['type']))[1]}"),
+    "value_not_allowed": _both("「{value}」不是可选的值：{choices}", "'{value}' is not one of {choices}"),
     "value_out_of_range": _both("{value} 超出范围 {minimum}–{maximum}", "{value} is outside {minimum}–{maximum}"),
     "value_missing": _both(lambda p: f"{p['field_label']}必须填写" + ("；文件中没有对应的列" if p.get("no_column")
                                                                    else ""),
                            lambda p: f"{p['field_label']} is required" + ("; no column of the file maps to it"
                                                                          if p.get("no_column") else "")),
     "code_duplicate": _both("编号「{code}」在文件中的第 {first} 个要素中也用过",
-                            "code {code!r} is also used by feature {first} of the file"),
+                            "code '{code}' is also used by feature {first} of the file"),
     "code_exists": _both("编号「{code}」已在图层中（要替换它，请用“更新或新增”模式）",
-                         "code {code!r} is already in the layer (use mode upsert to replace it)"),
-    "village_unknown": _both("没有编号为「{village}」的嘎查村", "no village has code {village!r}"),
-    "rule_broken": _both("属性值违反了规则「{rule}」", "the values break the rule {rule!r}"),
+                         "code '{code}' is already in the layer (use mode upsert to replace it)"),
+    "village_unknown": _both("没有编号为「{village}」的嘎查村", "no village has code '{village}'"),
+    "rule_broken": _both("属性值违反了规则「{rule}」", "the values break the rule '{rule}'"),
     "overlap": _both(_overlap("zh", False), _overlap("en", False)),
     "overlap_existing": _both(_overlap("zh", True), _overlap("en", True)),
 }
@@ -335,7 +335,8 @@ def localise_report(report: Mapping[str, Any], lang: str = "zh") -> dict[str, An
     """A copy of an upload report (``Report.as_dict()``) with its words in ``lang``.
 
     Adds ``lang``; each problem's ``message`` rendered from its code and ``params`` and its
-    ``field_label``; each column's ``field_label`` and ``how_text``; ``encoding.text``,
+    ``field_label``; each column's ``column_text`` (its name made safe to show, see
+    :func:`quote`), ``field_label`` and ``how_text``; ``encoding.text``,
     ``crs.text`` and ``written_text``. Codes and parameters are left as they are.
     """
     i = 0 if lang == "zh" else 1
@@ -348,6 +349,7 @@ def localise_report(report: Mapping[str, Any], lang: str = "zh") -> dict[str, An
         p["message"] = message(p["code"], out["lang"], default=p.get("message"), **params)
         p["field_label"] = _field_label(layer, p.get("field"), out["lang"])
     for m in out.get("mapping") or []:
+        m["column_text"] = quote(m.get("column", ""))
         m["field_label"] = _field_label(layer, m.get("field"), out["lang"])
         m["how_text"] = _HOW.get(m.get("how"), (m.get("how"), m.get("how")))[i]
     enc = out.get("encoding")

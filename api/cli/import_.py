@@ -81,8 +81,9 @@ def print_report(report: Report, console: Console, lang: str = "zh") -> None:
                   f"{c['refused']}, {w['errors']} {c['errors']}, {w['warnings']} {c['warnings']}")
     mapping = Table(w["column"], w["field"], w["how"], title=w["columns"])
     for m in d["mapping"]:
-        label = f"{m['field_label']} ({m['field']})" if m["field"] else w["extra"]
-        mapping.add_row(escape(m["column"]), escape(label), escape(m["how_text"]))
+        label = f"{m['field_label']} ({m['field']})" if m["field"] else "—" if m["how"] == "computed" \
+            else w["extra"]
+        mapping.add_row(escape(m["column_text"]), escape(label), escape(m["how_text"]))
     console.print(mapping)
     if d["problems"]:
         problems = Table(w["feature"], w["code"], w["field"], w["message"], title=w["problems"])

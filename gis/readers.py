@@ -133,11 +133,17 @@ def _fix_bare_array(path: Path) -> None:
 
 
 def _csv_like(path: Path) -> bool:
-    """Whether a file sniffed as unknown is a CSV table: a text first line with a comma."""
+    """Whether a file sniffed as unknown is a CSV table with a WKT geometry column.
+
+    Its first line is a header naming one of the geometry columns GDAL is told to read
+    (what ``landeco export --format csv`` writes), with no NUL byte in the first 4 KiB.
+    """
     with open(path, "rb") as fh:
         head = fh.read(4096).lstrip(b"\xef\xbb\xbf")
-    line = head.split(b"\n", 1)[0]
-    return b"," in line and b"\0" not in head
+    line = head.split(b"\n", 1)[0].strip().lower()
+    names = {n.strip(b'" ') for n in line.split(b",")}
+    geometry = {n.lower().encode() for n in dict(_CSV_OPTIONS)["GEOM_POSSIBLE_NAMES"].split(",")}
+    return b"\0" not in head and len(names) > 1 and bool(names & geometry)
 
 
 def _text_copy(path: Path, workdir: Path, display: str, encoding: str | None) -> tuple[Path, EncodingChoice]:

@@ -132,6 +132,8 @@ MESSAGES: dict[str, dict[str, Text]] = {
     "too_large": _both("文件太大", "the file is too large"),
     "zip_bomb": _both("压缩包解压后异常巨大，已拒绝", "the archive would inflate far beyond its size; refused"),
     "unsafe_path": _both("压缩包中含有不安全的路径", "the archive holds an unsafe path"),
+    "unknown_format": _both("没有这种导出格式", "no such export format"),
+    "unsupported_crs": _both("不提供这个坐标系", "that coordinate system is not offered"),
     "invalid_option": _both("选项「{option}」的值无效", "the value of the option '{option}' is not valid"),
     "crs_missing": _both("文件没有说明坐标系（缺少 .prj）", "the file does not say which coordinate system it is "
                          "in (no .prj)"),
@@ -345,7 +347,8 @@ def localise_report(report: Mapping[str, Any], lang: str = "zh") -> dict[str, An
     layer = out.get("layer")
     for p in out.get("problems") or []:
         params = dict(p.get("params") or {})
-        params.setdefault("field_label", _field_label(layer, p.get("field"), out["lang"]) or "")
+        if p.get("field"):
+            params["field_label"] = _field_label(layer, p.get("field"), out["lang"]) or ""
         p["message"] = message(p["code"], out["lang"], default=p.get("message"), **params)
         p["field_label"] = _field_label(layer, p.get("field"), out["lang"])
     for m in out.get("mapping") or []:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import struct
 import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,12 +71,17 @@ class Upload:
     candidates: list[Candidate]
     encoding: EncodingChoice | None
     crs_wkt: str | None
-    geometry_type: str
+    geometry_type: str  # "None" for a table without geometry (XLSX, a CSV without WKT)
     columns: list[str]
     dtypes: list[str]
     count: int
     bounds: tuple[float, float, float, float]
     warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def has_geometry(self) -> bool:
+        """Whether the file carries geometries (an XLSX export does not)."""
+        return self.geometry_type != "None"
 
     @property
     def has_zm(self) -> bool:
@@ -130,6 +137,15 @@ def _fix_bare_array(path: Path) -> None:
     if isinstance(doc, list):
         path.write_text(json.dumps({"type": "FeatureCollection", "features": doc}, ensure_ascii=False),
                         encoding="utf-8")
+
+
+def _xlsx_like(path: Path) -> bool:
+    """Whether a zip is an Excel workbook (what ``landeco export --format xlsx`` writes)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "xl/workbook.xml" in zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
 
 
 def _csv_like(path: Path) -> bool:
@@ -191,6 +207,13 @@ def candidates(path: Path, workdir: Path, limits: Limits = DEFAULT_LIMITS,
     kind = sniff(path)
     if kind == "unknown" and _csv_like(path):
         kind = "csv"
+    if kind == "zip" and _xlsx_like(path):
+        target = path
+        if path.suffix.lower() != ".xlsx":  # GDAL's XLSX driver goes by the suffix
+            target = workdir / "xlsx" / "data.xlsx"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        return _layers(target, "XLSX", path.name)
     if kind == "zip":
         unpacked = workdir / "unpacked"
         files = extract_zip(path, unpacked, limits)
@@ -350,11 +373,14 @@ def open_upload(path: Path, workdir: Path, *, dataset: str | None = None, encodi
         raise _undecodable(chosen.name, exc, gdal_encoding or "utf-8") from exc
     if info["features"] == 0:
         raise InputError("empty_file", f"{chosen.name} holds no features")
+    bounds = info.get("total_bounds")
+    if not info["geometry_type"] or bounds is None:  # a table without geometry (XLSX, CSV)
+        bounds = (math.nan,) * 4
     if enc is None:
         enc = EncodingChoice("utf-8", "format")
     return Upload(chosen, found, enc, info["crs"] if info["crs"] else _prj(chosen),
-                  info["geometry_type"], list(info["fields"]), list(info["dtypes"]),
-                  int(info["features"]), tuple(float(v) for v in info["total_bounds"]))
+                  info["geometry_type"] or "None", list(info["fields"]), list(info["dtypes"]),
+                  int(info["features"]), tuple(float(v) for v in bounds))
 
 
 def _prj(c: Candidate) -> str | None:
@@ -387,6 +413,8 @@ def batches(upload: Upload, size: int = 20_000, first: int = 2_000) -> Iterator[
                              f"{c.name} cannot be read after feature {start} ({exc})") from exc
         except UnicodeDecodeError as exc:
             raise _undecodable(c.name, exc, gdal_encoding or "utf-8") from exc
+        if wkb is None:  # a table without geometry: one None per row
+            wkb = np.full(len(values[0]) if len(values) else 0, None, dtype=object)
         if len(wkb) == 0:
             raise InputError("count_mismatch", f"{c.name} declares {upload.count:,} features but only "
                              f"{start:,} can be read", hint="the shapefile's .shp and .dbf are out of step")
@@ -397,6 +425,8 @@ def batches(upload: Upload, size: int = 20_000, first: int = 2_000) -> Iterator[
 
 
 def _parse(wkb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if wkb.dtype == object and all(w is None for w in wkb[:1]) and not any(w is not None for w in wkb):
+        return np.full(len(wkb), None, dtype=object), np.zeros(len(wkb), dtype=bool)
     try:
         return shapely.from_wkb(wkb), np.zeros(len(wkb), dtype=bool)
     except shapely.errors.GEOSException:

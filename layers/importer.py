@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -211,9 +212,12 @@ def map_columns(layer: Layer, columns: list[str], chosen: dict[str, str] | None 
     sizes such as ``area_mu``) is ``computed``: left out, so a downloaded file goes back.
     """
     lookup = layer.file_columns()
+    labels = {_bare(label): f for f in layer.all_fields for label in (f.label("zh"), f.label("en"))}
     chosen = chosen or {}
     taken: set[str] = {f for f in chosen.values() if f != "extra"}
     computed = {"id", layer.inside_name, *(m.name for m in layer.stored_measures)}
+    computed_labels = {_bare(label) for m in layer.stored_measures for label in (m.zh, m.en)} | {
+        "范围内面积", "范围内长度", "area inside", "length inside"}
     out = []
     for col in columns:
         if col in chosen:
@@ -224,6 +228,13 @@ def map_columns(layer: Layer, columns: list[str], chosen: dict[str, str] | None 
             out.append(ColumnMap(col, None, "computed"))  # landeco's own: exported, never imported
             continue
         f = lookup.get(col.strip().upper())
+        how = None
+        if f is None and col.strip().upper() not in lookup:
+            # the column titles of an XLSX export: a field's label, its unit in brackets
+            f, how = labels.get(_bare(col)), "label"
+            if f is None and _bare(col) in computed_labels:
+                out.append(ColumnMap(col, None, "computed"))
+                continue
         if f is None:
             out.append(ColumnMap(col, None, "extra"))
         elif f.name in taken:
@@ -231,10 +242,15 @@ def map_columns(layer: Layer, columns: list[str], chosen: dict[str, str] | None 
         else:
             taken.add(f.name)
             key = col.strip().upper()
-            how = "name" if key == f.name.upper() else (
-                "alias" if key in {a.upper() for a in f.aliases} else "truncated")
+            how = how or ("name" if key == f.name.upper() else (
+                "alias" if key in {a.upper() for a in f.aliases} else "truncated"))
             out.append(ColumnMap(col, f.name, how))
     return out
+
+
+def _bare(title: str) -> str:
+    """A column title without a unit in brackets, case-folded: ``人口 (人)`` → ``人口``."""
+    return re.sub(r"\s*[(（][^()（）]*[)）]\s*$", "", title.strip()).casefold()
 
 
 def _choices(f: Field) -> dict[str, str]:
@@ -384,11 +400,18 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
         upload = open_upload(path, workdir, dataset=options.dataset, encoding=options.encoding,
                              limits=limits or Limits())
         _describe(report, upload)
-        crs = _crs(upload, options)
-        report.crs = crs.as_dict()
         box = region or _region(conn, layer)
-        check_coordinates(upload.bounds, crs, box)
-        _check_extent(upload, crs, box)
+        if upload.has_geometry:
+            crs = _crs(upload, options)
+            report.crs = crs.as_dict()
+            check_coordinates(upload.bounds, crs, box)
+            _check_extent(upload, crs, box)
+        else:  # a table (an XLSX export): it can change the attributes of features in the layer
+            if options.mode != "upsert":
+                raise InputError("geometry_absent", "the file has no geometries: it can only change the "
+                                 "attributes of features already in the layer (mode upsert)",
+                                 mode=options.mode)
+            crs = resolve_crs(None, "4326")
     except InputError as exc:
         raise UploadRefusedError(exc) from exc
     report.mapping = map_columns(layer, column_names(upload), options.columns)
@@ -498,6 +521,9 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
            box: tuple[float, float, float, float], mode: str, pool: ThreadPoolExecutor) -> None:
     n = len(batch.geoms)
     bad = np.zeros(n, dtype=bool)
+    if report.crs is None:  # a table without geometries: attributes of existing features only
+        _attributes_only(conn, report, layer, target, batch, box, mode, pool)
+        return
     geoms, gproblems = check_geometries(batch.geoms, layer.geometry_type, batch.unreadable)
     for p in gproblems:
         text = message(p.code, "en", default=p.message, **p.params)
@@ -513,6 +539,23 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
         report.add(problem(batch.start + int(i), "outside_township", "geometry", lon=float(bounds[i, 0]),
                            lat=float(bounds[i, 1])))
     bad |= outside
+    _attributes(conn, report, layer, target, batch, geoms, bad, mode, pool)
+
+
+def _attributes_only(conn: Connection, report: Report, layer: Layer, target: _Target, batch: Any,
+                     box: tuple[float, float, float, float], mode: str, pool: ThreadPoolExecutor) -> None:
+    """A batch of a file without geometries: its codes must be in the layer already."""
+    del box
+    geoms = np.full(len(batch.geoms), None, dtype=object)
+    _attributes(conn, report, layer, target, batch, geoms, np.zeros(len(geoms), dtype=bool), mode, pool,
+                existing_only=True)
+
+
+def _attributes(conn: Connection, report: Report, layer: Layer, target: _Target, batch: Any,
+                geoms: np.ndarray, bad: np.ndarray, mode: str, pool: ThreadPoolExecutor,
+                existing_only: bool = False) -> None:
+    """Coerce and check the batch's values, check identities, and COPY the good features."""
+    n = len(geoms)
     mapped = {m.column: m.field for m in report.mapping}
     computed = {m.column for m in report.mapping if m.how == "computed"}
     data: dict[str, list[object]] = {}
@@ -567,6 +610,15 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
     rows: list[dict[str, Any]] = [dict(zip(keys, vals, strict=True)) for vals in columns] if keys \
         else [{} for _ in range(n)]
     _identity(conn, report, layer, target, rows, bad, batch.start, mode)
+    if existing_only:
+        target.flush()  # the connection is free for the look-up once the COPY in flight is done
+        wanted = [r.get("code") for i, r in enumerate(rows) if not bad[i] and r.get("code") is not None]
+        known = set(conn.scalars(sa.text(f"SELECT code FROM {layer.table} WHERE code = ANY(:codes)"),
+                                 {"codes": wanted}))
+        for i, row in enumerate(rows):
+            if not bad[i] and row.get("code") is not None and row["code"] not in known:
+                report.add(problem(batch.start + i, "code_not_in_layer", "code", code=quote(row["code"])))
+                bad[i] = True
     report.refused += int(bad.sum())
     keep = np.flatnonzero(~bad)
     target.flush()
@@ -577,8 +629,8 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
             for i in keep[:room]:
                 props = {k: _json_value(v) for k, v in rows[i].items()}
                 report.preview.append({"type": "Feature", "properties": props,
-                                       "geometry": json.loads(shapely.to_geojson(
-                                           shapely.set_precision(geoms[i], 1e-7)))})
+                                       "geometry": None if geoms[i] is None else json.loads(
+                                           shapely.to_geojson(shapely.set_precision(geoms[i], 1e-7)))})
 
 
 def _identity(conn: Connection, report: Report, layer: Layer, target: _Target, rows: list[dict[str, Any]],
@@ -683,14 +735,18 @@ def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[st
     if mode == "upsert":
         # only features that differ are updated: a downloaded file sent back unchanged changes
         # nothing; a geometry within GEOMETRY_SAME_DEG of the stored one (coordinate rounding)
-        # keeps the stored one; keys of ``extra`` the file does not carry are kept
+        # keeps the stored one; keys of ``extra`` the file does not carry are kept; a file without
+        # geometries (XLSX) proposes the stored ones (a NULL would break NOT NULL before ON CONFLICT)
+        select = (f"SELECT {', '.join(names)}, extra, coalesce(s.geom, (SELECT l.geom FROM {layer.table} l "
+                  f"WHERE l.code = s.code)) FROM {staging.table} s")
         same = (f"(ST_NPoints(t.geom) = ST_NPoints(EXCLUDED.geom) AND "
                 f"ST_HausdorffDistance(t.geom, EXCLUDED.geom) <= {GEOMETRY_SAME_DEG})")
+        keep = f"EXCLUDED.geom IS NULL OR {same}"
         sets = ", ".join([*(f"{c} = EXCLUDED.{c}" for c in names[1:]), "extra = t.extra || EXCLUDED.extra",
-                          f"geom = CASE WHEN {same} THEN t.geom ELSE EXCLUDED.geom END"])
+                          f"geom = CASE WHEN {keep} THEN t.geom ELSE EXCLUDED.geom END"])
         differs = (f"({', '.join(f't.{c}' for c in names[1:])}, t.extra) IS DISTINCT FROM "
                    f"({', '.join(f'EXCLUDED.{c}' for c in names[1:])}, t.extra || EXCLUDED.extra) "
-                   f"OR NOT {same}")
+                   f"OR (EXCLUDED.geom IS NOT NULL AND NOT {same})")
         rows = conn.execute(sa.text(
             f"INSERT INTO {layer.table} AS t ({cols}) {select} ON CONFLICT (code) DO UPDATE SET {sets}, "
             f"updated_at = now() WHERE {differs} RETURNING (xmax = 0)")).scalars().all()

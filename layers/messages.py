@@ -178,6 +178,12 @@ MESSAGES: dict[str, dict[str, Text]] = {
                             "code '{code}' is also used by feature {first} of the file"),
     "code_exists": _both("编号「{code}」已在图层中（要替换它，请用“更新或新增”模式）",
                          "code '{code}' is already in the layer (use mode upsert to replace it)"),
+    "code_not_in_layer": _both("图层中没有编号为「{code}」的要素：没有图形的文件只能修改已有要素的属性",
+                               "no feature of the layer has code '{code}': a file without geometries can only "
+                               "change existing features"),
+    "geometry_absent": _both("文件中没有图形：只能以“更新或新增”（upsert）模式修改图层中已有要素的属性",
+                             "the file has no geometries: it can only change the attributes of features already "
+                             "in the layer (mode upsert)"),
     "village_unknown": _both("没有编号为「{village}」的嘎查村", "no village has code '{village}'"),
     "rule_broken": _both("属性值违反了规则「{rule}」", "the values break the rule '{rule}'"),
     "overlap": _both(_overlap("zh", False), _overlap("en", False)),
@@ -234,7 +240,7 @@ _STATUS_TITLES = {400: ("请求有误", "Bad request"), 401: ("需要登录", "S
                   507: ("存储空间已满", "Storage full")}
 
 #: words of an upload report
-_HOW = {"name": ("按字段名", "by name"), "alias": ("按别名", "by alias"),
+_HOW = {"name": ("按字段名", "by name"), "alias": ("按别名", "by alias"), "label": ("按字段标题", "by label"),
         "truncated": ("按截短的名称（DBF 字段名最多 10 字节）", "by its truncated name (a DBF name holds 10 bytes)"),
         "extra": ("未匹配：存入附加属性", "no field: kept in extra"),
         "duplicate": ("该字段已由另一列填写：存入附加属性", "field filled by another column: kept in extra"),

@@ -22,9 +22,10 @@ from layers.export import export_layer
 from layers.importer import ImportOptions, run_import
 from layers.registry import LAYERS
 from layers.store.database import engine_for
+from layers.upload_errors import UploadRefusedError
 
 FORMATS = [("geojson", "utf-8", 4326), ("gpkg", "utf-8", 4326), ("shp", "utf-8", 4326), ("shp", "gbk", 4326),
-           ("csv", "utf-8", 4326), ("gpkg", "utf-8", 4545)]
+           ("csv", "utf-8", 4326), ("gpkg", "utf-8", 4545), ("xlsx", "zh", 4326), ("xlsx", "en", 4326)]
 
 
 @pytest.fixture(scope="module")
@@ -35,20 +36,24 @@ def engine(new_database) -> Iterator[sa.Engine]:
 
 
 def export(engine: sa.Engine, layer: str, fmt: str, encoding: str, crs: int, tmp: Path) -> Path:
+    """The layer as a file; for XLSX ``encoding`` is the language of the column titles."""
     with engine.connect() as conn:
-        out = export_layer(conn, layer, fmt, encoding=encoding, crs=crs)
+        if fmt == "xlsx":
+            out = export_layer(conn, layer, fmt, lang=encoding)
+        else:
+            out = export_layer(conn, layer, fmt, encoding=encoding, crs=crs)
     target = tmp / f"{layer}-{encoding}{out.path.suffix}"
     shutil.copyfile(out.path, target)
     return target
 
 
-def upsert(engine: sa.Engine, path: Path, layer: str, tmp: Path) -> tuple[dict, dict]:
+def upsert(engine: sa.Engine, path: Path, layer: str, tmp: Path, mode: str = "upsert") -> tuple[dict, dict]:
     """The report of an upsert, and the layer's rows after it; rolled back, so the layer stays."""
     with engine.connect() as conn:
         trans = conn.begin()
         try:
             report = run_import(conn, path, tmp / f"w{uuid.uuid4().hex[:6]}",
-                                ImportOptions(layer=layer, mode="upsert"), write=True)
+                                ImportOptions(layer=layer, mode=mode), write=True)
             rows = {r.code: r for r in conn.execute(sa.text(
                 f"SELECT code, to_jsonb(t) - 'geom' - 'updated_at' - 'created_at' AS row, "
                 f"ST_AsText(geom) AS wkt FROM {LAYERS[layer].table} t"))}
@@ -87,3 +92,28 @@ def test_an_edit_changes_that_feature_only(engine, tmp_path):
     assert rows[code2].wkt != before[code2].wkt and rows[code2].row["name"] == before[code2].name
     assert all(rows[c].wkt == before[c].wkt and rows[c].row["name"] == before[c].name
                for c in before if c not in (code1, code2))
+
+
+def test_a_spreadsheet_changes_attributes_and_keeps_geometries(engine, tmp_path):
+    from openpyxl import load_workbook
+
+    path = export(engine, "villages", "xlsx", "zh", 4326, tmp_path)
+    book = load_workbook(path)
+    sheet = book.active
+    titles = [c.value for c in sheet[1]]
+    code, name = sheet.cell(2, titles.index("编号") + 1).value, titles.index("名称") + 1
+    sheet.cell(2, name).value = "改名嘎查"
+    book.save(path)
+    with engine.connect() as conn:
+        query = sa.text("SELECT code, ST_AsText(geom) AS wkt FROM villages")
+        before = {r.code: r.wkt for r in conn.execute(query)}
+    report, rows = upsert(engine, path, "villages", tmp_path)
+    assert report["written"] == {"inserted": 0, "updated": 1, "deleted": 0}, report["problems"][:3]
+    assert rows[code].row["name"] == "改名嘎查" and {c: r.wkt for c, r in rows.items()} == before
+    sheet.cell(3, titles.index("编号") + 1).value = "NEW-0001"
+    book.save(path)
+    report, _ = upsert(engine, path, "villages", tmp_path)
+    assert report["problem_codes"] == {"code_not_in_layer": 1} and not report["committed"]
+    with pytest.raises(UploadRefusedError) as refused:
+        upsert(engine, path, "villages", tmp_path, mode="insert")
+    assert refused.value.code == "geometry_absent"

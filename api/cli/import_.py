@@ -128,7 +128,15 @@ def register(app: typer.Typer) -> None:
             columns = dict(c.split("=", 1) for c in column or [] if "=" in c)
             options = ImportOptions(layer=layer, mode=mode, crs=crs, encoding=encoding, dataset=dataset,
                                     columns=columns)
-            report = import_file(file, options, dry_run=dry_run, show_progress=not as_json)
+            try:
+                report = import_file(file, options, dry_run=dry_run, show_progress=not as_json)
+            except Exception as exc:  # a database fault the file caused: a problem, not a traceback
+                from api.problems import database_problem
+
+                problem = database_problem(exc)
+                if problem is None:
+                    raise
+                raise problem from exc
         except LandecoError as exc:
             from api.problems import localised
 

@@ -522,7 +522,8 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
     n = len(batch.geoms)
     bad = np.zeros(n, dtype=bool)
     if report.crs is None:  # a table without geometries: attributes of existing features only
-        _attributes_only(conn, report, layer, target, batch, box, mode, pool)
+        geoms = np.full(n, None, dtype=object)
+        _attributes(conn, report, layer, target, batch, geoms, bad, mode, pool, existing_only=True)
         return
     geoms, gproblems = check_geometries(batch.geoms, layer.geometry_type, batch.unreadable)
     for p in gproblems:
@@ -540,15 +541,6 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
                            lat=float(bounds[i, 1])))
     bad |= outside
     _attributes(conn, report, layer, target, batch, geoms, bad, mode, pool)
-
-
-def _attributes_only(conn: Connection, report: Report, layer: Layer, target: _Target, batch: Any,
-                     box: tuple[float, float, float, float], mode: str, pool: ThreadPoolExecutor) -> None:
-    """A batch of a file without geometries: its codes must be in the layer already."""
-    del box
-    geoms = np.full(len(batch.geoms), None, dtype=object)
-    _attributes(conn, report, layer, target, batch, geoms, np.zeros(len(geoms), dtype=bool), mode, pool,
-                existing_only=True)
 
 
 def _attributes(conn: Connection, report: Report, layer: Layer, target: _Target, batch: Any,

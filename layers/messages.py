@@ -58,7 +58,7 @@ def area_text(m2: float, lang: str) -> str:
 
 
 def _where(p: dict[str, Any], lang: str) -> str:
-    zh = {"option": "您选择的编码", "cpg": ".cpg 文件", "format": "文件格式"}
+    zh = {"option": "您选择的编码", "cpg": ".cpg 文件所写的编码", "format": "该文件格式规定的编码"}
     en = {"option": "the encoding option", "cpg": "the .cpg file", "format": "the format"}
     return (zh if lang == "zh" else en).get(str(p.get("where")), str(p.get("where", "")))
 
@@ -106,7 +106,7 @@ def _both(zh: Text, en: Text) -> dict[str, Text]:
 MESSAGES: dict[str, dict[str, Text]] = {
     # --- a whole file refused (gis.errors.InputError codes) ---
     "encoding_mismatch": _both(
-        lambda p: f"文件的文字不是{_where(p, 'zh')}所说的 {p['encoding']} 编码{_at(p, 'zh')}",
+        lambda p: f"{_where(p, 'zh')}是 {p['encoding']}，但文件的文字不是 {p['encoding']} 编码{_at(p, 'zh')}",
         lambda p: f"the text of the file is not {p['encoding']}, as {_where(p, 'en')} says{_at(p, 'en')}"),
     "encoding_undetermined": _both(
         lambda p: f"无法确定文件文字的编码：既不是 UTF-8，也不是 GB18030（GBK）{_at(p, 'zh')}",
@@ -194,9 +194,9 @@ MESSAGES: dict[str, dict[str, Text]] = {
 HINTS: dict[str, dict[str, Text]] = {
     "encoding_mismatch": _both(
         lambda p: "请选择文件保存时用的编码（utf-8、gbk 或 gb18030），或留空让系统检测；也可以把文件另存为 UTF-8"
-        + (f"。建议：{p['suggested']}" if p.get("suggested") else ""),
+        + (f"。文件的文字看来是 {p['suggested']}" if p.get("suggested") else ""),
         lambda p: "choose the encoding the file was saved in (utf-8, gbk or gb18030), or leave it empty to be "
-        "detected; or save the file again as UTF-8" + (f". Suggested: {p['suggested']}" if p.get("suggested")
+        "detected; or save the file again as UTF-8" + (f". The text looks like {p['suggested']}" if p.get("suggested")
                                                        else "")),
     "encoding_undetermined": _both("请选择文件保存时用的编码（utf-8、gbk 或 gb18030），或把文件另存为 UTF-8",
                                    "choose the encoding the file was saved in (utf-8, gbk or gb18030), or save "

@@ -48,7 +48,7 @@ def test_messages_with_parameters():
     assert message("code_exists", "zh", default="as said") == "as said"
     assert message("no_such_code", "zh") == "no_such_code"
     assert hint("crs_missing", "zh") and "4545" in hint("crs_missing", "zh")
-    assert hint("encoding_mismatch", "en", suggested="gb18030").endswith("Suggested: gb18030")
+    assert hint("encoding_mismatch", "en", suggested="gb18030").endswith("The text looks like gb18030")
     assert title("upload_refused", "zh") == "文件被拒绝" and title("x", "zh", 404) == "未找到"
     assert title("x", "en", 404, default="Unknown layer") == "Unknown layer"
     assert title("x", "zh", 400, default="Upload refused") == "文件被拒绝"

@@ -17,9 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from layers import messages
 from layers.errors import DatabaseUnavailableError, LandecoError, QueryTimeoutError
 
-__all__ = ["PROBLEM_JSON", "database_problem", "install_problem_handlers", "problem"]
+__all__ = ["PROBLEM_JSON", "database_problem", "install_problem_handlers", "localised", "problem",
+           "request_language"]
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("landeco.errors")
@@ -31,6 +33,24 @@ def problem(status: int, code: str, title: str, detail: str, headers: dict[str, 
     body = {"type": f"https://landeco.example/problems/{code}", "title": title,
             "status": status, "code": code, "detail": detail, **extra}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def request_language(request: Request) -> str:
+    """``zh`` or ``en``: the ``lang`` query parameter, else ``Accept-Language``, else Chinese."""
+    return messages.language(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def localised(lang: str, code: str, status: int, title: str, detail: str,
+              extra: dict[str, object]) -> tuple[str, str, dict[str, object]]:
+    """Title, detail and hint of a problem in ``lang`` from the catalogue (its code stays English).
+
+    What the catalogue cannot say (a code it lacks, a parameter missing) keeps its English words.
+    """
+    params = {k: v for k, v in extra.items() if k != "hint"}
+    text = messages.message(code, lang, default=detail, **params)
+    if "hint" in extra:
+        extra = {**extra, "hint": messages.hint(code, lang, default=str(extra["hint"]), **params)}
+    return messages.title(code, lang, status, default=title), text, extra
 
 
 #: SQLSTATE classes of faults in the request's values (22: data exception, 54: program limit
@@ -83,13 +103,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         extra = exc.extra()
         if exc.aliases:
             extra["aliases"] = list(exc.aliases)
-        return problem(exc.status, exc.code, exc.title, str(exc), headers=_retry_after(request, exc),
-                       **extra)
+        title, detail, extra = localised(request_language(request), exc.code, exc.status, exc.title, str(exc),
+                                         extra)
+        return problem(exc.status, exc.code, title, detail, headers=_retry_after(request, exc), **extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": [str(x) for x in e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()]
-        return problem(400, "invalid_parameter", "Invalid parameter",
+        title = messages.title("invalid_parameter", request_language(request))
+        return problem(400, "invalid_parameter", title,
                        "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors),
                        errors=errors)
 

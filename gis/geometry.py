@@ -9,7 +9,7 @@ keeping polygonal parts) is accepted when it changes the area by at most
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -30,6 +30,8 @@ class GeometryProblem:
     code: str
     message: str
     severity: str = "error"
+    #: the message's parts, for saying it in another language (see layers.messages)
+    params: dict = field(default_factory=dict)
 
 
 def _polygonal(geom: object) -> MultiPolygon | None:
@@ -67,7 +69,8 @@ def check_geometries(geoms: np.ndarray, target: str, unreadable: np.ndarray | No
     for i in np.flatnonzero(wrong):
         problems.append(GeometryProblem(int(i), "geometry_type_mismatch",
                                         f"a {out[i].geom_type} cannot go into a layer of "
-                                        f"{_KIND[target]}s"))
+                                        f"{_KIND[target]}s", params={"geom_type": out[i].geom_type,
+                                                                      "kind": _KIND[target]}))
         out[i] = None
     keep = present & ~wrong
     if target == "MULTIPOLYGON":
@@ -87,7 +90,8 @@ def check_geometries(geoms: np.ndarray, target: str, unreadable: np.ndarray | No
         invalid = keep & ~shapely.is_valid(out)
         for i in np.flatnonzero(invalid):
             problems.append(GeometryProblem(int(i), "geometry_invalid",
-                                            f"the line is invalid ({shapely.is_valid_reason(out[i])})"))
+                                            f"the line is invalid ({shapely.is_valid_reason(out[i])})",
+                                            params={"reason": shapely.is_valid_reason(out[i])}))
             out[i] = None
         keep &= ~invalid
         singles = keep & (shapely.get_type_id(out) == 1)
@@ -116,13 +120,15 @@ def _repair(out: np.ndarray, i: int) -> GeometryProblem | None:
     if fixed is None:
         out[i] = None
         return GeometryProblem(i, "geometry_invalid", f"the polygon is invalid ({reason}) and "
-                               "nothing of it survives a repair")
+                               "nothing of it survives a repair", params={"reason": reason})
     after = fixed.area
     change = abs(after - before) / before if before > 0 else float("inf")
     if change <= MAX_AREA_CHANGE:
         out[i] = fixed
         return GeometryProblem(i, "geometry_repaired", f"the polygon was invalid ({reason}); repaired, "
-                               f"area changed by {change:.4%}", severity="warning")
+                               f"area changed by {change:.4%}", severity="warning",
+                               params={"reason": reason, "change": change})
     out[i] = None
     return GeometryProblem(i, "geometry_invalid", f"the polygon is invalid ({reason}); a repair would "
-                           f"change its area by {change:.2%} (more than {MAX_AREA_CHANGE:.1%})")
+                           f"change its area by {change:.2%} (more than {MAX_AREA_CHANGE:.1%})",
+                           params={"reason": reason, "change": change})

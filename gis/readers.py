@@ -9,10 +9,13 @@ whatever the file's size.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import shutil
 import struct
 import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +27,22 @@ from pyogrio.errors import DataLayerError, DataSourceError, FieldError, Geometry
 from pyogrio.raw import read as ogr_read
 
 from gis.archive import Limits, extract_zip, sniff
-from gis.encoding import EncodingChoice, detect_dbf_encoding, normalise
+from gis.encoding import (
+    HINT,
+    EncodingChoice,
+    detect_dbf_encoding,
+    detect_text_encoding,
+    normalise,
+    transcode_to_utf8,
+)
 from gis.errors import InputError
 
 __all__ = ["Batch", "Candidate", "Upload", "batches", "candidates", "open_upload"]
 
 _SHAPEFILE_PARTS = ("shp", "shx", "dbf", "prj", "cpg")
-_OTHER = {"gpkg": "GPKG", "geojson": "GeoJSON", "json": "GeoJSON", "kml": "KML"}
+_OTHER = {"gpkg": "GPKG", "geojson": "GeoJSON", "json": "GeoJSON", "kml": "KML", "csv": "CSV"}
+#: a CSV's geometry as WKT in one of these columns (what ``landeco export --format csv`` writes)
+_CSV_OPTIONS = (("GEOM_POSSIBLE_NAMES", "WKT,wkt,geometry,geom,几何"), ("KEEP_GEOM_COLUMNS", "NO"))
 DEFAULT_LIMITS = Limits()
 _SHP_ZM = (11, 13, 15, 18, 21, 23, 25, 28)
 _OGR_ERRORS = (DataSourceError, DataLayerError, FieldError, GeometryError)
@@ -45,6 +57,10 @@ class Candidate:
     driver: str
     layer: str | None = None
     error: InputError | None = None  # why it cannot be read, raised only if it is chosen
+    #: a text file's encoding, verified (the file itself is then a UTF-8 copy)
+    encoding: EncodingChoice | None = None
+    #: GDAL open options (a CSV's geometry column)
+    options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -55,12 +71,17 @@ class Upload:
     candidates: list[Candidate]
     encoding: EncodingChoice | None
     crs_wkt: str | None
-    geometry_type: str
+    geometry_type: str  # "None" for a table without geometry (XLSX, a CSV without WKT)
     columns: list[str]
     dtypes: list[str]
     count: int
     bounds: tuple[float, float, float, float]
     warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def has_geometry(self) -> bool:
+        """Whether the file carries geometries (an XLSX export does not)."""
+        return self.geometry_type != "None"
 
     @property
     def has_zm(self) -> bool:
@@ -118,9 +139,81 @@ def _fix_bare_array(path: Path) -> None:
                         encoding="utf-8")
 
 
-def candidates(path: Path, workdir: Path, limits: Limits = DEFAULT_LIMITS) -> list[Candidate]:
-    """Every dataset the upload holds, after unpacking a zip into ``workdir``."""
+def _xlsx_like(path: Path) -> bool:
+    """Whether a zip is an Excel workbook (what ``landeco export --format xlsx`` writes)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "xl/workbook.xml" in zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def _csv_like(path: Path) -> bool:
+    """Whether a file sniffed as unknown is a CSV table with a WKT geometry column.
+
+    Its first line is a header naming one of the geometry columns GDAL is told to read
+    (what ``landeco export --format csv`` writes), with no NUL byte in the first 4 KiB.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf")
+    line = head.split(b"\n", 1)[0].strip().lower()
+    names = {n.strip(b'" ') for n in line.split(b",")}
+    geometry = {n.lower().encode() for n in dict(_CSV_OPTIONS)["GEOM_POSSIBLE_NAMES"].split(",")}
+    return b"\0" not in head and len(names) > 1 and bool(names & geometry)
+
+
+def _text_copy(path: Path, workdir: Path, display: str, encoding: str | None) -> tuple[Path, EncodingChoice]:
+    """A UTF-8 copy of a text file (GeoJSON, CSV) in ``workdir``, its encoding verified first."""
+    try:
+        choice = detect_text_encoding(path, encoding)
+    except InputError as exc:
+        exc.extra.setdefault("dataset", display)
+        raise
+    if choice.encoding == "utf-8":
+        return path, choice
+    base = workdir / "text"
+    folder = base / str(len(list(base.glob("*"))) if base.exists() else 0)
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / ("data" + path.suffix.lower())
+    shutil.copyfile(path, copy)
+    transcode_to_utf8(copy, choice.encoding)
+    return copy, choice
+
+
+def _text_candidates(path: Path, workdir: Path, driver: str, display: str,
+                     encoding: str | None) -> list[Candidate]:
+    if driver == "GeoJSON":
+        path, choice = _text_copy(path, workdir, display, encoding)
+        _fix_bare_array(path)
+    elif driver == "CSV":
+        path, choice = _text_copy(path, workdir, display, encoding)
+        if path.suffix.lower() != ".csv":  # GDAL's CSV driver goes by the suffix
+            named = workdir / "text" / f"csv{len(display)}" / "data.csv"
+            named.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, named)
+            path = named
+    else:
+        return _layers(path, driver, display)
+    return [dataclasses.replace(c, encoding=choice) for c in _layers(path, driver, display)]
+
+
+def candidates(path: Path, workdir: Path, limits: Limits = DEFAULT_LIMITS,
+               encoding: str | None = None) -> list[Candidate]:
+    """Every dataset the upload holds, after unpacking a zip into ``workdir``.
+
+    Text files (GeoJSON, CSV) have their encoding verified against their bytes (``encoding``
+    is the user's choice, verified too) and are read from a UTF-8 copy.
+    """
     kind = sniff(path)
+    if kind == "unknown" and _csv_like(path):
+        kind = "csv"
+    if kind == "zip" and _xlsx_like(path):
+        target = path
+        if path.suffix.lower() != ".xlsx":  # GDAL's XLSX driver goes by the suffix
+            target = workdir / "xlsx" / "data.xlsx"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        return _layers(target, "XLSX", path.name)
     if kind == "zip":
         unpacked = workdir / "unpacked"
         files = extract_zip(path, unpacked, limits)
@@ -143,7 +236,8 @@ def candidates(path: Path, workdir: Path, limits: Limits = DEFAULT_LIMITS) -> li
         for f in files:
             ext = f.suffix[1:].lower()
             if ext in _OTHER and f.exists():
-                found.extend(_layers(f, _OTHER[ext], str(f.relative_to(unpacked))))
+                display = str(f.relative_to(unpacked))
+                found.extend(_text_candidates(f, workdir, _OTHER[ext], display, encoding))
         if not found:
             raise InputError("no_dataset", "the zip holds no shapefile, GeoPackage, GeoJSON or KML",
                              hint="zip the .shp with its .shx, .dbf and .prj")
@@ -151,8 +245,9 @@ def candidates(path: Path, workdir: Path, limits: Limits = DEFAULT_LIMITS) -> li
     if kind == "gpkg":
         return _layers(path, "GPKG", path.name)
     if kind == "json":
-        _fix_bare_array(path)
-        return _layers(path, "GeoJSON", path.name)
+        return _text_candidates(path, workdir, "GeoJSON", path.name, encoding)
+    if kind == "csv":
+        return _text_candidates(path, workdir, "CSV", path.name, encoding)
     if kind == "kml":
         return _layers(path, "KML", path.name)
     raise InputError("unsupported_format", "the file is not a zip, GeoPackage, GeoJSON or KML file",
@@ -160,13 +255,24 @@ def candidates(path: Path, workdir: Path, limits: Limits = DEFAULT_LIMITS) -> li
 
 
 def _layers(path: Path, driver: str, display: str) -> list[Candidate]:
+    options = _CSV_OPTIONS if driver == "CSV" else ()
     try:
         names = pyogrio.list_layers(path)[:, 0].tolist()
     except _OGR_ERRORS as exc:
         raise InputError("corrupt_file", f"{display} cannot be opened ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise _undecodable(display, exc) from exc
     if len(names) == 1:
-        return [Candidate(display, path, driver, names[0])]
-    return [Candidate(f"{display}:{name}", path, driver, name) for name in names]
+        return [Candidate(display, path, driver, names[0], options=options)]
+    return [Candidate(f"{display}:{name}", path, driver, name, options=options) for name in names]
+
+
+def _undecodable(display: str, exc: UnicodeDecodeError, encoding: str = "utf-8") -> InputError:
+    """Text GDAL hands over that is not in the encoding chosen: refused, never a traceback."""
+    raw = exc.object if isinstance(exc.object, bytes) else b""
+    sample = repr(raw[max(exc.start - 10, 0):exc.end + 10])[2:-1]
+    return InputError("encoding_mismatch", f"the text of {display} is not {encoding} ({sample!r})",
+                      hint=HINT, encoding=encoding, where="format", dataset=display)
 
 
 def _choose(found: list[Candidate], choice: str | None) -> Candidate:
@@ -234,32 +340,47 @@ def _trim_field_names(dbf: Path, encoding: str) -> None:
 def open_upload(path: Path, workdir: Path, *, dataset: str | None = None, encoding: str | None = None,
                 limits: Limits = DEFAULT_LIMITS) -> Upload:
     """Unpack, choose and open an upload; ``InputError`` for anything that cannot be read."""
-    found = candidates(path, workdir, limits)
+    found = candidates(path, workdir, limits, encoding)
     chosen = _choose(found, dataset)
     if chosen.error is not None:
         raise chosen.error
-    enc: EncodingChoice | None = None
+    enc: EncodingChoice | None = chosen.encoding
+    gdal_encoding: str | None = None  # text formats are read from their UTF-8 copy
     if chosen.driver == "ESRI Shapefile":
         _check_shapefile(chosen.path)
         cpg = chosen.path.with_suffix(".cpg")
-        enc = detect_dbf_encoding(chosen.path.with_suffix(".dbf"), cpg if cpg.exists() else None, encoding)
+        try:
+            enc = detect_dbf_encoding(chosen.path.with_suffix(".dbf"), cpg if cpg.exists() else None,
+                                      encoding)
+        except InputError as exc:
+            exc.extra.setdefault("dataset", chosen.name)
+            raise
         _trim_field_names(chosen.path.with_suffix(".dbf"), enc.encoding)
-    elif encoding:
-        enc = EncodingChoice(normalise(encoding), "override")
+        gdal_encoding = enc.encoding
+    elif enc is None and encoding and normalise(encoding) != "utf-8":
+        # GeoPackage and KML hold UTF-8 by definition; GDAL hands it over as such
+        raise InputError("encoding_mismatch", f"a {chosen.driver} file holds UTF-8 text by definition, "
+                         f"not {normalise(encoding)}", hint="leave the encoding option empty for this file",
+                         encoding=normalise(encoding), where="option", suggested="utf-8")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            info = pyogrio.read_info(chosen.path, layer=chosen.layer, encoding=enc.encoding if enc else None,
-                                     force_total_bounds=True)
+            info = pyogrio.read_info(chosen.path, layer=chosen.layer, encoding=gdal_encoding,
+                                     force_total_bounds=True, **dict(chosen.options))
     except _OGR_ERRORS as exc:
         raise InputError("corrupt_file", f"{chosen.name} cannot be read ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise _undecodable(chosen.name, exc, gdal_encoding or "utf-8") from exc
     if info["features"] == 0:
         raise InputError("empty_file", f"{chosen.name} holds no features")
+    bounds = info.get("total_bounds")
+    if not info["geometry_type"] or bounds is None:  # a table without geometry (XLSX, CSV)
+        bounds = (math.nan,) * 4
     if enc is None:
         enc = EncodingChoice("utf-8", "format")
     return Upload(chosen, found, enc, info["crs"] if info["crs"] else _prj(chosen),
-                  info["geometry_type"], list(info["fields"]), list(info["dtypes"]),
-                  int(info["features"]), tuple(float(v) for v in info["total_bounds"]))
+                  info["geometry_type"] or "None", list(info["fields"]), list(info["dtypes"]),
+                  int(info["features"]), tuple(float(v) for v in bounds))
 
 
 def _prj(c: Candidate) -> str | None:
@@ -277,18 +398,23 @@ def batches(upload: Upload, size: int = 20_000, first: int = 2_000) -> Iterator[
     batch is small so that the database has work while the rest is read.
     """
     c = upload.candidate
+    gdal_encoding = upload.encoding.encoding if upload.encoding and c.driver == "ESRI Shapefile" else None
     start = 0
     while start < upload.count:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 meta, _fids, wkb, values = ogr_read(
-                    c.path, layer=c.layer, encoding=upload.encoding.encoding if upload.encoding else None,
+                    c.path, layer=c.layer, encoding=gdal_encoding,
                     skip_features=start, max_features=min(size, first) if start == 0 else size,
-                    force_2d=True)
+                    force_2d=True, **dict(c.options))
         except _OGR_ERRORS as exc:
             raise InputError("corrupt_file",
                              f"{c.name} cannot be read after feature {start} ({exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise _undecodable(c.name, exc, gdal_encoding or "utf-8") from exc
+        if wkb is None:  # a table without geometry: one None per row
+            wkb = np.full(len(values[0]) if len(values) else 0, None, dtype=object)
         if len(wkb) == 0:
             raise InputError("count_mismatch", f"{c.name} declares {upload.count:,} features but only "
                              f"{start:,} can be read", hint="the shapefile's .shp and .dbf are out of step")
@@ -299,6 +425,8 @@ def batches(upload: Upload, size: int = 20_000, first: int = 2_000) -> Iterator[
 
 
 def _parse(wkb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if wkb.dtype == object and all(w is None for w in wkb[:1]) and not any(w is not None for w in wkb):
+        return np.full(len(wkb), None, dtype=object), np.zeros(len(wkb), dtype=bool)
     try:
         return shapely.from_wkb(wkb), np.zeros(len(wkb), dtype=bool)
     except shapely.errors.GEOSException:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from gis.crs import CrsChoice, check_coordinates, resolve_crs, to_lonlat
 from gis.errors import InputError
 from gis.geometry import check_geometries
 from gis.readers import Upload, batches, column_names, open_upload
+from layers.messages import localise_report, message, quote
 from layers.model import Field, Layer
 from layers.registry import get_layer
 from layers.store.load import copy_features
@@ -58,6 +60,26 @@ WRITTEN_IDS_LISTED = AUDIT_MAX_FEATURE_IDS
 PREVIEW_FEATURES = 500
 #: Overlaps smaller than this (m²) are reprojection slivers, not overlaps.
 OVERLAP_TOLERANCE_M2 = 1.0
+#: Overlaps narrower on average than this (m; twice the area over the perimeter) are slivers
+#: of coordinate rounding (GeoJSON keeps 7 decimals of a degree, about 1 cm), not surveying.
+OVERLAP_WIDTH_TOLERANCE_M = 0.05
+#: An upserted geometry no vertex of which is farther than this (degrees, about 2 cm) from the
+#: stored one is the same geometry, rounded by a file format: the stored one is kept.
+GEOMETRY_SAME_DEG = 2e-7
+
+
+def overlap_sql(a: str = "a", b: str = "b") -> str:
+    """The SQL condition that ``a`` and ``b`` overlap by more than the rounding tolerances.
+
+    An overlap counts when its area is above :data:`OVERLAP_TOLERANCE_M2` and its mean width
+    (2·area/perimeter, geodesic) above :data:`OVERLAP_WIDTH_TOLERANCE_M`: a 2 m² sliver
+    along a 4 km boundary is 5 mm wide, a real overlap is metres wide. CASE fixes the order:
+    the planner may otherwise compute the costly intersection for every pair of boxes.
+    """
+    inter = f"ST_CollectionExtract(ST_Intersection({a}.geom, {b}.geom), 3)::geography"
+    return (f"CASE WHEN ST_Relate({a}.geom, {b}.geom, '2********') THEN ST_Area({inter}) > "
+            f"{OVERLAP_TOLERANCE_M2} AND 2 * ST_Area({inter}) > {OVERLAP_WIDTH_TOLERANCE_M} * "
+            f"ST_Perimeter({inter}) END")
 
 
 @dataclass
@@ -99,6 +121,14 @@ class Problem:
     message: str
     field: str | None = None
     severity: str = "error"
+    #: the message's parts (values quoted from the file are made safe by :func:`quote`)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def problem(index: int | None, code: str, fld: str | None = None, /, *, severity: str = "error",
+            **params: Any) -> Problem:
+    """A problem whose message comes from the catalogue (English here; see :meth:`Report.as_dict`)."""
+    return Problem(index, code, message(code, "en", **params), fld, severity, params)
 
 
 @dataclass
@@ -165,8 +195,12 @@ class Report:
         if len(self.problems) < MAX_LISTED:
             self.problems.append(problem)
 
-    def as_dict(self, preview: bool = True) -> dict[str, Any]:
-        """The report as JSON-ready data."""
+    def as_dict(self, preview: bool = True, lang: str | None = None) -> dict[str, Any]:
+        """The report as JSON-ready data; its words in ``lang`` (zh, en) when given.
+
+        Without ``lang`` the messages are English; :func:`layers.messages.localise_report`
+        renders a report in either language from each line's code and parameters.
+        """
         out = {
             "layer": self.layer, "mode": self.mode, "file": self.file, "dataset": self.dataset,
             "datasets": self.datasets, "format": self.format, "encoding": self.encoding, "crs": self.crs,
@@ -184,25 +218,40 @@ class Report:
         }
         if preview:
             out["preview"] = {"type": "FeatureCollection", "features": self.preview}
-        return out
+        return localise_report(out, lang) if lang else out
 
 
 def map_columns(layer: Layer, columns: list[str], chosen: dict[str, str] | None = None) -> list[ColumnMap]:
     """Which field each column fills: as ``chosen``, else by name, alias or truncated alias.
 
     Columns that match nothing go to ``extra``; a second column for a field already filled
-    stays in ``extra`` (``duplicate``).
+    stays in ``extra`` (``duplicate``). What landeco computes and exports (``id``, stored
+    sizes such as ``area_mu``) is ``computed``: left out, so a downloaded file goes back.
     """
     lookup = layer.file_columns()
+    labels = {_bare(label): f for f in layer.all_fields for label in (f.label("zh"), f.label("en"))}
     chosen = chosen or {}
     taken: set[str] = {f for f in chosen.values() if f != "extra"}
+    computed = {"id", layer.inside_name, *(m.name for m in layer.stored_measures)}
+    computed_labels = {_bare(label) for m in layer.stored_measures for label in (m.zh, m.en)} | {
+        "范围内面积", "范围内长度", "area inside", "length inside"}
     out = []
     for col in columns:
         if col in chosen:
             target = chosen[col]
             out.append(ColumnMap(col, None if target == "extra" else target, "chosen"))
             continue
+        if col.strip().lower() in computed and col.strip().upper() not in lookup:
+            out.append(ColumnMap(col, None, "computed"))  # landeco's own: exported, never imported
+            continue
         f = lookup.get(col.strip().upper())
+        how = None
+        if f is None and col.strip().upper() not in lookup:
+            # the column titles of an XLSX export: a field's label, its unit in brackets
+            f, how = labels.get(_bare(col)), "label"
+            if f is None and _bare(col) in computed_labels:
+                out.append(ColumnMap(col, None, "computed"))
+                continue
         if f is None:
             out.append(ColumnMap(col, None, "extra"))
         elif f.name in taken:
@@ -210,10 +259,15 @@ def map_columns(layer: Layer, columns: list[str], chosen: dict[str, str] | None 
         else:
             taken.add(f.name)
             key = col.strip().upper()
-            how = "name" if key == f.name.upper() else (
-                "alias" if key in {a.upper() for a in f.aliases} else "truncated")
+            how = how or ("name" if key == f.name.upper() else (
+                "alias" if key in {a.upper() for a in f.aliases} else "truncated"))
             out.append(ColumnMap(col, f.name, how))
     return out
+
+
+def _bare(title: str) -> str:
+    """A column title without a unit in brackets, case-folded: ``人口 (人)`` → ``人口``."""
+    return re.sub(r"\s*[(（][^()（）]*[)）]\s*$", "", title.strip()).casefold()
 
 
 def _choices(f: Field) -> dict[str, str]:
@@ -364,17 +418,29 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
         upload = open_upload(path, workdir, dataset=options.dataset, encoding=options.encoding,
                              limits=limits or Limits())
         _describe(report, upload)
-        crs = _crs(upload, options)
-        report.crs = crs.as_dict()
         box = region or _region(conn, layer)
-        check_coordinates(upload.bounds, crs, box)
-        _check_extent(upload, crs, box)
+        if upload.has_geometry:
+            crs = _crs(upload, options)
+            report.crs = crs.as_dict()
+            check_coordinates(upload.bounds, crs, box)
+            _check_extent(upload, crs, box)
+        else:  # a table (an XLSX export): it can change the attributes of features in the layer
+            if options.mode != "upsert":
+                raise InputError("geometry_absent", "the file has no geometries: it can only change the "
+                                 "attributes of features already in the layer (mode upsert)",
+                                 mode=options.mode)
+            crs = resolve_crs(None, "4326")
     except InputError as exc:
         raise UploadRefusedError(exc) from exc
     report.mapping = map_columns(layer, column_names(upload), options.columns)
     if upload.has_zm:
-        report.add(Problem(None, "zm_dropped", "the file has Z (height) or M (measure) values; they "
-                           "were dropped, as layers are 2D", severity="warning"))
+        report.add(problem(None, "zm_dropped", severity="warning"))
+    enc = upload.encoding
+    if enc is not None and enc.declared and enc.declared != enc.encoding:
+        report.add(problem(None, "encoding_cpg_contradicted", severity="warning", declared=enc.declared,
+                           encoding=enc.encoding))
+    if enc is not None and enc.cut_values:
+        report.add(problem(None, "text_cut", severity="warning", count=enc.cut_values))
     if direct:
         conn.execute(sa.text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
         if options.mode == "replace":
@@ -445,6 +511,11 @@ def _crs(upload: Upload, options: ImportOptions) -> CrsChoice:
     if upload.candidate.driver in ("GeoJSON", "KML") and not options.crs:
         # RFC 7946 and KML are lon/lat on WGS 84 by definition
         return resolve_crs(None, "4326") if not upload.crs_wkt else resolve_crs(upload.crs_wkt)
+    minx, miny, maxx, maxy = upload.bounds
+    if upload.candidate.driver == "CSV" and not options.crs and not upload.crs_wkt \
+            and -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90:
+        # a CSV names no CRS; degrees are lon/lat (what landeco's CSV export writes by default)
+        return dataclasses.replace(resolve_crs(None, "4326"), source="coordinates")
     return resolve_crs(upload.crs_wkt, options.crs)
 
 
@@ -470,9 +541,14 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
            box: tuple[float, float, float, float], mode: str, pool: ThreadPoolExecutor) -> None:
     n = len(batch.geoms)
     bad = np.zeros(n, dtype=bool)
+    if report.crs is None:  # a table without geometries: attributes of existing features only
+        geoms = np.full(n, None, dtype=object)
+        _attributes(conn, report, layer, target, batch, geoms, bad, mode, pool, existing_only=True)
+        return
     geoms, gproblems = check_geometries(batch.geoms, layer.geometry_type, batch.unreadable)
     for p in gproblems:
-        report.add(Problem(batch.start + p.index, p.code, p.message, "geometry", p.severity))
+        text = message(p.code, "en", default=p.message, **p.params)
+        report.add(Problem(batch.start + p.index, p.code, text, "geometry", p.severity, dict(p.params)))
         if p.severity == "error":
             bad[p.index] = True
     geoms = to_lonlat(geoms, crs.crs)
@@ -481,22 +557,33 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
     outside = ~bad & ((bounds[:, 2] < west - MARGIN_DEG) | (bounds[:, 0] > east + MARGIN_DEG)
                       | (bounds[:, 3] < south - MARGIN_DEG) | (bounds[:, 1] > north + MARGIN_DEG))
     for i in np.flatnonzero(outside):
-        report.add(Problem(batch.start + int(i), "outside_township", "the feature lies outside the township "
-                           f"(near {bounds[i, 0]:.4f}, {bounds[i, 1]:.4f})", "geometry"))
+        report.add(problem(batch.start + int(i), "outside_township", "geometry", lon=float(bounds[i, 0]),
+                           lat=float(bounds[i, 1])))
     bad |= outside
+    _attributes(conn, report, layer, target, batch, geoms, bad, mode, pool)
+
+
+def _attributes(conn: Connection, report: Report, layer: Layer, target: _Target, batch: Any,
+                geoms: np.ndarray, bad: np.ndarray, mode: str, pool: ThreadPoolExecutor,
+                existing_only: bool = False) -> None:
+    """Coerce and check the batch's values, check identities, and COPY the good features."""
+    n = len(geoms)
     mapped = {m.column: m.field for m in report.mapping}
+    computed = {m.column for m in report.mapping if m.how == "computed"}
     data: dict[str, list[object]] = {}
     failed: set[tuple[int, str]] = set()
     for column, values in batch.columns.items():
         field_name = mapped.get(column)
+        if column in computed:
+            continue
         if field_name is None:
             data[column] = [v if type(v) is str else _json_value(v) for v in values.tolist()] \
                 if values.dtype.kind != "M" else [_json_value(v) for v in values]
             continue
         f = layer.get_field(field_name)
         out, errors = coerce.coerce_array(values, f.type)
-        for i, message in errors.items():
-            report.add(Problem(batch.start + i, "value_invalid", message, f.name))
+        for i in errors:
+            report.add(problem(batch.start + i, "value_invalid", f.name, value=quote(values[i]), type=f.type))
             bad[i] = True
             failed.add((i, f.name))
         if f.choices:
@@ -505,8 +592,8 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
                 if value is not None:
                     coded = choices.get(str(value).casefold())
                     if coded is None:
-                        report.add(Problem(batch.start + i, "value_not_allowed", f"{value!r} is not one of "
-                                           + ", ".join(f"{c.value} ({c.zh})" for c in f.choices), f.name))
+                        report.add(problem(batch.start + i, "value_not_allowed", f.name, value=quote(value),
+                                           choices=", ".join(f"{c.value} ({c.zh})" for c in f.choices)))
                         bad[i] = True
                         failed.add((i, f.name))
                     out[i] = coded
@@ -515,9 +602,9 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
             high = f.maximum if f.maximum is not None else math.inf
             for i, value in enumerate(out):
                 if value is not None and not low <= value <= high:
-                    report.add(Problem(batch.start + i, "value_out_of_range", f"{value} is outside "
-                                       f"{f.minimum if f.minimum is not None else '…'}–"
-                                       f"{f.maximum if f.maximum is not None else '…'}", f.name))
+                    report.add(problem(batch.start + i, "value_out_of_range", f.name, value=value,
+                                       minimum=f.minimum if f.minimum is not None else "…",
+                                       maximum=f.maximum if f.maximum is not None else "…"))
                     bad[i] = True
                     failed.add((i, f.name))
                     out[i] = None
@@ -525,17 +612,25 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
     for f in layer.all_fields:
         if f.required:
             values = data.get(f.name)
-            why = "" if values is not None else "; no column of the file maps to it"
             for i in range(n) if values is None else (i for i, v in enumerate(values) if v is None):
                 if (i, f.name) not in failed:
-                    report.add(Problem(batch.start + i, "value_missing",
-                                       f"{f.label('en')} ({f.zh}) is required{why}", f.name))
+                    report.add(problem(batch.start + i, "value_missing", f.name, field_label=f.label("en"),
+                                       no_column=values is None))
                     bad[i] = True
     keys = list(data)
     columns = zip(*data.values(), strict=True)
     rows: list[dict[str, Any]] = [dict(zip(keys, vals, strict=True)) for vals in columns] if keys \
         else [{} for _ in range(n)]
     _identity(conn, report, layer, target, rows, bad, batch.start, mode)
+    if existing_only:
+        target.flush()  # the connection is free for the look-up once the COPY in flight is done
+        wanted = [r.get("code") for i, r in enumerate(rows) if not bad[i] and r.get("code") is not None]
+        known = set(conn.scalars(sa.text(f"SELECT code FROM {layer.table} WHERE code = ANY(:codes)"),
+                                 {"codes": wanted}))
+        for i, row in enumerate(rows):
+            if not bad[i] and row.get("code") is not None and row["code"] not in known:
+                report.add(problem(batch.start + i, "code_not_in_layer", "code", code=quote(row["code"])))
+                bad[i] = True
     report.refused += int(bad.sum())
     keep = np.flatnonzero(~bad)
     shown = len(report.preview)
@@ -547,8 +642,8 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
             for i in keep[:room]:
                 props = {k: _json_value(v) for k, v in rows[i].items()}
                 report.preview.append({"type": "Feature", "properties": props,
-                                       "geometry": json.loads(shapely.to_geojson(
-                                           shapely.set_precision(geoms[i], 1e-7)))})
+                                       "geometry": None if geoms[i] is None else json.loads(
+                                           shapely.to_geojson(shapely.set_precision(geoms[i], 1e-7)))})
     _note_features(report, batch.start, bad, keep[:len(report.preview) - shown], rows, geoms)
 
 
@@ -562,22 +657,19 @@ def _identity(conn: Connection, report: Report, layer: Layer, target: _Target, r
             continue
         first = target.codes.setdefault(code, start + i)
         if first != start + i:
-            report.add(Problem(start + i, "code_duplicate", f"code {code!r} is also used by feature {first} "
-                               "of the file", "code"))
+            report.add(problem(start + i, "code_duplicate", "code", code=quote(code), first=first))
             bad[i] = True
             continue
         fresh.append(code)
         village = row.get("village_code")
         if village is not None and target.villages is not None and village not in target.villages:
-            report.add(Problem(start + i, "village_unknown", f"no village has code {village!r}",
-                               "village_code"))
+            report.add(problem(start + i, "village_unknown", "village_code", village=quote(village)))
             bad[i] = True
     if mode == "insert" and fresh:
         existing = set((target.lookup or conn).scalars(
             sa.text(f"SELECT code FROM {layer.table} WHERE code = ANY(:codes)"), {"codes": fresh}))
         for code in existing:
-            report.add(Problem(target.codes[code], "code_exists", f"code {code!r} is already in the layer "
-                               "(use mode upsert to replace it)", "code"))
+            report.add(problem(target.codes[code], "code_exists", "code", code=quote(code)))
             bad[target.codes[code] - start] = True
 
 
@@ -588,8 +680,7 @@ def overlap_pairs_sql(table: str, before: int) -> str:
     the spatial index once the table has statistics: 76 s instead of 9 s for 100 000 parcels.
     """
     area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
-    # CASE fixes the order: the planner may otherwise compute the costly area for every pair
-    overlap = f"CASE WHEN ST_Relate(a.geom, b.geom, '2********') THEN {area} > {OVERLAP_TOLERANCE_M2} END"
+    overlap = overlap_sql()
     return (f"SELECT a.code, b.code, {area}, b.id > {before} FROM {table} a JOIN {table} b "
             f"ON a.geom && b.geom AND a.id <> b.id WHERE a.id > {before} AND (b.id + 0 <= {before} "
             f"OR a.id > b.id + 0) AND {overlap} LIMIT {MAX_LISTED}")
@@ -601,20 +692,18 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
     codes = target.codes
     refused: set[int] = set()
 
-    def add(rows: Any, code: str, message: Callable[[Any], str], fld: str | None) -> None:
+    def add(rows: Any, code: str, params: Callable[[Any], dict[str, Any]], fld: str | None) -> None:
         for r in rows:
             index = codes.get(r[0], -1)
-            report.add(Problem(index, code, message(r), fld))
+            report.add(problem(index, code, fld, **params(r)))
             refused.add(index)
 
     if not target.direct:
         for name, expr in layer.checks:
             add(conn.execute(sa.text(f"SELECT code FROM {s} WHERE NOT ({expr}) LIMIT {MAX_LISTED}")),
-                "rule_broken", lambda r, name=name: f"the values break the rule {name!r}", None)
+                "rule_broken", lambda r, name=name: {"rule": name}, None)
     if not layer.overlaps_allowed:
-        # CASE fixes the order: the planner may otherwise compute the costly area for every pair
-        overlap = ("CASE WHEN ST_Relate(a.geom, b.geom, '2********') THEN "
-                   f"ST_Area(ST_Intersection(a.geom, b.geom)::geography) > {OVERLAP_TOLERANCE_M2} END")
+        overlap = overlap_sql()
         area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
         if target.direct:
             rows = conn.execute(sa.text(overlap_pairs_sql(t, int(target.before)))).all()
@@ -623,14 +712,17 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
                 f"SELECT a.code, b.code, {area}, true FROM {s} a JOIN {s} b ON a.geom && b.geom "
                 f"AND a.code > b.code WHERE {overlap} LIMIT {MAX_LISTED}")).all()
             if mode != "replace":
+                # features of the layer that the upload replaces (same code) are not its neighbours
+                replaced = f" AND NOT EXISTS (SELECT 1 FROM {s} c WHERE c.code = b.code)" \
+                    if mode == "upsert" else ""
                 rows += conn.execute(sa.text(
                     f"SELECT a.code, b.code, {area}, false FROM {s} a JOIN {t} b ON a.geom && b.geom "
-                    f"AND a.code <> b.code WHERE {overlap} LIMIT {MAX_LISTED}")).all()
+                    f"AND a.code <> b.code WHERE {overlap}{replaced} LIMIT {MAX_LISTED}")).all()
         add([r for r in rows if r[3]], "overlap",
-            lambda r: f"overlaps feature {codes.get(r[1])} ({r[1]!r}) of the file by {r[2]:,.0f} m²",
+            lambda r: {"other": codes.get(r[1]), "other_code": quote(r[1]), "area_m2": float(r[2])},
             "geometry")
         add([r for r in rows if not r[3]], "overlap_existing",
-            lambda r: f"overlaps {r[1]!r}, already in the layer, by {r[2]:,.0f} m²", "geometry")
+            lambda r: {"other_code": quote(r[1]), "area_m2": float(r[2])}, "geometry")
     report.refused += len(refused)
 
 
@@ -655,10 +747,23 @@ def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[st
     if mode == "replace":
         written["deleted"] = conn.execute(sa.text(f"DELETE FROM {layer.table}")).rowcount
     if mode == "upsert":
-        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in [*names[1:], "extra", "geom"])
+        # only features that differ are updated: a downloaded file sent back unchanged changes
+        # nothing; a geometry within GEOMETRY_SAME_DEG of the stored one (coordinate rounding)
+        # keeps the stored one; keys of ``extra`` the file does not carry are kept; a file without
+        # geometries (XLSX) proposes the stored ones (a NULL would break NOT NULL before ON CONFLICT)
+        select = (f"SELECT {', '.join(names)}, extra, coalesce(s.geom, (SELECT l.geom FROM {layer.table} l "
+                  f"WHERE l.code = s.code)) FROM {staging.table} s")
+        same = (f"(ST_NPoints(t.geom) = ST_NPoints(EXCLUDED.geom) AND "
+                f"ST_HausdorffDistance(t.geom, EXCLUDED.geom) <= {GEOMETRY_SAME_DEG})")
+        keep = f"EXCLUDED.geom IS NULL OR {same}"
+        sets = ", ".join([*(f"{c} = EXCLUDED.{c}" for c in names[1:]), "extra = t.extra || EXCLUDED.extra",
+                          f"geom = CASE WHEN {keep} THEN t.geom ELSE EXCLUDED.geom END"])
+        differs = (f"({', '.join(f't.{c}' for c in names[1:])}, t.extra) IS DISTINCT FROM "
+                   f"({', '.join(f'EXCLUDED.{c}' for c in names[1:])}, t.extra || EXCLUDED.extra) "
+                   f"OR (EXCLUDED.geom IS NOT NULL AND NOT {same})")
         rows = conn.execute(sa.text(
-            f"INSERT INTO {layer.table} ({cols}) {select} ON CONFLICT (code) DO UPDATE SET {sets}, "
-            "updated_at = now() RETURNING (xmax = 0)")).scalars().all()
+            f"INSERT INTO {layer.table} AS t ({cols}) {select} ON CONFLICT (code) DO UPDATE SET {sets}, "
+            f"updated_at = now() WHERE {differs} RETURNING (xmax = 0)")).scalars().all()
         written["inserted"] = sum(1 for r in rows if r)
         written["updated"] = len(rows) - written["inserted"]
     else:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -45,36 +46,59 @@ def import_file(path: Path, options: ImportOptions, *, dry_run: bool, show_progr
                                                                                      report))
 
 
-def print_report(report: Report, console: Console) -> None:
-    """The same report as the web page, as tables."""
-    d = report.as_dict(preview=False)
+_WORDS = {
+    "zh": {"dataset": "数据集", "encoding": "编码", "crs": "坐标系", "features": "要素",
+           "importable": "可导入",
+           "refused": "拒绝", "errors": "错误", "warnings": "警告", "column": "列", "field": "字段",
+           "how": "匹配方式", "columns": "列的匹配", "feature": "要素", "code": "代码", "message": "说明",
+           "problems": "问题", "by_code": "按代码统计的问题", "written": "已写入",
+           "nothing": "未写入任何内容：请改正错误后重新导入", "dry": "试运行：未写入任何内容",
+           "extra": "附加属性", "refused_file": "文件被拒绝", "hint": "建议"},
+    "en": {"dataset": "dataset", "encoding": "encoding", "crs": "CRS", "features": "features",
+           "importable": "importable", "refused": "refused", "errors": "errors", "warnings": "warnings",
+           "column": "column", "field": "field", "how": "how", "columns": "columns", "feature": "feature",
+           "code": "code", "message": "message", "problems": "problems", "by_code": "problems by code",
+           "written": "written", "nothing": "nothing written: correct the errors and import again",
+           "dry": "dry run: nothing written", "extra": "extra", "refused_file": "refused", "hint": "hint"},
+}
+
+
+def print_report(report: Report, console: Console, lang: str = "zh") -> None:
+    """The same report as the web page, as tables, in ``lang``; file content is escaped, not markup."""
+    from layers.messages import localise_report
+
+    w = _WORDS["en" if lang == "en" else "zh"]
+    d = localise_report(report.as_dict(preview=False), lang)
     c = d["counts"]
-    console.print(f"[bold]{d['file']}[/bold] → {d['layer']} ({d['mode']}); dataset {d['dataset']} "
-                  f"({d['format']}, {d['geometry_type']})")
+    console.print(f"[bold]{escape(str(d['file']))}[/bold] → {d['layer']} ({d['mode']}); {w['dataset']} "
+                  f"{escape(str(d['dataset']))} ({d['format']}, {d['geometry_type']})")
     enc = d["encoding"] or {}
     crs = d["crs"] or {}
-    console.print(f"encoding {enc.get('encoding')} ({enc.get('source')}); CRS {crs.get('name')} "
-                  f"EPSG:{crs.get('epsg')} ({crs.get('source')})")
-    console.print(f"features {c['features']}, importable {c['importable']}, refused {c['refused']}, "
-                  f"errors {c['errors']}, warnings {c['warnings']}")
-    mapping = Table("column", "field", "how", title="columns")
+    console.print(f"{w['encoding']} {enc.get('encoding')} ({enc.get('source')}): "
+                  f"{escape(enc.get('text', ''))}; {w['crs']} EPSG:{crs.get('epsg')} ({crs.get('source')}): "
+                  f"{escape(crs.get('text', ''))}")
+    console.print(f"{w['features']} {c['features']}, {w['importable']} {c['importable']}, {w['refused']} "
+                  f"{c['refused']}, {w['errors']} {c['errors']}, {w['warnings']} {c['warnings']}")
+    mapping = Table(w["column"], w["field"], w["how"], title=w["columns"])
     for m in d["mapping"]:
-        mapping.add_row(m["column"], m["field"] or "extra", m["how"])
+        label = f"{m['field_label']} ({m['field']})" if m["field"] else "—" if m["how"] == "computed" \
+            else w["extra"]
+        mapping.add_row(escape(m["column_text"]), escape(label), escape(m["how_text"]))
     console.print(mapping)
     if d["problems"]:
-        problems = Table("feature", "code", "field", "message", title="problems")
+        problems = Table(w["feature"], w["code"], w["field"], w["message"], title=w["problems"])
         for p in d["problems"][:200]:
-            problems.add_row("" if p["index"] is None else str(p["index"]), p["code"], p["field"] or "",
-                             p["message"])
+            problems.add_row("" if p["index"] is None else str(p["index"]), p["code"],
+                             escape(p["field_label"] or ""), escape(p["message"]))
         console.print(problems)
         if d["problems_listed"] > 200 or c["errors"] > d["problems_listed"]:
-            console.print(f"… problems by code: {json.dumps(d['problem_codes'])}")
+            console.print(f"… {w['by_code']}: {escape(json.dumps(d['problem_codes']))}")
     if d["committed"]:
-        console.print(f"[green]written[/green]: {d['written']}")
+        console.print(f"[green]{w['written']}[/green]: {d['written_text']}")
     elif c["errors"]:
-        console.print("[red]nothing written[/red]: correct the errors and import again")
+        console.print(f"[red]{w['nothing']}[/red]")
     else:
-        console.print("dry run: nothing written")
+        console.print(w["dry"])
 
 
 def register(app: typer.Typer) -> None:
@@ -94,10 +118,13 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="confirm a replace that deletes features")]
         = False,
+        lang: Annotated[str, typer.Option(help="language of the report and messages: zh or en")] = "zh",
     ) -> None:
         """Check FILE against LAYER and write it in one transaction (or nothing)."""
         from layers.importer import ImportOptions
 
+        if lang not in ("zh", "en"):
+            raise typer.BadParameter("zh or en", param_hint="--lang")
         console = Console(stderr=as_json)
         try:
             columns = dict(c.split("=", 1) for c in column or [] if "=" in c)
@@ -108,19 +135,30 @@ def register(app: typer.Typer) -> None:
             if not confirm_replace(layer, mode, yes=yes, dry_run=dry_run):
                 typer.echo("nothing written")
                 raise typer.Exit(1)
-            report = import_file(file, options, dry_run=dry_run, show_progress=not as_json)
+            try:
+                report = import_file(file, options, dry_run=dry_run, show_progress=not as_json)
+            except Exception as exc:  # a database fault the file caused: a problem, not a traceback
+                from api.problems import database_problem
+
+                problem = database_problem(exc)
+                if problem is None:
+                    raise
+                raise problem from exc
         except LandecoError as exc:
-            body = {"code": exc.code, "detail": str(exc), **exc.extra()}
+            from api.problems import localised
+
+            title, detail, extra = localised(lang, exc.code, exc.status, exc.title, str(exc), exc.extra())
+            body = {"code": exc.code, "title": title, "detail": detail, **extra}
             if as_json:
-                typer.echo(json.dumps(body, ensure_ascii=False))
-            typer.secho(f"refused [{exc.code}]: {exc}", fg="red", err=True)
-            hint = exc.extra().get("hint")
-            if hint:
-                typer.secho(f"hint: {hint}", err=True)
+                typer.echo(json.dumps(body, ensure_ascii=False, default=str))
+            w = _WORDS["en" if lang == "en" else "zh"]
+            typer.secho(f"{w['refused_file']} [{exc.code}]: {detail}", fg="red", err=True)
+            if extra.get("hint"):
+                typer.secho(f"{w['hint']}: {extra['hint']}", err=True)
             raise typer.Exit(2) from exc
         if as_json:
-            typer.echo(json.dumps(report.as_dict(preview=False), ensure_ascii=False, default=str))
+            typer.echo(json.dumps(report.as_dict(preview=False, lang=lang), ensure_ascii=False, default=str))
         else:
-            print_report(report, console)
+            print_report(report, console, lang)
         if report.errors:
             raise typer.Exit(1)

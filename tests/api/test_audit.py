@@ -132,10 +132,12 @@ def test_replace_records_what_it_deleted(client, engine, person, tmp_path):
 def test_upsert_records_inserted_and_updated(client, engine, person, tmp_path):
     first = upload(client, make.caragana_zip(tmp_path / "a", 2), person)
     client.post(f"/uploads/{first['id']}/commit", headers={"X-Test-User": person})
-    second = upload(client, make.caragana_zip(tmp_path / "b", 3), person, mode="upsert")
+    frame = make.caragana_frame(3)
+    frame.loc[0, "成活率"] = 0.5  # one feature edited, one unchanged (not updated), one new
+    second = upload(client, make.caragana_zip(tmp_path / "b", frame=frame), person, mode="upsert")
     client.post(f"/uploads/{second['id']}/commit", headers={"X-Test-User": person})
     upsert = entries(engine, actor=person)[-1]
-    assert upsert["counts"] == {"inserted": 1, "updated": 2, "deleted": 0}
+    assert upsert["counts"] == {"inserted": 1, "updated": 1, "deleted": 0}
     assert upsert["feature_ids"] == plot_ids(engine)
 
 

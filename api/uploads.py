@@ -17,10 +17,12 @@ from api.audit import who
 from api.auth import CsrfForm
 from api.deps import get_engine
 from api.pages import LangDep, render
+from api.problems import localised, request_language
 from gis.errors import InputError
 from layers import uploads as service
 from layers.errors import BadRequestError, LandecoError
 from layers.importer import ImportOptions
+from layers.messages import localise_report
 from layers.problem_sheet import problem_sheet
 from layers.registry import LAYERS, get_layer
 from layers.templates import TEMPLATE_FORMATS, write_template
@@ -89,8 +91,17 @@ def _links(request: Request, upload_id: str) -> dict[str, str]:
 
 
 def _public(request: Request, state: dict[str, Any]) -> dict[str, Any]:
+    """The upload as JSON, its report's words in the request's language (codes stay English)."""
     body = {k: v for k, v in state.items() if k != "error"}
+    if body.get("report"):
+        body["report"] = localise_report(body["report"], request_language(request))
     return {**body, "links": _links(request, state["id"])}
+
+
+def _page_error(exc: LandecoError, lang: str) -> dict[str, Any]:
+    """A refusal shown on the page: its code, and its words in the page's language."""
+    title, detail, extra = localised(lang, exc.code, exc.status, exc.title, str(exc), exc.extra())
+    return {**extra, "code": exc.code, "title": title, "detail": detail}
 
 
 def _create(request: Request, file: UploadFile, layer: str, options: ImportOptions) -> dict[str, Any]:
@@ -232,6 +243,8 @@ def _page(request: Request, lang: str, upload_id: str | None, error: dict | None
     The form shows ``chosen`` (the values of a refused form), else the upload's options.
     """
     state = service.get_upload(engine=_engine(request), upload_id=upload_id) if upload_id else None
+    if state is not None and state.get("report"):
+        state["report"] = localise_report(state["report"], lang)
     layers = [(layer.id, layer.title(lang)) for layer in LAYERS.values()]
     if chosen is None and state is not None:
         opts = state["options"] or {}
@@ -272,7 +285,7 @@ def uploads_form(request: Request, file: Annotated[UploadFile, File()], layer: A
         kept = {"layer": layer, "mode": mode, "crs": crs, "encoding": encoding, "dataset": dataset,
                 "columns": columns, "skip_refused": (skip_refused or "").lower() in _TRUE,
                 "file": file.filename}
-        return _page(request, lang, None, error={"code": exc.code, "detail": str(exc), **exc.extra()},
+        return _page(request, lang, None, error=_page_error(exc, lang),
                      status_code=exc.status, chosen=kept)
     suffix = "&lang=en" if lang == "en" else ""
     if job_id is not None:  # a large file: the job's page follows the check, then links the report
@@ -287,7 +300,7 @@ def commit_form(request: Request, upload_id: str, _: CsrfForm, lang: LangDep = "
     try:
         _, job_id = _commit_or_queue(request, upload_id, (confirm or "").lower() in _TRUE)
     except LandecoError as exc:
-        return _page(request, lang, upload_id, error={"code": exc.code, "detail": str(exc)},
+        return _page(request, lang, upload_id, error=_page_error(exc, lang),
                      status_code=exc.status)
     suffix = "&lang=en" if lang == "en" else ""
     if job_id is not None:

@@ -7,13 +7,16 @@ read) and a ``.prj`` of the chosen CRS, so Chinese text opens intact.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 
 from gis.errors import InputError
 
@@ -57,6 +60,40 @@ def _one(frames: dict[str, Iterable[gpd.GeoDataFrame]]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(joined, geometry="geometry", crs=parts[0][1].crs)
 
 
+#: Decimals of GeoJSON coordinates: 7 in degrees (~1 cm, RFC 7946's advice, as GDAL writes), 3 in metres.
+_DECIMALS = {4326: 7, 4490: 7, 4545: 3}
+
+
+def _geojson(frames: dict[str, Iterable[gpd.GeoDataFrame]], path: Path, crs: int) -> None:
+    """One FeatureCollection written chunk by chunk: memory holds one chunk, not the layer.
+
+    Several layers share it, each feature saying its ``layer``; a CRS other than lon/lat
+    WGS 84 is named in a ``crs`` member (GDAL and QGIS read it).
+    """
+    several = len(frames) > 1
+    head = {"type": "FeatureCollection"}
+    if crs != 4326:
+        head["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{crs}"}}
+    decimals = _DECIMALS.get(crs, 7)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [\n')
+        first = True
+        for name, chunks in frames.items():
+            for frame in chunks:
+                table = frame.drop(columns=frame.geometry.name)
+                if several:
+                    table = table.assign(layer=name)
+                props = json.loads(table.to_json(orient="records", date_format="iso", force_ascii=False,
+                                                  double_precision=10))
+                geoms = shapely.to_geojson(shapely.transform(
+                    frame.geometry.values, lambda xy: np.round(xy, decimals)))
+                for p, g in zip(props, geoms, strict=True):
+                    out.write(("" if first else ",\n") + '{"type": "Feature", "properties": '
+                              + json.dumps(p, ensure_ascii=False) + ', "geometry": ' + (g or "null") + "}")
+                    first = False
+        out.write("\n]}\n")
+
+
 def _xlsx(frames: dict[str, Iterable[gpd.GeoDataFrame]], path: Path,
           headers: dict[str, dict[str, str]]) -> None:
     from openpyxl import Workbook
@@ -90,8 +127,7 @@ def write_frames(frames: Mapping[str, gpd.GeoDataFrame | Iterable[gpd.GeoDataFra
     frames = {n: _chunks(f, crs) for n, f in frames.items()}
     path = Path(path)
     if fmt == "geojson":
-        opts = {"RFC7946": "YES"} if crs == 4326 else {}
-        pyogrio.write_dataframe(_one(frames), path, driver="GeoJSON", layer_options=opts)
+        _geojson(frames, path, crs)
     elif fmt == "gpkg":
         for name, chunks in frames.items():
             for i, frame in enumerate(chunks):

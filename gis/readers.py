@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 import struct
 import warnings
@@ -77,6 +78,8 @@ class Upload:
     count: int
     bounds: tuple[float, float, float, float]
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    #: the totals row a spreadsheet export ends with (``合计（N 个）``), left out of ``count``
+    totals_row: str | None = None
 
     @property
     def has_geometry(self) -> bool:
@@ -378,9 +381,32 @@ def open_upload(path: Path, workdir: Path, *, dataset: str | None = None, encodi
         bounds = (math.nan,) * 4
     if enc is None:
         enc = EncodingChoice("utf-8", "format")
+    count = int(info["features"])
+    totals = _totals_row(chosen, count, gdal_encoding) if chosen.driver in ("CSV", "XLSX") else None
     return Upload(chosen, found, enc, info["crs"] if info["crs"] else _prj(chosen),
                   info["geometry_type"] or "None", list(info["fields"]), list(info["dtypes"]),
-                  int(info["features"]), tuple(float(v) for v in bounds))
+                  count - (totals is not None), tuple(float(v) for v in bounds), totals_row=totals)
+
+
+#: The totals row landeco's CSV and XLSX exports end with (gis.sheets), in either language.
+_TOTALS = re.compile(r"^(合计（\d+ 个）|Total \(\d+ features?\))$")
+
+
+def _totals_row(c: Candidate, count: int, encoding: str | None) -> str | None:
+    """The label of a spreadsheet's last row when it is an export's totals row (no geometry)."""
+    if count < 2:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, _, wkb, values = ogr_read(c.path, layer=c.layer, encoding=encoding, skip_features=count - 1,
+                                         max_features=1, **dict(c.options))
+    except (*_OGR_ERRORS, UnicodeDecodeError):
+        return None
+    if len(values) == 0 or len(values[0]) != 1 or (wkb is not None and wkb[0] is not None):
+        return None
+    first = values[0][0]
+    return first if isinstance(first, str) and _TOTALS.match(first.strip()) else None
 
 
 def _prj(c: Candidate) -> str | None:
@@ -406,7 +432,8 @@ def batches(upload: Upload, size: int = 20_000, first: int = 2_000) -> Iterator[
                 warnings.simplefilter("ignore")
                 meta, _fids, wkb, values = ogr_read(
                     c.path, layer=c.layer, encoding=gdal_encoding,
-                    skip_features=start, max_features=min(size, first) if start == 0 else size,
+                    skip_features=start,
+                    max_features=min(min(size, first) if start == 0 else size, upload.count - start),
                     force_2d=True, **dict(c.options))
         except _OGR_ERRORS as exc:
             raise InputError("corrupt_file",

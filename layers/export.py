@@ -101,7 +101,7 @@ def shapefile_names(layer: Layer) -> dict[str, str]:
 
 
 #: rows read from PostGIS and written at a time, so that a large layer never sits in memory whole
-CHUNK = 50_000
+CHUNK = 10_000
 _DTYPES = {"integer": "Int64", "real": "float64", "text": object, "date": object, "monthday": object}
 
 

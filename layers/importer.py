@@ -235,11 +235,19 @@ def map_columns(layer: Layer, columns: list[str], chosen: dict[str, str] | None 
     computed = {"id", layer.inside_name, *(m.name for m in layer.stored_measures)}
     computed_labels = {_bare(label) for m in layer.stored_measures for label in (m.zh, m.en)} | {
         "范围内面积", "范围内长度", "area inside", "length inside"}
+    # a spreadsheet export shows each village's name beside its code: the code is imported
+    code_headers = {_bare("嘎查村代码"), _bare("Village code")}
+    if {_bare(c) for c in columns} & code_headers and "village_code" in {f.name for f in layer.all_fields}:
+        computed_labels |= {_bare("嘎查村"), _bare("Village")}
+        labels.update(dict.fromkeys(code_headers, layer.get_field("village_code")))
     out = []
     for col in columns:
         if col in chosen:
             target = chosen[col]
             out.append(ColumnMap(col, None if target == "extra" else target, "chosen"))
+            continue
+        if _bare(col) in computed_labels and col.strip().upper() not in {"VILLAGE_CODE", "XZQDM"}:
+            out.append(ColumnMap(col, None, "computed"))
             continue
         if col.strip().lower() in computed and col.strip().upper() not in lookup:
             out.append(ColumnMap(col, None, "computed"))  # landeco's own: exported, never imported
@@ -503,6 +511,8 @@ def _describe(report: Report, upload: Upload) -> None:
     report.format = upload.candidate.driver
     report.geometry_type = upload.geometry_type
     report.features = upload.count
+    if upload.totals_row is not None:
+        report.add(problem(None, "totals_row_left_out", severity="warning", label=quote(upload.totals_row)))
     if upload.encoding is not None:
         report.encoding = {"encoding": upload.encoding.encoding, "source": upload.encoding.source}
 
@@ -563,6 +573,20 @@ def _batch(conn: Connection, report: Report, layer: Layer, target: _Target, batc
     _attributes(conn, report, layer, target, batch, geoms, bad, mode, pool)
 
 
+def _percent(value: object) -> object:
+    """``"68.7%"`` as 0.687; anything else as it is.
+
+    >>> _percent("68.7%"), _percent(" 5 % "), _percent("abc%"), _percent(0.5)
+    (0.687, 0.05, 'abc%', 0.5)
+    """
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return round(float(value.strip()[:-1].strip()) / 100, 12)
+        except ValueError:
+            return value
+    return value
+
+
 def _attributes(conn: Connection, report: Report, layer: Layer, target: _Target, batch: Any,
                 geoms: np.ndarray, bad: np.ndarray, mode: str, pool: ThreadPoolExecutor,
                 existing_only: bool = False) -> None:
@@ -581,6 +605,8 @@ def _attributes(conn: Connection, report: Report, layer: Layer, target: _Target,
                 if values.dtype.kind != "M" else [_json_value(v) for v in values]
             continue
         f = layer.get_field(field_name)
+        if f.unit == "%" and values.dtype == object:  # a spreadsheet export writes 68.7% for 0.687
+            values = np.array([_percent(v) for v in values], dtype=object)
         out, errors = coerce.coerce_array(values, f.type)
         for i in errors:
             report.add(problem(batch.start + i, "value_invalid", f.name, value=quote(values[i]), type=f.type))

@@ -154,6 +154,8 @@ MESSAGES: dict[str, dict[str, Text]] = {
     "encoding_cpg_contradicted": _both(
         "文件的 .cpg 写着 {declared}，但文字实际是 {encoding}：已按 {encoding} 读取",
         "the .cpg says {declared} but the text is {encoding}: read as {encoding}"),
+    "totals_row_left_out": _both("文件最后一行是合计行（{label}），不是要素，未导入",
+                                 "the file's last row is a totals row ({label}), not a feature: left out"),
     "text_cut": _both("{count} 个文字值的最后一个字被字段宽度截断了一半，已去掉这半个字",
                       "{count} text values ended in half a character, cut by the field width; it was dropped"),
     "geometry_unsupported": _both("无法保存这种图形（如 MultiPatch）",

@@ -113,7 +113,9 @@ def test_a_spreadsheet_changes_attributes_and_keeps_geometries(engine, tmp_path)
     sheet.cell(3, titles.index("编号") + 1).value = "NEW-0001"
     book.save(path)
     report, _ = upsert(engine, path, "villages", tmp_path)
-    assert report["problem_codes"] == {"code_not_in_layer": 1} and not report["committed"]
+    # the new code is refused; the export's totals row is said to be left out
+    assert report["problem_codes"] == {"code_not_in_layer": 1, "totals_row_left_out": 1}
+    assert not report["committed"]
     with pytest.raises(UploadRefusedError) as refused:
         upsert(engine, path, "villages", tmp_path, mode="insert")
     assert refused.value.code == "geometry_absent"

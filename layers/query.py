@@ -117,6 +117,8 @@ class QuerySpec(RequestModel):
                                "files: every match)")
     offset: int = PField(0, ge=0, le=MAX_OFFSET, description="features of each layer to skip (paging: "
                          "follow the answer's `next` link)")
+    asof: str | None = PField(None, description="the layers as they were at this RFC 3339 time "
+                              "(e.g. 2026-11-30T08:00:00+08:00), from their history")
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -316,6 +318,10 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
             base["area_max"] = to_m2(a.max, a.unit) / M2_PER_MU
             conds.append("t.area_mu <= %(area_max)s")
     place = _place_sql(conn, spec, base)
+    if spec.asof is not None:
+        from layers.history import parse_asof
+
+        base["asof"] = parse_asof(spec.asof)
     out = []
     for layer in layers:
         size = layer.size
@@ -342,9 +348,14 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
         cols = ", ".join([*(f"t.{f.name}" for f in layer.all_fields),
                           *(f"t.{m.name}" for m in layer.stored_measures)])
         cond = " AND ".join(where) or "TRUE"
+        source = layer.table
+        if spec.asof is not None:  # the layer as it was: its rows then, from the history
+            from layers.history import asof_sql
+
+            source = asof_sql(layer)
         if place is None:
             ctes = (f"kept AS (SELECT t.id, {cols}, t.geom, {size.sql} AS counted "
-                    f"FROM {layer.table} t WHERE {cond})")
+                    f"FROM {source} t WHERE {cond})")
         else:
             # the part inside the place: area in 亩 of polygons, length in m of lines
             inside = ("ST_Length(ST_CollectionExtract(ST_Intersection(t.geom, place.g), 2)::geography)"
@@ -355,7 +366,7 @@ def compile_query(conn: sa.Connection, spec: QuerySpec, *, for_export: bool = Fa
                 f"place AS MATERIALIZED (SELECT {place} AS g), "
                 f"hits AS MATERIALIZED (SELECT t.id, {cols}, t.geom, "
                 f"CASE WHEN ST_Covers(place.g, t.geom) THEN {size.sql} ELSE {inside} "
-                f"END AS counted FROM {layer.table} t, place "
+                f"END AS counted FROM {source} t, place "
                 f"WHERE ST_Intersects(t.geom, place.g) AND {cond}), "
                 f"kept AS (SELECT * FROM hits WHERE counted > 0)")
         out.append(Compiled(layer, ctes, params, _order(layer, spec.sort, place is not None), limit,

@@ -166,9 +166,16 @@ def _row(name: str, t: Tally, elapsed: float) -> str:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of process ``pid`` and its live children so far (Linux ``/proc``)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # the server, or a worker it forked
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _database_cpu_seconds() -> float | None:
@@ -195,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clients", type=int, default=50, help="concurrent clients")
     ap.add_argument("--seconds", type=float, default=60, help="length of the run")
     ap.add_argument("--parcels", type=int, default=100_000, help="size of the benchmark layer")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = ap.parse_args(argv)
     url = _ensure_database(args.parcels)
     plan = _plan(url)
@@ -205,9 +213,9 @@ def main(argv: list[str] | None = None) -> None:
         env = {**os.environ, "LANDECO_DATABASE_URL": url.render_as_string(hide_password=False),
                "LANDECO_HOME": home, "LANDECO_RATE_LIMIT_PER_MINUTE": "0",
                "LANDECO_TILE_RATE_LIMIT_PER_MINUTE": "0"}
-        server = _start([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
-                         str(port), "--log-level", "warning", "--no-access-log"], env, port, "/health",
-                        DATA / "load_server.log")
+        cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
+               "--log-level", "warning", "--no-access-log", "--workers", str(args.workers)]
+        server = _start(cmd, env, port, "/health", DATA / "load_server.log")
         base = f"http://127.0.0.1:{port}"
         try:
             for path in ("/collections/caragana_plots/items?limit=100", _tile(plan, random.Random(0))):
@@ -229,8 +237,8 @@ def main(argv: list[str] | None = None) -> None:
         total.ok_ms += t.ok_ms
         total.statuses.update(t.statuses)
     print(f"\nLoad test, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {os.cpu_count()} cores (shared), "
-          f"{args.parcels} parcels, {args.clients} concurrent clients for {elapsed:.0f} s, one uvicorn "
-          f"worker, access log on, gzip accepted\n")
+          f"{args.parcels} parcels, {args.clients} concurrent clients for {elapsed:.0f} s, "
+          f"{args.workers} uvicorn worker(s), access log on, gzip accepted\n")
     print("| kind | requests | req/s | p50 ms | p99 ms | errors | error statuses |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for kind in MIX:

@@ -249,6 +249,10 @@ def check_upload(*, engine: sa.Engine, settings: Settings, upload_id: str, who: 
         preview = json.dumps(_preview(report, body.pop("preview")), ensure_ascii=False).encode()
         with _private_file(folder / "preview.geojson") as out:
             out.write(preview)
+        if not _grow(engine, settings, upload_id, len(preview)):  # the preview counts in the quota too
+            prune_uploads(engine=engine, settings=settings, who=who)
+            if not _grow(engine, settings, upload_id, len(preview)):
+                raise _quota_error(engine, settings, stored.stat().st_size + len(preview))
         entry = {"layer": options.layer, "upload_id": upload_id, "counts": body["counts"],
                  "detail": {"file": name, "mode": options.mode, "bytes": stored.stat().st_size + len(preview),
                             "can_commit": body["can_commit"], "skip_refused": options.skip_refused,
@@ -256,10 +260,8 @@ def check_upload(*, engine: sa.Engine, settings: Settings, upload_id: str, who: 
         with engine.begin() as conn:
             conn.execute(sa.text(
                 "UPDATE uploads SET state = 'checked', stage = NULL, percentage = 100, "
-                "report = CAST(:report AS jsonb), size_bytes = size_bytes + :extra, updated_at = now() "
-                "WHERE id = :id AND state = 'checking'"),
-                {"id": upload_id, "extra": len(preview),
-                 "report": json.dumps(body, ensure_ascii=False, default=str)})
+                "report = CAST(:report AS jsonb), updated_at = now() WHERE id = :id AND state = 'checking'"),
+                {"id": upload_id, "report": json.dumps(body, ensure_ascii=False, default=str)})
             audit.record_as(conn, who, "upload.check", **entry)
     except BaseException:
         with engine.begin() as conn:
@@ -332,6 +334,17 @@ def _check_quota(engine: sa.Engine, settings: Settings, size: int, who: Who | No
     with engine.connect() as conn:
         if _used(conn) + size > settings.upload_quota_bytes:
             raise _quota_error(engine, settings, size)
+
+
+def _grow(engine: sa.Engine, settings: Settings, upload_id: str, extra: int) -> bool:
+    """Count ``extra`` bytes more for the upload if they fit the quota (as :func:`_insert` decides)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :ns)"), {"ns": _QUOTA_NS})
+        if _used(conn) + extra > settings.upload_quota_bytes:
+            return False
+        conn.execute(sa.text("UPDATE uploads SET size_bytes = size_bytes + :extra WHERE id = :id"),
+                     {"id": upload_id, "extra": extra})
+    return True
 
 
 def _insert(engine: sa.Engine, settings: Settings, row: dict[str, Any]) -> bool:

@@ -93,6 +93,7 @@ def test_replace_of_an_empty_layer_needs_no_confirmation(client, engine, tmp_pat
 def test_upsert_lists_what_it_overwrites(client, engine, tmp_path):
     loaded(client, tmp_path, 3)
     frame = make.caragana_frame(4)
+    frame["成活率"] = 0.9  # the survey of a later year: every plot's survival changed
     up = post(client, make.caragana_zip(tmp_path / "b", frame=frame), mode="upsert")
     stake = up["report"]["at_stake"]
     assert stake["overwritten"] == 3 and stake["deleted"] == 0

@@ -60,7 +60,9 @@ def test_upload_report_then_commit(client, upload_url, tmp_path, home):
     rep = body["report"]
     assert rep["counts"]["features"] == 4 and rep["can_commit"]
     assert rep["encoding"]["encoding"] == "gb18030" and rep["crs"]["epsg"] == 4545
-    assert {"column": "地块编号", "field": "code", "how": "alias"} in rep["mapping"]
+    matched = [{k: m[k] for k in ("column", "field", "how")} for m in rep["mapping"]]
+    assert {"column": "地块编号", "field": "code", "how": "alias"} in matched
+    assert {m["field_label"] for m in rep["mapping"] if m["field"] == "code"} == {"编号"}  # words in Chinese
     assert snapshot(upload_url) == before  # the check wrote nothing
     assert (home / "storage" / "uploads" / body["id"] / "original.zip").exists()
     preview = client.get(f"/uploads/{body['id']}/preview").json()
@@ -168,7 +170,8 @@ def test_columns_option_and_its_mapping_in_the_report(client, tmp_path):
     frame = make.caragana_frame(2).rename(columns={"地块编号": "图号"})
     r = post(client, make.caragana_zip(tmp_path, frame=frame), options='{"columns": {"图号": "code"}}')
     assert r.status_code == 201, r.text
-    assert {"column": "图号", "field": "code", "how": "chosen"} in r.json()["report"]["mapping"]
+    matched = [{k: m[k] for k in ("column", "field", "how")} for m in r.json()["report"]["mapping"]]
+    assert {"column": "图号", "field": "code", "how": "chosen"} in matched
     assert r.json()["report"]["can_commit"]
     r = post(client, make.caragana_zip(tmp_path / "b", frame=frame), options='{"columns": {"图号": "bogus"}}')
     assert r.status_code == 400 and r.json()["code"] == "invalid_option"

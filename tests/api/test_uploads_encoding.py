@@ -70,7 +70,8 @@ def test_the_bytes_decide_and_chinese_arrives_as_typed(client, upload_url, tmp_p
     r = post(client, shapefile_zip(tmp_path, encoding, cpg))
     assert r.status_code == 201, r.text
     report = r.json()["report"]
-    assert report["encoding"] == chosen and report["can_commit"]
+    assert {k: report["encoding"][k] for k in chosen} == chosen and report["can_commit"]
+    assert report["encoding"]["text"]  # said in the reader's words (Chinese by default)
     assert {c for c in report["problem_codes"]} == ({warning} if warning else set())
     assert client.post(f"/uploads/{r.json()['id']}/commit").status_code == 200
     assert stored_contractor(upload_url) == CONTRACTOR
@@ -132,7 +133,8 @@ def test_geojson_csv_and_geopackage(client, upload_url, tmp_path):
     gbk.write_bytes((tmp_path / "u.geojson").read_text("utf-8").encode("gbk"))
     r = post(client, gbk)
     assert r.status_code == 201, r.text
-    assert r.json()["report"]["encoding"] == {"encoding": "gb18030", "source": "detected"}
+    encoding = r.json()["report"]["encoding"]
+    assert (encoding["encoding"], encoding["source"]) == ("gb18030", "detected")
     assert client.post(f"/uploads/{r.json()['id']}/commit").status_code == 200
     assert stored_contractor(upload_url) == CONTRACTOR
     refused = post(client, gbk, encoding="utf-8")

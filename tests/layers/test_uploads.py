@@ -101,7 +101,8 @@ def test_a_dead_committer_is_interrupted_and_a_live_one_busy(engine, cfg, tmp_pa
     assert plots(engine) == (3, 3) and not (folder / "work-deadbeef").exists()
     with engine.connect() as conn:
         counts = upload_counts(conn)
-    assert counts == {"checked": 0, "committing": 0, "committed": 1, "failed": 0, "interrupted": 0}
+    assert counts == {"checking": 0, "checked": 0, "committing": 0, "committed": 1, "failed": 0,
+                      "interrupted": 0}
 
 
 def test_quota_prunes_expired_uploads_then_refuses(engine, cfg, tmp_path):

@@ -1,0 +1,422 @@
+"""Editing one feature (OGC API – Features Part 4): create, replace, patch, delete.
+
+An edit is checked exactly as an upload is: the feature is written to a one-feature GeoJSON
+and put through :func:`layers.importer.run_import` (domains, village codes, geometry checks
+and repair, overlap rules, areas computed by the database) inside a savepoint; the importer's
+own write is then rolled back and the checked values are written to the feature's row in
+one statement, so the history (migration 0006) records one version per edit, attributed to
+the editor (:func:`layers.history.attribute`) and with its audit entry in the same transaction.
+
+Optimistic concurrency: every feature has a strong ETag, the MD5 of its stored row (so any
+change, by anyone, changes it); replace, patch and delete need ``If-Match`` with the current one.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from layers import audit
+from layers.audit import Who
+from layers.errors import BadRequestError, LandecoError
+from layers.features import CRS84, Crs, FeatureNotFoundError, ItemsQuery, feature_sql
+from layers.history import attribute
+from layers.importer import ImportOptions, Problem, Report, run_import
+from layers.model import Layer
+from layers.values import parse_json
+
+__all__ = ["PROBLEM_ZH", "EditRefusedError", "Edited", "InvalidFeatureError", "PreconditionFailedError",
+           "PreconditionRequiredError", "create_feature", "current_etag", "delete_feature", "merge_patch",
+           "parse_feature", "patch_feature", "replace_feature"]
+
+#: Why a check refused a value, in the words staff read (the English ``message`` says the detail).
+PROBLEM_ZH: dict[str, str] = {
+    "value_invalid": "取值无法识别",
+    "value_not_allowed": "不是允许的取值",
+    "value_out_of_range": "超出允许的范围",
+    "value_missing": "必填项为空",
+    "code_duplicate": "编号重复",
+    "code_exists": "编号已被其他要素使用",
+    "village_unknown": "没有这个嘎查村代码",
+    "outside_township": "要素位于旗界之外（坐标系是否正确？）",
+    "overlap": "与其他要素重叠",
+    "overlap_existing": "与图层中已有的要素重叠",
+    "rule_broken": "不符合图层的规则",
+    "geometry_invalid": "几何图形无效，无法修复",
+    "geometry_missing": "缺少几何图形",
+    "geometry_repaired": "几何图形已自动修复",
+    "geometry_type_mismatch": "几何类型与图层不符",
+    "geometry_unsupported": "不支持的几何类型",
+    "zm_dropped": "已去掉高程（Z）或测量值（M）",
+}
+#: The largest number of vertices an edited geometry may have (a parcel has tens to thousands).
+MAX_VERTICES = 200_000
+
+
+class InvalidFeatureError(BadRequestError):
+    """The body is not a GeoJSON Feature this layer can take (shape, unknown properties)."""
+
+    code = "invalid_feature"
+    title = "Invalid feature"
+
+
+class EditRefusedError(LandecoError):
+    """The checks an upload passes refused the edited feature; nothing was written."""
+
+    code = "edit_refused"
+    status = 422
+    title = "Edit refused"
+
+    def __init__(self, detail: str, problems: list[dict[str, Any]]) -> None:
+        super().__init__(detail)
+        self.problems = problems
+
+    def extra(self) -> dict[str, object]:
+        """The problems, as an upload's report lists them (with a Chinese ``message_zh``)."""
+        return {"problems": self.problems}
+
+
+class PreconditionRequiredError(LandecoError):
+    """A write of an existing feature without ``If-Match`` (its ETag from a GET)."""
+
+    code = "precondition_required"
+    status = 428
+    title = "If-Match required"
+
+
+class PreconditionFailedError(LandecoError):
+    """``If-Match`` names a version that is no longer the feature's (someone else changed it)."""
+
+    code = "precondition_failed"
+    status = 412
+    title = "The feature changed"
+
+    def __init__(self, detail: str, etag: str) -> None:
+        super().__init__(detail)
+        self.etag = etag
+
+    def extra(self) -> dict[str, object]:
+        """The current ETag (GET the feature again to see what changed)."""
+        return {"current_etag": self.etag}
+
+
+@dataclass
+class Edited:
+    """What an edit wrote: the feature's id, its new ETag and GeoJSON, the warnings."""
+
+    layer: str
+    feature_id: int
+    etag: str | None
+    feature: dict[str, Any] | None
+    audit_id: int
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- the body --------------------------------------------------------------------------------
+
+def _read_only(layer: Layer) -> set[str]:
+    return {m.name for m in layer.stored_measures}
+
+
+def parse_feature(layer: Layer, body: bytes | str | dict, *, partial: bool = False) -> dict[str, Any]:
+    """The body as a GeoJSON Feature ``{"geometry", "properties"}`` of ``layer``'s fields.
+
+    NaN and Infinity, deep nesting and NUL characters are refused (:func:`parse_json`);
+    read-only sizes (``area_mu`` …) are dropped, since the database computes them; any other
+    unknown property is refused. ``partial``: a merge patch (members may be absent or null).
+    """
+    if isinstance(body, dict):
+        doc = body
+    else:
+        text = body.decode("utf-8", errors="strict") if isinstance(body, bytes) else body
+        if not text.strip():
+            raise InvalidFeatureError("the body is empty: send a GeoJSON Feature")
+        doc = parse_json(text, "body")
+    if not isinstance(doc, dict):
+        raise InvalidFeatureError("the body must be a GeoJSON Feature (a JSON object)")
+    if doc.get("type", "Feature" if partial else None) != "Feature":
+        raise InvalidFeatureError("the body must be a GeoJSON Feature (\"type\": \"Feature\")")
+    props = doc.get("properties", {} if partial else None)
+    if props is None:
+        props = {}
+    if not isinstance(props, dict):
+        raise InvalidFeatureError("properties must be a JSON object")
+    names = {f.name for f in layer.all_fields}
+    ignored = _read_only(layer)
+    unknown = sorted(k for k in props if k not in names and k not in ignored and k != "extra")
+    if unknown:
+        raise InvalidFeatureError(f"{layer.id} has no properties {', '.join(map(repr, unknown))}; its "
+                                  f"fields are {', '.join(sorted(names))}")
+    extra = props.get("extra")
+    if extra is not None and not isinstance(extra, dict):
+        raise InvalidFeatureError("extra must be a JSON object")
+    for name, value in props.items():
+        if name != "extra" and isinstance(value, dict | list):
+            raise InvalidFeatureError(f"{name} must be a single value, not {type(value).__name__}")
+    out: dict[str, Any] = {"properties": {k: v for k, v in props.items() if k not in ignored}}
+    if "geometry" in doc or not partial:
+        out["geometry"] = _geometry(doc.get("geometry"), allow_null=partial)
+    return out
+
+
+def _geometry(value: Any, allow_null: bool) -> dict[str, Any] | None:
+    if value is None:
+        if allow_null:
+            return None
+        raise InvalidFeatureError("the feature has no geometry")
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        raise InvalidFeatureError("geometry must be a GeoJSON geometry object with a type")
+    try:
+        geom = shapely.from_geojson(json.dumps(value))
+    except Exception:  # shapely's GEOS error: the coordinates do not make that geometry
+        raise InvalidFeatureError(f"the {value['type']} geometry cannot be read (its coordinates do not "
+                                  "make one)") from None
+    if shapely.get_num_coordinates(geom) > MAX_VERTICES:
+        raise InvalidFeatureError(f"the geometry has more than {MAX_VERTICES:,} vertices")
+    return value
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge member by member, ``null`` removes, the rest replaces.
+
+    >>> merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": None, "e": 4}, "f": 5})
+    {'a': 1, 'b': {'d': 3, 'e': 4}, 'f': 5}
+    """
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+# --- ETags -----------------------------------------------------------------------------------
+
+def _etag_sql(layer: Layer) -> str:
+    return f"SELECT '\"' || md5(t::text) || '\"' FROM {layer.table} t WHERE t.id = :fid"
+
+
+def current_etag(conn: Connection, layer: Layer, feature_id: int) -> str | None:
+    """The feature's strong ETag (MD5 of its stored row), or None when it does not exist."""
+    if not 0 < feature_id < 2**63:
+        return None
+    return conn.scalar(sa.text(_etag_sql(layer)), {"fid": feature_id})
+
+
+def _check_match(conn: Connection, layer: Layer, feature_id: int, if_match: str | None) -> str:
+    """The current ETag, after checking ``If-Match`` against it (locks the row)."""
+    if not 0 < feature_id < 2**63:
+        raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id}")
+    etag = conn.scalar(sa.text(_etag_sql(layer) + " FOR UPDATE"), {"fid": feature_id})
+    if etag is None:
+        raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id}")
+    if if_match is None or not if_match.strip():
+        raise PreconditionRequiredError(f"changing {layer.id} {feature_id} needs If-Match with its ETag "
+                                        "(GET the feature: its ETag header)")
+    sent = [t.strip() for t in if_match.split(",")]
+    if "*" not in sent and etag not in sent:
+        raise PreconditionFailedError(f"{layer.id} {feature_id} changed since that ETag was read: GET it "
+                                      "again, and make the change on what is there now", etag)
+    return etag
+
+
+# --- checking like an upload -------------------------------------------------------------------
+
+def _problems(report: Report, severity: str) -> list[dict[str, Any]]:
+    return [{"code": p.code, "field": p.field, "severity": p.severity, "message": p.message,
+             "message_zh": getattr(p, "message_zh", None) or PROBLEM_ZH.get(p.code, p.code)}
+            for p in report.problems if p.severity == severity]
+
+
+def _file_feature(layer: Layer, feature: dict[str, Any], crs: Crs) -> tuple[dict[str, Any], dict[str, str]]:
+    """The one-feature GeoJSON the importer reads, and its column map (no guessing by alias)."""
+    props = dict(feature["properties"])
+    extra = props.pop("extra", None) or {}
+    names = [f.name for f in layer.all_fields]
+    columns = {n: n for n in names}
+    for key, value in extra.items():
+        name = f"extra:{key}" if key in names else str(key)
+        props.setdefault(name, value if not isinstance(value, dict | list) else json.dumps(value))
+        columns[name] = "extra"
+    geometry = feature["geometry"]
+    if crs.lat_first:  # GeoJSON files are x/y: put the body's axes in that order
+        geom = shapely.from_geojson(json.dumps(geometry))
+        geometry = json.loads(shapely.to_geojson(shapely.transform(geom, lambda c: c[:, ::-1])))
+    return ({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {n: props.get(n) for n in [*names, *(k for k in props
+                                                                           if k not in names)]},
+         "geometry": geometry}]}, columns)
+
+
+def _checked(conn: Connection, layer: Layer, feature: dict[str, Any], crs: Crs, *,
+             replacing: int | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Put ``feature`` through the importer; the values it would write, and its warnings.
+
+    In a savepoint rolled back afterwards: the feature being replaced is taken out first
+    (it must not count as an overlap or take its own code), the importer upserts it (replacing
+    and creating alike) and its row is read back. Refused: :class:`EditRefusedError`.
+    """
+    collection, columns = _file_feature(layer, feature, crs)
+    # upsert: through the importer's staging table (an insert would COPY straight into the layer
+    # under a savepoint of its own); a code met on another feature is refused below
+    options = ImportOptions(layer=layer.id, mode="upsert", columns=columns,
+                            crs=None if crs == CRS84 else str(crs.srid))
+    savepoint = conn.begin_nested()
+    try:
+        if replacing is not None:
+            conn.execute(sa.text(f"DELETE FROM {layer.table} WHERE id = :fid"), {"fid": replacing})
+        with tempfile.TemporaryDirectory(prefix="landeco-edit-") as tmp:
+            path = Path(tmp) / "feature.geojson"
+            path.write_text(json.dumps(collection, ensure_ascii=False), encoding="utf-8")
+            report = run_import(conn, path, Path(tmp) / "work", options, write=True, file_name="feature")
+        if report.committed and report.written.get("updated"):
+            # the upsert met the code on another feature: an edit never overwrites another feature
+            report.committed = False
+            code = feature["properties"].get("code")
+            report.add(Problem(0, "code_exists", f"code {code!r} is already used by another feature of "
+                               f"{layer.id}", "code"))
+        row = None
+        if report.committed and report.written_ids:
+            cols = ", ".join(f.name for f in layer.all_fields)
+            row = conn.execute(sa.text(f"SELECT {cols}, extra::text AS extra, geom::text AS geom "
+                                       f"FROM {layer.table} WHERE id = :id"),
+                               {"id": report.written_ids[0]}).mappings().one()
+            row = dict(row)
+    finally:
+        savepoint.rollback()
+    errors = _problems(report, "error")
+    if row is None:
+        if not errors:
+            errors = [{"code": "edit_refused", "field": None, "severity": "error",
+                       "message": "the feature could not be checked", "message_zh": "无法检查该要素"}]
+        raise EditRefusedError("; ".join(f"{p['field'] or ''} {p['code']}: {p['message']}".strip()
+                                         for p in errors[:10]), errors)
+    return row, _problems(report, "warning")
+
+
+def _feature_json(conn: Connection, layer: Layer, feature_id: int) -> dict[str, Any]:
+    sql, params = feature_sql(ItemsQuery(layer=layer), feature_id)
+    return json.loads(conn.exec_driver_sql(sql, params).scalar_one())
+
+
+def _write_values(layer: Layer, row: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    names = [f.name for f in layer.all_fields]
+    return names, {**{n: row[n] for n in names}, "extra": row["extra"], "geom": row["geom"]}
+
+
+def _current(conn: Connection, layer: Layer, feature_id: int) -> dict[str, Any]:
+    """The stored feature as a body: every field, ``extra``, the geometry at full precision."""
+    cols = ", ".join(f.name for f in layer.all_fields)
+    row = conn.execute(sa.text(f"SELECT {cols}, extra, ST_AsGeoJSON(geom, 15) AS geometry FROM {layer.table} "
+                               "WHERE id = :fid"), {"fid": feature_id}).mappings().one()
+    props = {f.name: (row[f.name].isoformat() if hasattr(row[f.name], "isoformat") else row[f.name])
+             for f in layer.all_fields}
+    props["extra"] = row["extra"] or {}
+    return {"properties": props, "geometry": json.loads(row["geometry"])}
+
+
+# --- the edits ---------------------------------------------------------------------------------
+
+def _lock(conn: Connection, layer: Layer) -> None:
+    # one writer at a time checks overlaps and codes against what is there, as uploads do
+    conn.execute(sa.text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
+
+
+def _record(conn: Connection, who: Who | None, layer: Layer, fid: int, operation: str, edit_id: str,
+            warnings: list[dict[str, Any]]) -> int:
+    counts = {"create": {"inserted": 1}, "delete": {"deleted": 1}}.get(operation, {"updated": 1})
+    return audit.record_as(conn, who, "feature.edit", layer=layer.id, feature_ids=[fid], counts=counts,
+                           detail={"operation": operation, "edit_id": edit_id,
+                                   **({"warnings": [w["code"] for w in warnings]} if warnings else {})})
+
+
+def create_feature(engine: sa.Engine, layer: Layer, feature: dict[str, Any], who: Who | None,
+                   crs: Crs = CRS84) -> Edited:
+    """Insert a new feature (checked as an upload's insert); recorded as ``feature.edit``."""
+    edit_id = f"edit:{uuid.uuid4().hex}"
+    with engine.begin() as conn:
+        _lock(conn, layer)
+        row, warnings = _checked(conn, layer, feature, crs, replacing=None)
+        attribute(conn, who, edit_id=edit_id)
+        names, values = _write_values(layer, row)
+        cols = ", ".join(names)
+        binds = ", ".join(f":{n}" for n in names)
+        fid = conn.scalar(sa.text(f"INSERT INTO {layer.table} ({cols}, extra, geom) VALUES ({binds}, "
+                                  "CAST(:extra AS jsonb), CAST(:geom AS geometry)) RETURNING id"), values)
+        audit_id = _record(conn, who, layer, fid, "create", edit_id, warnings)
+        etag = current_etag(conn, layer, fid)
+        body = _feature_json(conn, layer, fid)
+    return Edited(layer.id, fid, etag, body, audit_id, warnings)
+
+
+def _replace(engine: sa.Engine, layer: Layer, feature_id: int, if_match: str | None, who: Who | None,
+             crs: Crs, make: Any, operation: str) -> Edited:
+    edit_id = f"edit:{uuid.uuid4().hex}"
+    with engine.begin() as conn:
+        _lock(conn, layer)
+        _check_match(conn, layer, feature_id, if_match)
+        feature = make(conn)
+        row, warnings = _checked(conn, layer, feature, crs, replacing=feature_id)
+        attribute(conn, who, edit_id=edit_id)
+        names, values = _write_values(layer, row)
+        sets = ", ".join(f"{n} = :{n}" for n in names)
+        conn.execute(sa.text(f"UPDATE {layer.table} SET {sets}, extra = CAST(:extra AS jsonb), "
+                             "geom = CAST(:geom AS geometry) WHERE id = :fid"), {**values, "fid": feature_id})
+        audit_id = _record(conn, who, layer, feature_id, operation, edit_id, warnings)
+        etag = current_etag(conn, layer, feature_id)
+        body = _feature_json(conn, layer, feature_id)
+    return Edited(layer.id, feature_id, etag, body, audit_id, warnings)
+
+
+def replace_feature(engine: sa.Engine, layer: Layer, feature_id: int, feature: dict[str, Any],
+                    if_match: str | None, who: Who | None, crs: Crs = CRS84) -> Edited:
+    """PUT: the feature becomes ``feature`` (its ``extra`` kept unless given), checked as an upload."""
+
+    def make(conn: Connection) -> dict[str, Any]:
+        if "extra" in feature["properties"]:
+            return feature
+        kept = _current(conn, layer, feature_id)["properties"]["extra"]
+        return {**feature, "properties": {**feature["properties"], "extra": kept}}
+
+    return _replace(engine, layer, feature_id, if_match, who, crs, make, "replace")
+
+
+def patch_feature(engine: sa.Engine, layer: Layer, feature_id: int, patch: dict[str, Any],
+                  if_match: str | None, who: Who | None, crs: Crs = CRS84) -> Edited:
+    """PATCH: RFC 7396 merge patch of the stored feature (``properties`` member by member)."""
+
+    def make(conn: Connection) -> dict[str, Any]:
+        merged = merge_patch(_current(conn, layer, feature_id), patch)
+        if "geometry" in patch and patch["geometry"] is None:
+            raise InvalidFeatureError("a feature cannot lose its geometry: delete the feature instead")
+        merged.setdefault("properties", {})
+        return merged
+
+    if crs != CRS84 and patch.get("geometry") is not None:
+        raise InvalidFeatureError("a patch's geometry must be in CRS84 (no Content-Crs); use PUT for "
+                                  "other coordinate systems")
+    crs = CRS84  # what is not in the body is read back from the database in CRS84
+    return _replace(engine, layer, feature_id, if_match, who, crs, make, "patch")
+
+
+def delete_feature(engine: sa.Engine, layer: Layer, feature_id: int, if_match: str | None,
+                   who: Who | None) -> Edited:
+    """DELETE: the feature goes (its versions stay in the history; a restore brings it back)."""
+    edit_id = f"edit:{uuid.uuid4().hex}"
+    with engine.begin() as conn:
+        _check_match(conn, layer, feature_id, if_match)
+        attribute(conn, who, edit_id=edit_id)
+        conn.execute(sa.text(f"DELETE FROM {layer.table} WHERE id = :fid"), {"fid": feature_id})
+        audit_id = _record(conn, who, layer, feature_id, "delete", edit_id, [])
+    return Edited(layer.id, feature_id, None, None, audit_id)

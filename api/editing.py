@@ -22,7 +22,6 @@ from layers import editing
 from layers.errors import LandecoError
 from layers.features import FeatureNotFoundError, parse_crs
 from layers.model import Layer
-from layers.registry import LAYERS
 
 __all__ = ["router"]
 
@@ -141,15 +140,12 @@ def _form_fields(layer: Layer, lang: str) -> list[dict[str, Any]]:
 
 
 def _page(request: Request, layer: Layer, lang: str, fid: int | None) -> Response:
-    feature = etag = None
-    engine = get_engine(request)
-    with engine.connect() as conn:
-        if fid is not None:
-            etag = editing.current_etag(conn, layer, fid)
-            if etag is None:
+    if fid is not None:
+        with get_engine(request).connect() as conn:
+            if editing.current_etag(conn, layer, fid) is None:
                 raise FeatureNotFoundError(f"{layer.id} has no feature {fid}")
     base = str(request.base_url).rstrip("/")
-    return render(request, "editing/edit.html", lang, layer=layer, feature_id=fid, etag=etag, feature=feature,
+    return render(request, "editing/edit.html", lang, layer=layer, feature_id=fid,
                   fields=_form_fields(layer, lang), page_data={
                       "layer": layer.id, "feature_id": fid, "geometry_type": layer.geometry_type,
                       "item_url": f"{base}/collections/{layer.id}/items/{fid}" if fid else None,
@@ -157,8 +153,7 @@ def _page(request: Request, layer: Layer, lang: str, fid: int | None) -> Respons
                       "frames_url": f"{base}/collections/villages/items?limit=1000&f=json",
                       "versions_url": f"{base}/collections/{layer.id}/items/{fid}/versions" if fid else None,
                       "read_only": [m.name for m in layer.stored_measures],
-                      "problem_zh": editing.PROBLEM_ZH, "lang": lang},
-                  titles={lay.id: lay.title(lang) for lay in LAYERS.values()})
+                      "problem_zh": editing.PROBLEM_ZH, "lang": lang})
 
 
 @router.get("/maps/{layer_id}/features/{feature_id}/edit", include_in_schema=False)

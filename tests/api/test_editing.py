@@ -85,7 +85,8 @@ def test_a_feature_has_a_strong_etag_that_changes_with_it(client, engine):
     assert get(client, fid)[1] == etag  # the same version, the same ETag
     assert client.get(f"{PLOTS}/{fid}", headers={"If-None-Match": etag}).status_code == 304
     with engine.begin() as conn:  # a change made elsewhere (an upload, psql) changes it too
-        conn.execute(sa.text("UPDATE caragana_plots SET note = 'changed in psql' WHERE id = :id"), {"id": fid})
+        conn.execute(sa.text("UPDATE caragana_plots SET note = 'changed in psql' WHERE id = :id"),
+                     {"id": fid})
     assert get(client, fid)[1] != etag
 
 
@@ -134,9 +135,10 @@ def test_put_reshapes_recomputes_the_area_and_lands_in_versions_and_audit(client
     assert last["changes"]["attributes"]["method"] == {"from": before["method"], "to": after["method"]}
     assert last["changes"]["moved_m"] > 5
     with engine.connect() as conn:
-        entry = conn.execute(sa.text("SELECT actor, action, layer, feature_ids, detail FROM audit "
-                                     "WHERE action = 'feature.edit' ORDER BY id DESC LIMIT 1")).mappings().one()
-    assert (entry["actor"], entry["layer"], entry["feature_ids"]) == ("test-surveyor", "caragana_plots", [fid])
+        entry = conn.execute(sa.text("SELECT actor, action, layer, feature_ids, detail FROM audit WHERE "
+                                     "action = 'feature.edit' ORDER BY id DESC LIMIT 1")).mappings().one()
+    assert (entry["actor"], entry["layer"]) == ("test-surveyor", "caragana_plots")
+    assert entry["feature_ids"] == [fid]
     assert entry["detail"]["operation"] == "replace" and entry["detail"]["edit_id"] == last["edit_id"]
 
 
@@ -244,6 +246,7 @@ def test_other_media_types_and_oversized_bodies_are_refused(client, engine):
 def test_writes_need_a_surveyor(edit_url, engine, tmp_path: Path):
     fid = plot_ids(engine)[0]
     with client_for(edit_url, tmp_path, surveyor=False) as anonymous:
-        r = anonymous.patch(f"{PLOTS}/{fid}", json={"properties": {"seedlings": 1}}, headers={"If-Match": "*"})
+        r = anonymous.patch(f"{PLOTS}/{fid}", json={"properties": {"seedlings": 1}},
+                            headers={"If-Match": "*"})
         assert r.status_code == 401
         assert anonymous.post(PLOTS, json={"type": "Feature"}).status_code == 401

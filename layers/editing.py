@@ -20,16 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.crs import resolve_crs, to_lonlat
 from layers import audit
 from layers.audit import Who
 from layers.errors import BadRequestError, LandecoError
 from layers.features import CRS84, Crs, FeatureNotFoundError, ItemsQuery, feature_sql
 from layers.history import attribute
-from layers.importer import ImportOptions, Problem, Report, run_import
+from layers.importer import ImportOptions, Report, run_import
 from layers.model import Layer
 from layers.values import parse_json
 
@@ -45,6 +47,7 @@ PROBLEM_ZH: dict[str, str] = {
     "value_missing": "必填项为空",
     "code_duplicate": "编号重复",
     "code_exists": "编号已被其他要素使用",
+    "code_in_use": "其他图层的要素引用了该编号，不能修改",
     "village_unknown": "没有这个嘎查村代码",
     "outside_township": "要素位于旗界之外（坐标系是否正确？）",
     "overlap": "与其他要素重叠",
@@ -57,6 +60,8 @@ PROBLEM_ZH: dict[str, str] = {
     "geometry_unsupported": "不支持的几何类型",
     "zm_dropped": "已去掉高程（Z）或测量值（M）",
 }
+#: How close (degrees, about a centimetre) a vertex of an edit must be to a stored one to be it.
+SNAP_DEGREES = 1e-7
 #: The largest number of vertices an edited geometry may have (a parcel has tens to thousands).
 MAX_VERTICES = 200_000
 
@@ -239,8 +244,27 @@ def _problems(report: Report, severity: str) -> list[dict[str, Any]]:
             for p in report.problems if p.severity == severity]
 
 
-def _file_feature(layer: Layer, feature: dict[str, Any], crs: Crs) -> tuple[dict[str, Any], dict[str, str]]:
-    """The one-feature GeoJSON the importer reads, and its column map (no guessing by alias)."""
+def _lonlat(geometry: dict[str, Any], crs: Crs, old: Any) -> dict[str, Any]:
+    """The body's geometry in lon/lat, its unmoved vertices snapped back onto the stored ones.
+
+    A GET rounds coordinates (8 decimals, about a millimetre); written back as they come they
+    would shift every shared boundary by that much and overlap the neighbours by square metres.
+    """
+    geom = shapely.from_geojson(json.dumps(geometry))
+    if crs.lat_first:  # the body's axes as the CRS orders them: x/y for the transformation
+        geom = shapely.transform(geom, lambda c: c[:, ::-1])
+    if crs.srid != 4326:
+        geom = to_lonlat(np.array([geom]), resolve_crs(None, str(crs.srid)).crs)[0]
+    if not np.isfinite(shapely.bounds(geom)).all():
+        raise InvalidFeatureError(f"the geometry's coordinates are outside the area {crs.uri} covers")
+    if old is not None:
+        geom = shapely.snap(geom, old, SNAP_DEGREES)
+    return json.loads(shapely.to_geojson(geom))
+
+
+def _file_feature(layer: Layer, feature: dict[str, Any], crs: Crs,
+                  old: Any = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The one-feature GeoJSON the importer reads (lon/lat), and its column map (no guessing by alias)."""
     props = dict(feature["properties"])
     extra = props.pop("extra", None) or {}
     names = [f.name for f in layer.all_fields]
@@ -249,59 +273,91 @@ def _file_feature(layer: Layer, feature: dict[str, Any], crs: Crs) -> tuple[dict
         name = f"extra:{key}" if key in names else str(key)
         props.setdefault(name, value if not isinstance(value, dict | list) else json.dumps(value))
         columns[name] = "extra"
-    geometry = feature["geometry"]
-    if crs.lat_first:  # GeoJSON files are x/y: put the body's axes in that order
-        geom = shapely.from_geojson(json.dumps(geometry))
-        geometry = json.loads(shapely.to_geojson(shapely.transform(geom, lambda c: c[:, ::-1])))
     return ({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {n: props.get(n) for n in [*names, *(k for k in props
                                                                            if k not in names)]},
-         "geometry": geometry}]}, columns)
+         "geometry": _lonlat(feature["geometry"], crs, old)}]}, columns)
+
+
+def _refused(problems: list[dict[str, Any]]) -> EditRefusedError:
+    if not problems:
+        problems = [{"code": "edit_refused", "field": None, "severity": "error",
+                     "message": "the feature could not be checked", "message_zh": "无法检查该要素"}]
+    return EditRefusedError("; ".join(f"{p['field'] or ''} {p['code']}: {p['message']}".strip()
+                                      for p in problems[:10]), problems)
+
+
+def _code_taken(code: Any, layer: Layer) -> dict[str, Any]:
+    return {"code": "code_exists", "field": "code", "severity": "error",
+            "message": f"code {code!r} is already used by another feature of {layer.id}",
+            "message_zh": PROBLEM_ZH["code_exists"]}
+
+
+def _take_code(conn: Connection, layer: Layer, feature_id: int, code: Any) -> None:
+    """Give the row being replaced its new code first, so the upsert below lands on it.
+
+    Refused when another feature has the code, or when other layers' features refer to the
+    old one (a village's code).
+    """
+    if not isinstance(code, str | int) or isinstance(code, bool):
+        return  # missing or not a code: the importer says why
+    code = str(code)
+    old = conn.scalar(sa.text(f"SELECT code FROM {layer.table} WHERE id = :fid"), {"fid": feature_id})
+    if code == old:
+        return
+    if conn.scalar(sa.text(f"SELECT 1 FROM {layer.table} WHERE code = :c AND id <> :fid"),
+                   {"c": code, "fid": feature_id}):
+        raise _refused([_code_taken(code, layer)])
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.text(f"UPDATE {layer.table} SET code = :c WHERE id = :fid"),
+                         {"c": code, "fid": feature_id})
+    except sa.exc.IntegrityError:
+        raise _refused([{"code": "code_in_use", "field": "code", "severity": "error",
+                         "message": f"features of other layers refer to {old!r}: its code cannot change",
+                         "message_zh": PROBLEM_ZH["code_in_use"]}]) from None
 
 
 def _checked(conn: Connection, layer: Layer, feature: dict[str, Any], crs: Crs, *,
              replacing: int | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Put ``feature`` through the importer; the values it would write, and its warnings.
 
-    In a savepoint rolled back afterwards: the feature being replaced is taken out first
-    (it must not count as an overlap or take its own code), the importer upserts it (replacing
-    and creating alike) and its row is read back. Refused: :class:`EditRefusedError`.
+    In a savepoint rolled back afterwards, the importer upserts the feature by its code (the
+    row being replaced takes the new code first, so it is the row updated and never counts
+    as an overlap with itself) and the row written is read back. Refused: :class:`EditRefusedError`.
     """
-    collection, columns = _file_feature(layer, feature, crs)
+    old = None
+    if replacing is not None:
+        wkb = conn.scalar(sa.text(f"SELECT ST_AsBinary(geom) FROM {layer.table} WHERE id = :fid"),
+                          {"fid": replacing})
+        old = shapely.from_wkb(bytes(wkb)) if wkb is not None else None
+    collection, columns = _file_feature(layer, feature, crs, old)
     # upsert: through the importer's staging table (an insert would COPY straight into the layer
-    # under a savepoint of its own); a code met on another feature is refused below
-    options = ImportOptions(layer=layer.id, mode="upsert", columns=columns,
-                            crs=None if crs == CRS84 else str(crs.srid))
+    # under a savepoint of its own); a code met on another feature is refused
+    options = ImportOptions(layer=layer.id, mode="upsert", columns=columns)
+    code = feature["properties"].get("code")
     savepoint = conn.begin_nested()
     try:
         if replacing is not None:
-            conn.execute(sa.text(f"DELETE FROM {layer.table} WHERE id = :fid"), {"fid": replacing})
+            _take_code(conn, layer, replacing, code)
         with tempfile.TemporaryDirectory(prefix="landeco-edit-") as tmp:
             path = Path(tmp) / "feature.geojson"
             path.write_text(json.dumps(collection, ensure_ascii=False), encoding="utf-8")
             report = run_import(conn, path, Path(tmp) / "work", options, write=True, file_name="feature")
-        if report.committed and report.written.get("updated"):
+        written = report.written_ids[0] if report.committed and report.written_ids else None
+        if written is not None and report.written.get("updated") and written != replacing:
             # the upsert met the code on another feature: an edit never overwrites another feature
-            report.committed = False
-            code = feature["properties"].get("code")
-            report.add(Problem(0, "code_exists", f"code {code!r} is already used by another feature of "
-                               f"{layer.id}", "code"))
+            raise _refused([_code_taken(code, layer)])
         row = None
-        if report.committed and report.written_ids:
+        if written is not None:
             cols = ", ".join(f.name for f in layer.all_fields)
-            row = conn.execute(sa.text(f"SELECT {cols}, extra::text AS extra, geom::text AS geom "
-                                       f"FROM {layer.table} WHERE id = :id"),
-                               {"id": report.written_ids[0]}).mappings().one()
-            row = dict(row)
+            found = conn.execute(sa.text(f"SELECT {cols}, extra::text AS extra, geom::text AS geom "
+                                         f"FROM {layer.table} WHERE id = :id"), {"id": written})
+            row = dict(found.mappings().one())
     finally:
         savepoint.rollback()
-    errors = _problems(report, "error")
     if row is None:
-        if not errors:
-            errors = [{"code": "edit_refused", "field": None, "severity": "error",
-                       "message": "the feature could not be checked", "message_zh": "无法检查该要素"}]
-        raise EditRefusedError("; ".join(f"{p['field'] or ''} {p['code']}: {p['message']}".strip()
-                                         for p in errors[:10]), errors)
+        raise _refused(_problems(report, "error"))
     return row, _problems(report, "warning")
 
 

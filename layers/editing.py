@@ -257,8 +257,9 @@ def _lonlat(geometry: dict[str, Any], crs: Crs, old: Any) -> dict[str, Any]:
         geom = to_lonlat(np.array([geom]), resolve_crs(None, str(crs.srid)).crs)[0]
     if not np.isfinite(shapely.bounds(geom)).all():
         raise InvalidFeatureError(f"the geometry's coordinates are outside the area {crs.uri} covers")
-    if old is not None:
-        geom = shapely.snap(geom, old, SNAP_DEGREES)
+    west, south, east, north = shapely.bounds(geom)
+    if old is not None and -180 <= west <= east <= 180 and -90 <= south <= north <= 90:
+        geom = shapely.snap(geom, old, SNAP_DEGREES)  # (nowhere near lon/lat: the importer refuses it)
     return json.loads(shapely.to_geojson(geom))
 
 

@@ -283,3 +283,34 @@ def test_a_body_in_another_crs_is_read_in_its_axis_order(client, engine):
     assert r.status_code == 200, r.text
     assert row(engine, fid)["area_mu"] == pytest.approx(before["area_mu"], rel=1e-5)
     assert client.get(f"{path}/versions").json()["versions"][-1]["changes"]["moved_m"] < 0.01
+
+
+def test_two_surveyors_saving_over_the_same_version_one_wins(client, engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fid = plot_ids(engine, offset=8)[0]
+    _, etag = get(client, fid)
+
+    def save(seedlings: int) -> int:
+        return client.patch(f"{PLOTS}/{fid}", json={"properties": {"seedlings": seedlings}},
+                            headers={"If-Match": etag}).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = sorted(pool.map(save, (111, 222)))
+    assert answers == [200, 412]
+    assert row(engine, fid)["seedlings"] in (111, 222)
+    assert client.get(f"{PLOTS}/{fid}/versions").json()["versions"][-1]["changes"]["attributes"]["seedlings"]
+
+
+def test_the_edit_page_is_a_surveyors_and_linked_from_the_feature(client, engine, edit_url, tmp_path: Path):
+    fid = plot_ids(engine)[0]
+    html = client.get(f"{PLOTS}/{fid}", params={"f": "html"}).text
+    assert f"/maps/caragana_plots/features/{fid}/edit" in html
+    page = client.get(f"/maps/caragana_plots/features/{fid}/edit")
+    assert page.status_code == 200 and "种植方式" in page.text and "划区围封" in page.text
+    assert "/static/vendor/geoman/leaflet-geoman.min.js" in page.text and "https://" not in page.text
+    assert client.get("/maps/caragana_plots/features/999999999/edit").status_code == 404
+    assert "Method" in client.get("/maps/caragana_plots/new-feature", params={"lang": "en"}).text
+    with client_for(edit_url, tmp_path, surveyor=False) as anonymous:
+        assert f"/features/{fid}/edit" not in anonymous.get(f"{PLOTS}/{fid}", params={"f": "html"}).text
+        assert anonymous.get(f"/maps/caragana_plots/features/{fid}/edit").status_code == 401

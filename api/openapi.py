@@ -178,7 +178,8 @@ ERRORS: dict[int, str] = {
     404: "no such thing: the layer, feature, village, upload, check or tile asked for",
     412: "`precondition_failed`: the feature changed since its ETag was read (`current_etag`): GET it again",
     409: "the upload cannot be committed: it has errors, or is committed or being committed; the job "
-         "has no file (not finished, failed or pruned)",
+         "has no file (not finished, failed or pruned); a feature other layers refer to cannot be deleted "
+         "(`feature_in_use`)",
     413: "the file is larger than the upload limit",
     415: "the file's format is not one landeco reads",
     422: "the file is read but its content cannot be imported; an edit refused by the same checks "
@@ -207,7 +208,7 @@ _MORE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/collections/{collection_id}/items"): {413, 415, 422},
     ("put", "/collections/{collection_id}/items/{feature_id}"): {412, 413, 415, 422, 428},
     ("patch", "/collections/{collection_id}/items/{feature_id}"): {412, 413, 415, 422, 428},
-    ("delete", "/collections/{collection_id}/items/{feature_id}"): {412, 428},
+    ("delete", "/collections/{collection_id}/items/{feature_id}"): {409, 412, 428},
 }
 #: Operations that answer a browser's (HTML) request's errors as an HTML page, by status.
 _HTML_ERRORS: dict[tuple[str, str], set[int]] = {

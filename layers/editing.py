@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +37,9 @@ from layers.importer import ImportOptions, Report, run_import
 from layers.model import Layer
 from layers.values import parse_json
 
-__all__ = ["PROBLEM_ZH", "EditRefusedError", "Edited", "InvalidFeatureError", "PreconditionFailedError",
-           "PreconditionRequiredError", "create_feature", "current_etag", "delete_feature", "merge_patch",
-           "parse_feature", "patch_feature", "replace_feature"]
+__all__ = ["PROBLEM_ZH", "EditRefusedError", "Edited", "FeatureInUseError", "InvalidFeatureError",
+           "PreconditionFailedError", "PreconditionRequiredError", "create_feature", "current_etag",
+           "delete_feature", "merge_patch", "parse_feature", "patch_feature", "replace_feature"]
 
 #: Why a check refused a value, in the words staff read (the English ``message`` says the detail).
 PROBLEM_ZH: dict[str, str] = {
@@ -111,6 +113,14 @@ class PreconditionFailedError(LandecoError):
     def extra(self) -> dict[str, object]:
         """The current ETag (GET the feature again to see what changed)."""
         return {"current_etag": self.etag}
+
+
+class FeatureInUseError(LandecoError):
+    """Features of other layers refer to this one (a village's code): it cannot be deleted."""
+
+    code = "feature_in_use"
+    status = 409
+    title = "Feature in use"
 
 
 @dataclass
@@ -385,6 +395,19 @@ def _current(conn: Connection, layer: Layer, feature_id: int) -> dict[str, Any]:
 
 # --- the edits ---------------------------------------------------------------------------------
 
+@contextmanager
+def _constraints(layer: Layer) -> Iterator[None]:
+    """A rule of the table the checks did not foresee (a foreign key, a unique code written meanwhile)."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        diag = getattr(exc.orig, "diag", None)
+        detail = str((diag and (diag.message_detail or diag.message_primary)) or "a rule of the table")
+        raise _refused([{"code": "rule_broken", "field": None, "severity": "error",
+                         "message": f"the database refused the {layer.id} feature: {detail.strip()[:300]}",
+                         "message_zh": PROBLEM_ZH["rule_broken"]}]) from None
+
+
 def _lock(conn: Connection, layer: Layer) -> None:
     # one writer at a time checks overlaps and codes against what is there, as uploads do
     conn.execute(sa.text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
@@ -409,8 +432,9 @@ def create_feature(engine: sa.Engine, layer: Layer, feature: dict[str, Any], who
         names, values = _write_values(layer, row)
         cols = ", ".join(names)
         binds = ", ".join(f":{n}" for n in names)
-        fid = conn.scalar(sa.text(f"INSERT INTO {layer.table} ({cols}, extra, geom) VALUES ({binds}, "
-                                  "CAST(:extra AS jsonb), CAST(:geom AS geometry)) RETURNING id"), values)
+        with _constraints(layer):
+            fid = conn.scalar(sa.text(f"INSERT INTO {layer.table} ({cols}, extra, geom) VALUES ({binds}, "
+                                      "CAST(:extra AS jsonb), CAST(:geom AS geometry)) RETURNING id"), values)
         audit_id = _record(conn, who, layer, fid, "create", edit_id, warnings)
         etag = current_etag(conn, layer, fid)
         body = _feature_json(conn, layer, fid)
@@ -428,8 +452,10 @@ def _replace(engine: sa.Engine, layer: Layer, feature_id: int, if_match: str | N
         attribute(conn, who, edit_id=edit_id)
         names, values = _write_values(layer, row)
         sets = ", ".join(f"{n} = :{n}" for n in names)
-        conn.execute(sa.text(f"UPDATE {layer.table} SET {sets}, extra = CAST(:extra AS jsonb), "
-                             "geom = CAST(:geom AS geometry) WHERE id = :fid"), {**values, "fid": feature_id})
+        with _constraints(layer):
+            conn.execute(sa.text(f"UPDATE {layer.table} SET {sets}, extra = CAST(:extra AS jsonb), "
+                                 "geom = CAST(:geom AS geometry) WHERE id = :fid"),
+                         {**values, "fid": feature_id})
         audit_id = _record(conn, who, layer, feature_id, operation, edit_id, warnings)
         etag = current_etag(conn, layer, feature_id)
         body = _feature_json(conn, layer, feature_id)
@@ -474,6 +500,11 @@ def delete_feature(engine: sa.Engine, layer: Layer, feature_id: int, if_match: s
     with engine.begin() as conn:
         _check_match(conn, layer, feature_id, if_match)
         attribute(conn, who, edit_id=edit_id)
-        conn.execute(sa.text(f"DELETE FROM {layer.table} WHERE id = :fid"), {"fid": feature_id})
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.text(f"DELETE FROM {layer.table} WHERE id = :fid"), {"fid": feature_id})
+        except sa.exc.IntegrityError:
+            raise FeatureInUseError(f"features of other layers refer to {layer.id} {feature_id} (its code): "
+                                    "change or delete them first") from None
         audit_id = _record(conn, who, layer, feature_id, "delete", edit_id, [])
     return Edited(layer.id, feature_id, None, None, audit_id)

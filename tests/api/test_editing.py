@@ -314,3 +314,25 @@ def test_the_edit_page_is_a_surveyors_and_linked_from_the_feature(client, engine
     with client_for(edit_url, tmp_path, surveyor=False) as anonymous:
         assert f"/features/{fid}/edit" not in anonymous.get(f"{PLOTS}/{fid}", params={"f": "html"}).text
         assert anonymous.get(f"/maps/caragana_plots/features/{fid}/edit").status_code == 401
+
+
+def test_a_village_renamed_carries_its_features_along_and_cannot_go(client, engine):
+    with engine.connect() as conn:
+        fid, code, plots = conn.execute(sa.text(
+            "SELECT v.id, v.code, count(*) FROM villages v JOIN caragana_plots p ON p.village_code = v.code "
+            "GROUP BY v.id, v.code ORDER BY v.id LIMIT 1")).one()
+    path = f"/collections/villages/items/{fid}"
+    etag = client.get(path).headers["etag"]
+    gone = client.delete(path, headers={"If-Match": etag})
+    assert gone.status_code == 409 and gone.json()["code"] == "feature_in_use"
+    assert client.get(path).headers["etag"] == etag
+    # the layers' foreign keys cascade a new village code to the features that name it
+    renamed = client.patch(path, json={"properties": {"code": "150623999999"}}, headers={"If-Match": etag})
+    assert renamed.status_code == 200, renamed.text
+    with engine.connect() as conn:
+        moved = conn.scalar(sa.text("SELECT count(*) FROM caragana_plots WHERE village_code = :c"),
+                            {"c": "150623999999"})
+    assert moved == plots
+    back = client.patch(path, json={"properties": {"code": code}},
+                        headers={"If-Match": renamed.headers["etag"]})
+    assert back.status_code == 200 and back.json()["properties"]["code"] == code

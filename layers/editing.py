@@ -14,11 +14,13 @@ change, by anyone, changes it); replace, patch and delete need ``If-Match`` with
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +153,10 @@ def parse_feature(layer: Layer, body: bytes | str | dict, *, partial: bool = Fal
     if isinstance(body, dict):
         doc = body
     else:
-        text = body.decode("utf-8", errors="strict") if isinstance(body, bytes) else body
+        try:
+            text = body.decode("utf-8") if isinstance(body, bytes) else body
+        except UnicodeDecodeError:
+            raise InvalidFeatureError("the body is not UTF-8 text (JSON is UTF-8)") from None
         if not text.strip():
             raise InvalidFeatureError("the body is empty: send a GeoJSON Feature")
         doc = parse_json(text, "body")
@@ -265,6 +270,8 @@ def _lonlat(geometry: dict[str, Any], crs: Crs, old: Any) -> dict[str, Any]:
         geom = shapely.transform(geom, lambda c: c[:, ::-1])
     if crs.srid != 4326:
         geom = to_lonlat(np.array([geom]), resolve_crs(None, str(crs.srid)).crs)[0]
+    if shapely.is_empty(geom):
+        raise InvalidFeatureError("the geometry is empty")
     if not np.isfinite(shapely.bounds(geom)).all():
         raise InvalidFeatureError(f"the geometry's coordinates are outside the area {crs.uri} covers")
     west, south, east, north = shapely.bounds(geom)
@@ -273,10 +280,38 @@ def _lonlat(geometry: dict[str, Any], crs: Crs, old: Any) -> dict[str, Any]:
     return json.loads(shapely.to_geojson(geom))
 
 
+#: Strings GDAL's GeoJSON reader takes for dates or date-times (and then must parse).
+_DATE_LIKE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ](\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?")
+
+
+def _impossible_dates(props: dict[str, Any]) -> list[dict[str, Any]]:
+    """Date-like strings that name no date (2023-02-30): the reader fails on them instead of reporting.
+
+    Until :mod:`gis.readers` reads GeoJSON dates as text, such a value is refused here with the
+    importer's ``value_invalid`` (even in a free-text field), never a 500.
+    """
+    out = []
+    for name, value in props.items():
+        m = _DATE_LIKE.match(value.strip()) if isinstance(value, str) else None
+        if m is None:
+            continue
+        try:
+            date(int(m[1]), int(m[2]), int(m[3]))
+            if m[4] is not None:
+                time(int(m[4]), int(m[5]), int(m[6] or 0))
+        except ValueError:
+            out.append({"code": "value_invalid", "field": name, "severity": "error",
+                        "message": f"{value!r} is not a date", "message_zh": PROBLEM_ZH["value_invalid"]})
+    return out
+
+
 def _file_feature(layer: Layer, feature: dict[str, Any], crs: Crs,
                   old: Any = None) -> tuple[dict[str, Any], dict[str, str]]:
     """The one-feature GeoJSON the importer reads (lon/lat), and its column map (no guessing by alias)."""
     props = dict(feature["properties"])
+    impossible = _impossible_dates({**props, **(props.get("extra") or {})})
+    if impossible:
+        raise _refused(impossible)
     extra = props.pop("extra", None) or {}
     names = [f.name for f in layer.all_fields]
     columns = {n: n for n in names}

@@ -319,6 +319,7 @@ def test_the_edit_page_is_a_surveyors_and_linked_from_the_feature(client, engine
     assert "/static/vendor/geoman/leaflet-geoman.min.js" in page.text and "https://" not in page.text
     assert client.get("/maps/caragana_plots/features/999999999/edit").status_code == 404
     assert "Method" in client.get("/maps/caragana_plots/new-feature", params={"lang": "en"}).text
+    assert "/maps/caragana_plots/new-feature" in client.get("/collections/caragana_plots?f=html").text
     with client_for(edit_url, tmp_path, surveyor=False) as anonymous:
         assert f"/features/{fid}/edit" not in anonymous.get(f"{PLOTS}/{fid}", params={"f": "html"}).text
         assert anonymous.get(f"/maps/caragana_plots/features/{fid}/edit").status_code == 401

@@ -74,6 +74,7 @@ def test_edit_an_attribute_and_a_vertex_then_see_the_version(w, edit_server):
     assert page.input_value("#f-method") == plot["method"]
     assert "种植方式" in page.inner_text("label[for='f-method']")
     assert int(page.get_attribute("#edit-map", "data-villages")) > 0  # the frames, drawn offline
+    page.wait_for_selector("#edit-map[data-neighbours]")  # the layer's other features near it, as context
 
     # a value out of its range: refused with the upload's check, in Chinese, nothing written
     page.fill("#f-planted_year", "1800")

@@ -22,6 +22,7 @@ from api.deps import FDep, LayerId, get_engine, get_settings, wants_html
 from api.pages import LangDep, render
 from layers.collections import extents, queryables
 from layers.cql2 import filter_sql
+from layers.editing import current_etag
 from layers.errors import BadRequestError, LandecoError
 from layers.features import (
     CRS84,
@@ -87,6 +88,10 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/dataset-tilesets",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/oas30",
+    # Part 4 (api/editing.py): clients such as QGIS and OWSLib enable editing on these
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 ]
 
 #: Furthest a page may start (features skipped): more than any layer will hold.
@@ -490,6 +495,9 @@ def item(
     text = found[0][0]
     html = wants_html(request, f)
     etag = _etag(str(request.url.include_query_params(f="html" if html else "json")), text)
+    if not html and crs is None and properties is None and not skip_geometry and asof is None:
+        with get_engine(request).connect() as conn:  # the version's strong ETag: If-Match of an edit
+            etag = current_etag(conn, layer, fid) or etag
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept",
                "Content-Crs": f"<{q.crs.uri}>"}
     if not_modified(request, etag):

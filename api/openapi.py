@@ -120,6 +120,11 @@ SUCCESS: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
     ("get", "/uploads/{upload_id}"): {200: _json("Upload")},
     ("get", "/uploads/{upload_id}/preview"): {200: {GEOJSON: {"$ref": _REF + "FeatureCollection"}}},
     ("post", "/uploads/{upload_id}/commit"): {200: _json("Upload")},
+    # editing (api/editing.py): the feature as written
+    ("post", "/collections/{collection_id}/items"): {201: {GEOJSON: {"$ref": _REF + "Feature"}}},
+    ("put", "/collections/{collection_id}/items/{feature_id}"): {200: {GEOJSON: {"$ref": _REF + "Feature"}}},
+    ("patch", "/collections/{collection_id}/items/{feature_id}"): {
+        200: {GEOJSON: {"$ref": _REF + "Feature"}}},
     ("post", "/query"): {200: _FILES},
     ("get", "/query"): {200: {HTML: _STRING}},
     ("get", "/query/export"): {200: _FILES},
@@ -155,6 +160,15 @@ _HEADERS: dict[tuple[str, str, int], dict[str, Any]] = {
                                              "schema": {"type": "string"}}},
     ("post", "/jobs/export/{layer_id}", 202): {"Location": {"required": True, "schema": {"type": "string"},
                                                             "description": "the job's address"}},
+    ("post", "/collections/{collection_id}/items", 201): {
+        "Location": {"required": True, "description": "the new feature's address",
+                     "schema": {"type": "string"}},
+        "ETag": {"required": True, "description": "its ETag (If-Match of a later edit)",
+                 "schema": {"type": "string"}}},
+    ("put", "/collections/{collection_id}/items/{feature_id}", 200): {
+        "ETag": {"required": True, "description": "the feature's new ETag", "schema": {"type": "string"}}},
+    ("patch", "/collections/{collection_id}/items/{feature_id}", 200): {
+        "ETag": {"required": True, "description": "the feature's new ETag", "schema": {"type": "string"}}},
 }
 
 #: Why each error status is given (every one is a Problem).
@@ -164,11 +178,15 @@ ERRORS: dict[int, str] = {
          "<token>`), or the token sent is unknown, expired or revoked",
     403: "`forbidden`: the account lacks the role the route needs (`required_role`); or `csrf_failed`",
     404: "no such thing: the layer, feature, village, upload, check or tile asked for",
+    412: "`precondition_failed`: the feature changed since its ETag was read (`current_etag`): GET it again",
     409: "the upload cannot be committed: it has errors, or is committed or being committed; the job "
-         "has no file (not finished, failed or pruned)",
+         "has no file (not finished, failed or pruned); a feature other layers refer to cannot be deleted "
+         "(`feature_in_use`)",
     413: "the file is larger than the upload limit",
     415: "the file's format is not one landeco reads",
-    422: "the file is read but its content cannot be imported",
+    422: "the file is read but its content cannot be imported; an edit refused by the same checks "
+         "(`edit_refused`, with its `problems`)",
+    428: "`precondition_required`: changing a feature needs `If-Match` with its ETag",
     429: "too many requests: wait `Retry-After` seconds",
     503: "the database is unavailable or the query took too long: retry after `Retry-After` seconds",
 }
@@ -189,6 +207,10 @@ _MORE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/uploads"): {413, 415, 422},
     ("post", "/uploads/{upload_id}/commit"): {409},
     ("get", "/jobs/{job_id}/result"): {409},
+    ("post", "/collections/{collection_id}/items"): {413, 415, 422},
+    ("put", "/collections/{collection_id}/items/{feature_id}"): {412, 413, 415, 422, 428},
+    ("patch", "/collections/{collection_id}/items/{feature_id}"): {412, 413, 415, 422, 428},
+    ("delete", "/collections/{collection_id}/items/{feature_id}"): {409, 412, 428},
 }
 #: Operations that answer a browser's (HTML) request's errors as an HTML page, by status.
 _HTML_ERRORS: dict[tuple[str, str], set[int]] = {

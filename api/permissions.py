@@ -107,6 +107,13 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/collections/{collection_id}/items/{feature_id}/versions/{version}"): "viewer",
     ("POST", "/collections/{collection_id}/items/{feature_id}/versions/{version}/restore"): "surveyor",
     ("POST", "/uploads/{upload_id}/undo"): "surveyor",
+    # editing (api/editing.py): OGC API – Features Part 4 and the edit page
+    ("POST", "/collections/{collection_id}/items"): "surveyor",
+    ("PUT", "/collections/{collection_id}/items/{feature_id}"): "surveyor",
+    ("PATCH", "/collections/{collection_id}/items/{feature_id}"): "surveyor",
+    ("DELETE", "/collections/{collection_id}/items/{feature_id}"): "surveyor",
+    ("GET", "/maps/{layer_id}/features/{feature_id}/edit"): "surveyor",
+    ("GET", "/maps/{layer_id}/new-feature"): "surveyor",
 }
 
 #: Routes of landeco's own forms: their CSRF token is a form field, checked by the route.

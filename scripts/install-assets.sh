@@ -30,6 +30,10 @@ cp "$M/bootstrap/dist/js/bootstrap.bundle.min.js" "$M/bootstrap/dist/css/bootstr
 cp -r "$M/@fortawesome/fontawesome-free/css" "$M/@fortawesome/fontawesome-free/webfonts" "$TMP/fontawesome/"
 cp -r "$M/leaflet.awesome-markers/dist" "$TMP/awesome-markers"
 cp "$M/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js" "$TMP/vectorgrid/"
+# the feature editing page (api/templates/editing): Leaflet-Geoman draws and reshapes geometries
+mkdir -p "$TMP/geoman"
+cp "$M/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.min.js" \
+   "$M/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css" "$TMP/geoman/"
 # the API documentation page /api.html
 cp "$M/swagger-ui-dist/swagger-ui-bundle.js" "$M/swagger-ui-dist/swagger-ui.css" \
    "$M/swagger-ui-dist/favicon-32x32.png" "$TMP/swagger-ui/"

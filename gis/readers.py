@@ -44,6 +44,9 @@ _SHAPEFILE_PARTS = ("shp", "shx", "dbf", "prj", "cpg")
 _OTHER = {"gpkg": "GPKG", "geojson": "GeoJSON", "json": "GeoJSON", "kml": "KML", "csv": "CSV"}
 #: a CSV's geometry as WKT in one of these columns (what ``landeco export --format csv`` writes)
 _CSV_OPTIONS = (("GEOM_POSSIBLE_NAMES", "WKT,wkt,geometry,geom,几何"), ("KEEP_GEOM_COLUMNS", "NO"))
+#: GeoJSON dates stay text: GDAL would type "2023-02-30" a date that Python cannot hold; the
+#: importer checks each date itself (and refuses that one as a value, not the file).
+_GEOJSON_OPTIONS = (("DATE_AS_STRING", "YES"),)
 DEFAULT_LIMITS = Limits()
 _SHP_ZM = (11, 13, 15, 18, 21, 23, 25, 28)
 _OGR_ERRORS = (DataSourceError, DataLayerError, FieldError, GeometryError)
@@ -258,7 +261,7 @@ def candidates(path: Path, workdir: Path, limits: Limits = DEFAULT_LIMITS,
 
 
 def _layers(path: Path, driver: str, display: str) -> list[Candidate]:
-    options = _CSV_OPTIONS if driver == "CSV" else ()
+    options = {"CSV": _CSV_OPTIONS, "GeoJSON": _GEOJSON_OPTIONS}.get(driver, ())
     try:
         names = pyogrio.list_layers(path)[:, 0].tolist()
     except _OGR_ERRORS as exc:

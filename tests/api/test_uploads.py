@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,3 +195,21 @@ def test_the_navigation_upload_link_opens_the_form(client):
     page = client.get("/uploads/new")
     assert page.status_code == 200 and "<form" in page.text
     assert client.get("/uploads/new?lang=en").status_code == 200
+
+
+def test_an_impossible_date_in_a_geojson_is_a_refused_value_not_a_crash(client, tmp_path):
+    """30 February: GDAL would type it a date Python cannot hold; it is one feature's bad value."""
+    plots = [{"type": "Feature", "properties": {"code": f"X-{i}", "planted_year": 2020, "method": "enclosure",
+                                                "inspected_on": day},
+              "geometry": {"type": "Polygon", "coordinates": [[[107.15 + i / 100, 38.18],
+                                                               [107.151 + i / 100, 38.18],
+                                                               [107.151 + i / 100, 38.181],
+                                                               [107.15 + i / 100, 38.18]]]}}
+             for i, day in enumerate(["2023-02-30", "2023-02-20"])]
+    path = tmp_path / "dates.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": plots}), "utf-8")
+    with open(path, "rb") as fh:
+        r = client.post("/uploads", files={"file": (path.name, fh)}, data={"layer": "caragana_plots"})
+    assert r.status_code == 201, r.text
+    problems = r.json()["report"]["problems"]
+    assert [(p["index"], p["code"], p["field"]) for p in problems] == [(0, "value_invalid", "inspected_on")]

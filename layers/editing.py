@@ -391,8 +391,9 @@ def _checked(conn: Connection, layer: Layer, feature: dict[str, Any], crs: Crs, 
             path.write_text(json.dumps(collection, ensure_ascii=False), encoding="utf-8")
             report = run_import(conn, path, Path(tmp) / "work", options, write=True, file_name="feature")
         written = report.written_ids[0] if report.committed and report.written_ids else None
-        if written is not None and report.written.get("updated") and written != replacing:
-            # the upsert met the code on another feature: an edit never overwrites another feature
+        if written is not None and written != replacing and not report.written.get("inserted"):
+            # the upsert met the code on another feature (changed or not, as the importer leaves an
+            # unchanged one alone): an edit never overwrites another feature
             raise _refused([_code_taken(code, layer)])
         row = None
         if written is not None:

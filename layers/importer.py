@@ -40,6 +40,7 @@ from gis.geometry import check_geometries
 from gis.readers import Upload, batches, column_names, open_upload
 from layers.messages import localise_report, message, quote
 from layers.model import Field, Layer
+from layers.overviews import defer_cells, refresh_cells
 from layers.registry import get_layer
 from layers.store.load import copy_features
 from layers.store.schema import AUDIT_MAX_FEATURE_IDS
@@ -374,8 +375,11 @@ def import_in_transaction(engine: sa.Engine, path: Path, workdir: Path, options:
                     conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
                 if prepare is not None:
                     prepare(conn)
+                if write:  # the overview cells are refreshed once, not at every batch
+                    defer_cells(conn)
                 report = run_import(conn, path, workdir, options, write=write, **kwargs)
                 if write and report.committed:
+                    refresh_cells(conn, get_layer(options.layer))
                     if before_commit is not None:
                         before_commit(conn, report)
                     trans.commit()

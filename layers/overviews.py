@@ -17,11 +17,13 @@ edit, an undo or an UPDATE in psql shows in the next tile.
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Connection
+
 from layers.model import Layer
 from layers.tiles import BUFFER, CELL_PX, EXTENT, tile_columns
 
-__all__ = ["BASE_ZOOM", "cell_layers", "has_cells", "install_sql", "overview_select", "refresh_sql",
-           "uninstall_sql"]
+__all__ = ["BASE_ZOOM", "cell_layers", "defer_cells", "function_sql", "has_cells", "install_sql",
+           "overview_select", "refresh_cells", "refresh_sql", "uninstall_sql"]
 
 #: Zoom whose cell grid the overviews keep; tiles at this zoom and below are drawn from them.
 BASE_ZOOM = 10
@@ -71,20 +73,42 @@ def _cell_rows(layer: Layer, source: str) -> str:
             f"WHERE span < {cell_deg0!r}")
 
 
-def _fill(layer: Layer, rows: str) -> list[str]:
-    """Statements inserting the cells of ``rows`` (a ``_cell_rows`` select)."""
+#: Per-field sums of two cells added (``{"field": [sum, count]}``): inserted rows join their cells.
+ADD_SUMS_SQL = """
+CREATE OR REPLACE FUNCTION landeco_add_sums(a jsonb, b jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(
+               coalesce((a->k->>0)::float8, 0) + coalesce((b->k->>0)::float8, 0),
+               coalesce((a->k->>1)::bigint, 0) + coalesce((b->k->>1)::bigint, 0))), '{}'::jsonb)
+    FROM (SELECT jsonb_object_keys(a) UNION SELECT jsonb_object_keys(b)) s(k) $$"""
+
+
+def _fill(layer: Layer, rows: str, add: bool = False) -> list[str]:
+    """The statement inserting the cells of ``rows`` (a ``_cell_rows`` select), read once.
+
+    ``add``: the rows are new, and their counts and sums are added to the cells they join.
+    """
     coded, numbers = _fields(layer)
     sums = ", ".join(f"'{n}', jsonb_build_array(sum({n})::float8, count({n}))" for n, _ in numbers)
-    out = [f"INSERT INTO layer_cells (layer, ix, iy, agg_from, parcels, area_m2, lat_sum, numbers) "
-           f"SELECT '{layer.id}', ix, iy, agg_from, count(*), sum(area_m2), sum(lat), "
-           f"jsonb_build_object({sums}) FROM ({rows}) r WHERE agg_from >= 0 GROUP BY ix, iy, agg_from"]
-    if coded:
-        parts = [f"SELECT ix, iy, agg_from, '{name}' AS field, {name}::text AS value FROM ({rows}) r "
-                 f"WHERE agg_from >= 0 AND {name} IS NOT NULL" for name in coded]
-        out.append(f"INSERT INTO layer_cell_codes (layer, ix, iy, agg_from, field, value, n) "
-                   f"SELECT '{layer.id}', ix, iy, agg_from, field, value, count(*) "
-                   f"FROM ({' UNION ALL '.join(parts)}) c GROUP BY ix, iy, agg_from, field, value")
-    return out
+    cells = (f"INSERT INTO layer_cells AS c (layer, ix, iy, agg_from, parcels, area_m2, lat_sum, numbers) "
+             f"SELECT '{layer.id}', ix, iy, agg_from, count(*), sum(area_m2), sum(lat), "
+             f"jsonb_build_object({sums}) FROM r GROUP BY ix, iy, agg_from")
+    if add:
+        cells += (" ON CONFLICT (layer, ix, iy, agg_from) DO UPDATE SET "
+                  "parcels = c.parcels + excluded.parcels, area_m2 = c.area_m2 + excluded.area_m2, "
+                  "lat_sum = c.lat_sum + excluded.lat_sum, "
+                  "numbers = landeco_add_sums(c.numbers, excluded.numbers)")
+    if not coded:
+        return [f"WITH r AS MATERIALIZED (SELECT * FROM ({rows}) s WHERE agg_from >= 0) {cells}"]
+    # every coded value of every row, counted per cell: the rows are unpivoted, not read again
+    values = ", ".join(f"('{name}', r.{name}::text)" for name in coded)
+    conflict = (" ON CONFLICT (layer, field, ix, iy, agg_from, value) DO UPDATE SET n = k.n + excluded.n"
+                if add else "")
+    return [f"WITH r AS MATERIALIZED (SELECT * FROM ({rows}) s WHERE agg_from >= 0), "
+            f"cells AS ({cells} RETURNING 1) "
+            f"INSERT INTO layer_cell_codes AS k (layer, ix, iy, agg_from, field, value, n) "
+            f"SELECT '{layer.id}', ix, iy, agg_from, v.field, v.value, count(*) "
+            f"FROM r CROSS JOIN LATERAL (VALUES {values}) AS v(field, value) WHERE v.value IS NOT NULL "
+            f"GROUP BY ix, iy, agg_from, v.field, v.value{conflict}"]
 
 
 def refresh_sql(layer: Layer) -> list[str]:
@@ -96,7 +120,7 @@ def refresh_sql(layer: Layer) -> list[str]:
             "ANALYZE layer_cells", "ANALYZE layer_cell_codes"]
 
 
-def _function(layer: Layer) -> str:
+def function_sql(layer: Layer) -> str:
     """The trigger function keeping ``layer``'s cells (one per layer: its fields are its own)."""
     n = 2 ** BASE_ZOOM * CELLS_PER_TILE
     whole = "\n".join(f"        {s};" for s in refresh_sql(layer))
@@ -108,21 +132,30 @@ def _function(layer: Layer) -> str:
     touched = (f"(SELECT * FROM {layer.table} WHERE id IN (SELECT t.id FROM unnest(cells) AS c(k) "
                f"CROSS JOIN LATERAL (SELECT (c.k >> 32)::int AS ix, (c.k & 4294967295)::int AS iy) a "
                f"JOIN {layer.table} t ON t.geom && {box})) AS t")
-    rows = (f"SELECT * FROM ({_cell_rows(layer, touched)}) x "
-            f"WHERE ((x.ix::bigint << 32) | x.iy) = ANY(cells)")
+    # joins with the touched keys, not "= ANY(cells)": a variable array is searched row by row
+    rows = (f"SELECT x.* FROM ({_cell_rows(layer, touched)}) x "
+            f"JOIN unnest(cells) AS k(key) ON ((x.ix::bigint << 32) | x.iy) = k.key")
     part = "\n".join(f"        {s};" for s in _fill(layer, rows))
+    added = "\n".join(f"        {s};" for s in _fill(layer, _cell_rows(layer, "new_rows"), add=True))
     keys = "((ix::bigint << 32) | iy)"
     changed = {"INSERT": "new_rows", "DELETE": "old_rows"}
     return f"""
 CREATE OR REPLACE FUNCTION landeco_cells_{layer.table}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE cells bigint[];
 BEGIN
-    IF TG_OP = 'TRUNCATE' THEN
+    IF current_setting('landeco.defer_cells', true) = 'on' THEN
+        RETURN NULL;  -- a bulk writer refreshes the layer's cells once, before it commits
+    ELSIF TG_OP = 'TRUNCATE' THEN
         DELETE FROM layer_cells WHERE layer = '{layer.id}';
         DELETE FROM layer_cell_codes WHERE layer = '{layer.id}';
         RETURN NULL;
-    ELSIF TG_OP = 'INSERT' THEN
-        SELECT array_agg(DISTINCT {keys}) INTO cells FROM ({_cell_rows(layer, changed['INSERT'])}) r;
+    ELSIF TG_OP = 'INSERT' THEN  -- new rows add to their cells: no cell is read again
+{added}
+        IF (SELECT count(*) FROM new_rows) > {WHOLE_ABOVE} THEN
+            ANALYZE layer_cells;
+            ANALYZE layer_cell_codes;
+        END IF;
+        RETURN NULL;
     ELSIF TG_OP = 'DELETE' THEN
         SELECT array_agg(DISTINCT {keys}) INTO cells FROM ({_cell_rows(layer, changed['DELETE'])}) r;
     ELSE
@@ -135,18 +168,37 @@ BEGIN
 {whole}
         RETURN NULL;
     END IF;
-    DELETE FROM layer_cells WHERE layer = '{layer.id}' AND {keys} = ANY(cells);
-    DELETE FROM layer_cell_codes WHERE layer = '{layer.id}' AND {keys} = ANY(cells);
+    DELETE FROM layer_cells c USING unnest(cells) AS k(key)
+        WHERE c.layer = '{layer.id}' AND ((c.ix::bigint << 32) | c.iy) = k.key;
+    DELETE FROM layer_cell_codes c USING unnest(cells) AS k(key)
+        WHERE c.layer = '{layer.id}' AND ((c.ix::bigint << 32) | c.iy) = k.key;
 {part}
     RETURN NULL;
 END $fn$"""
+
+
+def defer_cells(conn: Connection) -> None:
+    """Until :func:`refresh_cells`, the cells are not kept statement by statement in ``conn``'s transaction.
+
+    For bulk writers (an import in batches): one refresh of a million plots costs less than
+    keeping the cells at every batch.
+    """
+    conn.exec_driver_sql("SELECT set_config('landeco.defer_cells', 'on', true)")
+
+
+def refresh_cells(conn: Connection, layer: Layer) -> None:
+    """Recompute ``layer``'s cells in ``conn``'s transaction (they commit with the rows)."""
+    conn.exec_driver_sql("SELECT set_config('landeco.defer_cells', 'off', true)")
+    if has_cells(layer):
+        for statement in refresh_sql(layer):
+            conn.exec_driver_sql(statement)
 
 
 def install_sql(layer: Layer) -> list[str]:
     """Statements giving ``layer`` its cells: the span index, the function, triggers, a fill."""
     t = layer.table
     return [f"CREATE INDEX IF NOT EXISTS ix_{t}_span ON {t} ({SPAN})",
-            _function(layer),
+            ADD_SUMS_SQL, function_sql(layer),
             f"CREATE TRIGGER cells_insert AFTER INSERT ON {t} REFERENCING NEW TABLE AS new_rows "
             f"FOR EACH STATEMENT EXECUTE FUNCTION landeco_cells_{t}()",
             f"CREATE TRIGGER cells_update AFTER UPDATE ON {t} REFERENCING OLD TABLE AS old_rows "

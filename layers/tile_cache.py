@@ -11,8 +11,10 @@ tile newer than its label, never older, and the next request rebuilds it.
 
 Cached are the tiles worth it: below :data:`~layers.tiles.DETAIL_ZOOM` (where small
 features are generalised into cells, the expensive tiles of a large layer) and any tile
-that took :data:`SLOW_MS` or more to build. Entries are keyed by layers and address, so a
-rebuilt tile replaces its stale entry; :func:`prune` removes entries not rebuilt for a while.
+that took :data:`SLOW_MS` or more to build (from its second request on: the quick tiles of
+the detail zooms are not looked up in the cache at all, which would cost them a round trip).
+Entries are keyed by layers and address, so a rebuilt tile replaces its stale entry;
+:func:`prune` removes entries not rebuilt for a while.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ __all__ = ["SLOW_MS", "cached_tile", "layer_versions", "prune"]
 
 #: A tile that took this long to build is kept whatever its zoom.
 SLOW_MS = 50.0
+#: Tiles at or above the detail zoom this process found slow (kept in the cache): only those
+#: are looked up there, so the many quick high-zoom tiles cost no extra round trip.
+_SLOW: set[str] = set()
+_SLOW_MAX = 100_000
 
 _LOOKUP = sa.text(
     "SELECT v.v, c.data FROM (SELECT coalesce(string_agg(layer || ':' || version, ',' ORDER BY layer), '') "
@@ -51,16 +57,25 @@ def cached_tile(engine: sa.Engine, layers: Sequence[Layer], address: TileAddress
     Returns the bytes and whether they came from the cache.
     """
     key = _key(layers, address)
-    with engine.connect() as conn:
-        version, data = conn.execute(_LOOKUP, {"tables": [la.table for la in layers], "key": key}).one()
-    if data is not None:
-        return bytes(data), True
+    tables = {"tables": [la.table for la in layers], "key": key}
+    look = address.z < DETAIL_ZOOM or key in _SLOW
+    version = None
+    if look:
+        with engine.connect() as conn:
+            version, data = conn.execute(_LOOKUP, tables).one()
+        if data is not None:
+            return bytes(data), True
     start = time.perf_counter()
     data = build()
     ms = (time.perf_counter() - start) * 1000
-    if address.z < DETAIL_ZOOM or ms >= SLOW_MS:
+    if look and (address.z < DETAIL_ZOOM or ms >= SLOW_MS):
+        # stored under the versions read before the build: a write meanwhile makes it stale, never wrong
         with engine.begin() as conn:
             conn.execute(_STORE, {"key": key, "version": version, "data": data, "ms": ms})
+    elif not look and ms >= SLOW_MS:  # looked up (and kept) from its next request on
+        if len(_SLOW) >= _SLOW_MAX:
+            _SLOW.clear()
+        _SLOW.add(key)
     return data, False
 
 

@@ -25,6 +25,7 @@ from gis.measure import measure
 from gis.printing import print_map
 from layers.columns import InvalidBboxError
 from layers.errors import BadRequestError
+from layers.history import parse_asof
 from layers.mapdata import MapScope, data_date, find_features, map_bounds, map_layers, scope_for
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
@@ -51,6 +52,8 @@ IdsDep = Annotated[str | None, Query(
 MAX_IDS = 5000
 ByDep = Annotated[str | None, Query(
     description="field to colour the layer by, e.g. survival_rate for caragana plots")]
+AsofDep = Annotated[str | None, Query(
+    description="the layers as they were at this RFC 3339 time (e.g. 2026-11-30T08:00:00+08:00)")]
 
 _TITLES = {
     "overview": ("{township} · 土地与生态总图", "{township} · land and ecology overview"),
@@ -191,9 +194,9 @@ def _title_text(kind: str, lang: str, settings: Settings, **values: str) -> str:
 
 @router.get("/maps", response_class=HTMLResponse, summary="Overview map of every layer")
 def overview(request: Request, lang: LangDep = "zh", basemap: BasemapDep = None,
-             on: OnDep = None) -> HTMLResponse:
+             on: OnDep = None, asof: AsofDep = None) -> HTMLResponse:
     """Every layer over the village frames, with layer control, legend, scale and popups."""
-    ctx = MapContext(lang=lang, on=on or date.today())
+    ctx = MapContext(lang=lang, on=on or date.today(), asof=parse_asof(asof))
     return _page(request, lang, basemap, _title("overview", lang, request), _ordered(), ctx, {})
 
 
@@ -469,16 +472,16 @@ def measure_path(coords: CoordsDep) -> MeasureResult:
 
 @router.get("/maps/villages/{code}", response_class=HTMLResponse, summary="Map of one village")
 def village_map(request: Request, code: str, lang: LangDep = "zh", basemap: BasemapDep = None,
-                on: OnDep = None) -> HTMLResponse:
+                on: OnDep = None, asof: AsofDep = None) -> HTMLResponse:
     """One village's features of every layer, zoomed to it; the other frames for orientation."""
-    ctx = MapContext(lang=lang, on=on or date.today())
+    ctx = MapContext(lang=lang, on=on or date.today(), asof=parse_asof(asof))
     return _page(request, lang, basemap, _title("village", lang, request), _ordered(), ctx,
                  {"village": code})
 
 
 @router.get("/maps/{layer_id}", response_class=HTMLResponse, summary="Map of one layer")
 def layer_map(request: Request, layer_id: str, lang: LangDep = "zh", basemap: BasemapDep = None,
-              on: OnDep = None, by: ByDep = None, ids: IdsDep = None) -> HTMLResponse:
+              on: OnDep = None, by: ByDep = None, ids: IdsDep = None, asof: AsofDep = None) -> HTMLResponse:
     """One layer over the village frames, coloured by its style field or by ``by``.
 
     With ``ids`` (e.g. a query result or the features of a conflict check), only those
@@ -486,7 +489,7 @@ def layer_map(request: Request, layer_id: str, lang: LangDep = "zh", basemap: Ba
     """
     layer = get_layer(layer_id)
     _check_by(layer, by)
-    ctx = MapContext(lang=lang, on=on or date.today(), by=by)
+    ctx = MapContext(lang=lang, on=on or date.today(), by=by, asof=parse_asof(asof))
     if ids is None:
         return _page(request, lang, basemap, _title("layer", lang, request, title=layer.title(lang)),
                      [layer.id], ctx, {})

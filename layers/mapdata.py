@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -117,8 +118,17 @@ def village_names(conn: sa.Connection) -> dict[str, str]:
     return dict(conn.execute(sa.text("SELECT code, name FROM villages ORDER BY code")).all())
 
 
+def _source(layer: Layer, ctx: MapContext) -> str:
+    """The layer's rows: its table, or as it was at ``ctx.asof`` (its history)."""
+    if ctx.asof is None:
+        return layer.table
+    from layers.history import asof_sql
+
+    return asof_sql(layer, ":asof")
+
+
 def _features(conn: sa.Connection, layer: Layer, where: str, params: Mapping[str, Any],
-              wkb: bool = False) -> list[dict]:
+              wkb: bool = False, source: str | None = None) -> list[dict]:
     """Features as GeoJSON dicts, or with ``wkb`` their geometry as WKB bytes.
 
     A printed map decodes 100 000 WKB geometries in one vectorised call instead of one dict each.
@@ -131,7 +141,7 @@ def _features(conn: sa.Connection, layer: Layer, where: str, params: Mapping[str
     geometry = "ST_AsBinary(t.geom)" if wkb else f"ST_AsGeoJSON(t.geom, {_PRECISION})::json"
     sql = (f"SELECT t.id, {geometry} AS geometry, "
            f"to_jsonb(t) - {drop} || jsonb_build_object('village_name', {name}) AS properties "
-           f"FROM {layer.table} t {join} WHERE {where} ORDER BY t.id")
+           f"FROM {source or layer.table} t {join} WHERE {where} ORDER BY t.id")
     return [{"type": "Feature", "id": r.id, "geometry": r.geometry, "properties": r.properties}
             for r in conn.execute(sa.text(sql), dict(params))]
 
@@ -168,7 +178,10 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
         where, params = scope.where(layer, ctx)
         if layer.is_frame:  # whole: the orientation of every map
             where, params = "TRUE", {}
-        count = conn.scalar(sa.text(f"SELECT count(*) FROM {layer.table} t WHERE {where}"), params)
+        source = _source(layer, ctx)
+        if ctx.asof is not None:
+            params = {**params, "asof": ctx.asof}
+        count = conn.scalar(sa.text(f"SELECT count(*) FROM {source} t WHERE {where}"), params)
         common = {"key": layer.id, "title": layer.title(ctx.lang), "legend": sym.legend()}
         tiled = scope.feature is None and scope.selection is None  # those are small: inline
         if tiles_url and tiled and count > inline_limit and not layer.is_frame:
@@ -177,11 +190,14 @@ def map_layers(conn: sa.Connection, layer_ids: Iterable[str], ctx: MapContext, *
             # below the detail zoom, small features come as cells: say how many a cell holds
             labels = {**sym.tile_labels(names), "parcels": {
                 "label": "合并要素数（放大查看）" if ctx.lang == "zh" else "Features merged (zoom in)"}}
-            out.append(MapLayer(**common, tiles_url=_versioned(conn, layer, tiles_url),
+            url = _versioned(conn, layer, tiles_url)
+            if ctx.asof is not None:  # the tiles of that time too
+                url += f"&asof={quote(ctx.asof.isoformat())}"
+            out.append(MapLayer(**common, tiles_url=url,
                                 tile_style=sym.tile_style(), tile_labels=labels,
                                 link=link, tile_filter=only, tile_valid=_valid(layer, ctx)))
             continue
-        features = _features(conn, layer, where, params, wkb=not popups)
+        features = _features(conn, layer, where, params, wkb=not popups, source=source)
         for f in features:
             props = f["properties"]
             # without popups (a printed map) only the style and the label are needed

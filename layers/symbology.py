@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from gis.maps import LegendItem, LegendSection, TileStyle
@@ -87,6 +87,8 @@ class MapContext:
     lang: str = "zh"
     on: date = field(default_factory=date.today)
     by: str | None = None
+    #: the layers as they were then (their history), instead of as they are
+    asof: datetime | None = None
 
 
 def unit_label(unit: str | None, lang: str = "zh") -> str:

@@ -41,3 +41,19 @@ def test_a_query_of_the_past_answers_as_it_did_then(township):
         [f["properties"]["code"] for f in then_answer["features"]]
     bad = client.post("/query", json={**spec, "asof": "last week"})
     assert bad.status_code == 400 and bad.json()["code"]
+
+
+def test_a_map_of_the_past_draws_what_was_there(township):
+    engine, client = township
+    with engine.connect() as conn:
+        fid, code = conn.execute(sa.text("SELECT id, code FROM eco_projects ORDER BY id LIMIT 1")).one()
+    time.sleep(0.05)
+    then = datetime.now(UTC).isoformat()
+    time.sleep(0.05)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM eco_projects WHERE id = :i"), {"i": fid})
+    now = client.get("/maps/eco_projects", headers={"Accept": "text/html"})
+    past = client.get("/maps/eco_projects", params={"asof": then}, headers={"Accept": "text/html"})
+    assert now.status_code == 200 and past.status_code == 200
+    assert f'"{code}"' not in now.text and f'"{code}"' in past.text
+    assert client.get("/maps", params={"asof": "tomorrow-ish"}).status_code == 400

@@ -178,10 +178,11 @@ class JobQueue:
                 if job.id is None or job.task_name.startswith("chore."):
                     continue
                 if job.attempts + 1 >= settings.job_max_attempts:
-                    await app.job_manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
+                    # the reason first: whoever sees the job failed sees why at once
                     await asyncio.to_thread(_fail_record, context.additional_context["engine"], job.id,
                                             "worker_lost", "the worker running this job stopped answering "
                                             f"{job.attempts + 1} times")
+                    await app.job_manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
                     log.warning("job %s failed: its worker died %s times", job.id, job.attempts + 1)
                 else:
                     await app.job_manager.retry_job(job)
@@ -286,7 +287,7 @@ def _public(row: sa.Row) -> dict[str, Any]:
            "message": m["message"], "params": m["params"], "owner": m["owner"],
            "attempts": (m["attempts"] or 0) + (1 if status == "doing" else 0),
            "created": m["created_at"].isoformat(), "updated": m["updated_at"].isoformat(),
-           "result": m["result"], "error": m["error"]}
+           "result": m["result"], "error": m["error"] if state != "succeeded" else None}
     if state == "failed" and not out["error"]:
         out["error"] = {"type": "about:blank", "code": "job_failed", "title": "The job failed", "status": 500}
     if state == "cancelled" and not out["error"]:

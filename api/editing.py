@@ -22,6 +22,7 @@ from layers import editing
 from layers.errors import LandecoError
 from layers.features import FeatureNotFoundError, parse_crs
 from layers.model import Layer
+from layers.values import feature_number
 
 __all__ = ["router"]
 
@@ -50,11 +51,8 @@ class UnsupportedMediaTypeError(LandecoError):
 
 
 def _fid(layer: Layer, feature_id: str) -> int:
-    try:
-        fid = int(feature_id)
-    except ValueError:
-        fid = -1
-    if not 0 < fid < 2**63:
+    fid = feature_number(feature_id)
+    if fid is None:
         raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id!r}")
     return fid
 

@@ -16,6 +16,7 @@ from api.deps import CollectionDep, get_engine, get_settings
 from layers import history
 from layers.history import FeatureVersionNotFoundError
 from layers.model import Layer
+from layers.values import feature_number
 
 __all__ = ["router"]
 
@@ -31,11 +32,8 @@ VersionNo = Annotated[str, Path(description="the version's number, 1 the oldest"
 
 
 def _fid(layer: Layer, feature_id: str) -> int:
-    try:
-        fid = int(feature_id)
-    except ValueError:
-        fid = -1
-    if not 0 < fid < 2**63:
+    fid = feature_number(feature_id)
+    if fid is None:
         raise FeatureVersionNotFoundError(f"{layer.id} has no feature {feature_id!r}")
     return fid
 

@@ -29,8 +29,6 @@ _JSON_OR_PAGE = {200: {"content": {"application/json": {}, "text/html": {}},
 _FILES = {200: {"content": {media: {} for _, media in FORMATS.values()},
                 "description": "the file the job wrote"}}
 
-JobId = Annotated[int, Query(ge=1, le=2**63 - 1)]
-
 
 def queue_of(app: FastAPI) -> jobs.JobQueue:
     """The application's job queue, made on first use."""

@@ -367,6 +367,16 @@ def _already() -> UploadCommitError:
     return UploadCommitError("the upload is committed already", code="upload_already_committed")
 
 
+def _check_confirmed(conn: Connection, options: ImportOptions, confirm: bool) -> None:
+    """A replace that would delete features of the layer needs ``confirm``."""
+    if options.mode != "replace" or confirm:
+        return
+    existing = conn.scalar(sa.text(f"SELECT count(*) FROM {get_layer(options.layer).table}"))
+    if existing:
+        raise ConfirmationRequiredError(f"replacing the layer deletes its {existing:,} features: confirm the "
+                                        "replace", layer=options.layer, deleted=existing)
+
+
 def ready_to_commit(*, engine: sa.Engine, upload_id: str, confirm: bool) -> None:
     """Refuse at once what a commit would refuse, before a job is queued to do it.
 
@@ -382,14 +392,8 @@ def ready_to_commit(*, engine: sa.Engine, upload_id: str, confirm: bool) -> None
         problems = current["report"].get("problems", [])[:100]
         raise UploadCommitError("the upload has errors; correct the file and upload it again",
                                 code="upload_has_errors", problems=problems)
-    options = ImportOptions(**current["options"])
-    if options.mode == "replace" and not confirm:
-        with engine.connect() as conn:
-            existing = conn.scalar(sa.text(f"SELECT count(*) FROM {get_layer(options.layer).table}"))
-        if existing:
-            raise ConfirmationRequiredError(
-                f"replacing the layer deletes its {existing:,} features: confirm the replace",
-                layer=options.layer, deleted=existing)
+    with engine.connect() as conn:
+        _check_confirmed(conn, ImportOptions(**current["options"]), confirm)
 
 
 def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
@@ -430,12 +434,7 @@ def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
                 if state == "committed":
                     raise _already()
                 raise UploadCommitError("the upload is being committed", code="upload_busy")
-            if options.mode == "replace" and not confirm:
-                existing = conn.scalar(sa.text(f"SELECT count(*) FROM {get_layer(options.layer).table}"))
-                if existing:
-                    raise ConfirmationRequiredError(
-                        f"replacing the layer deletes its {existing:,} features: confirm the replace",
-                        layer=options.layer, deleted=existing)
+            _check_confirmed(conn, options, confirm)
             # the lock is ours: a row still 'committing' belongs to a committer that died
             row = side.execute(sa.text(
                 "UPDATE uploads SET state = 'committing', stage = 'reading', percentage = 0, error = NULL, "

@@ -79,6 +79,19 @@ def check_text(value: str, name: str) -> str:
     return value
 
 
+def feature_number(value: str) -> int | None:
+    """A feature id from a path: a positive whole number a ``bigint`` holds, else None.
+
+    >>> feature_number("42"), feature_number("0"), feature_number("1e3"), feature_number(str(2**63))
+    (42, None, None, None)
+    """
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if 0 < number <= BIGINT[1] else None
+
+
 def finite_float(value: str | float | int, name: str) -> float:
     """A finite number from text or a number; ``NaN`` and infinities are refused."""
     try:

@@ -249,6 +249,29 @@ class _Progress:
         pass
 
 
+class _QuietClick:
+    """rio-cogeo's ``click`` without its messages ("Reading input: …"): landeco says what it does itself.
+
+    Its progress bar still draws (into :class:`_Progress`); nothing else of click changes.
+    """
+
+    def __init__(self, click: object) -> None:
+        self._click = click
+
+    def echo(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._click, name)
+
+
+def _quiet_cogeo() -> None:
+    from rio_cogeo import cogeo
+
+    if not isinstance(cogeo.click, _QuietClick):
+        cogeo.click = _QuietClick(cogeo.click)
+
+
 def to_cog(src_path: Path, dst_path: Path, *, resampling: str = "average",
            on_progress: Callable[[float], None] | None = None) -> None:
     """Write ``src_path`` as a COG (DEFLATE, 512-pixel tiles, overviews) at ``dst_path``.
@@ -262,6 +285,7 @@ def to_cog(src_path: Path, dst_path: Path, *, resampling: str = "average",
     from rio_cogeo.cogeo import cog_translate
     from rio_cogeo.profiles import cog_profiles
 
+    _quiet_cogeo()
     profile = cog_profiles.get("deflate")
     profile.update(blockxsize=512, blockysize=512, BIGTIFF="IF_SAFER")
     with rasterio.open(src_path) as src:

@@ -440,10 +440,10 @@ def add_raster(engine: sa.Engine, settings: Settings, path: Path | str, *, kind:
         progress(0.05, "converting")
         try:
             graster.to_cog(path, tmp, resampling=_resampling(kind),
-                           on_progress=lambda f: progress(0.05 + 0.85 * f, "converting"))
+                           on_progress=lambda f: progress(0.05 + 0.45 * f, "converting"))
         except InputError as err:
             raise raster_error(err) from None
-        progress(0.9, "storing")
+        progress(0.9, "storing")  # the pixels are read (to 50 %); overviews and layout were written since
         stored_bytes, digest = tmp.stat().st_size, _sha256(tmp)
         with engine.begin() as conn:
             row = conn.execute(sa.text(

@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -307,14 +308,6 @@ def _text(value: str | None, name: str) -> str | None:
     return value or None
 
 
-def _file_name(name: str | None) -> str | None:
-    """The file's own name, without any folder a client sent (``../../etc/x.tif`` is ``x.tif``)."""
-    if name is None:
-        return None
-    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
-    return _text(base, "name")
-
-
 def display_name(name: str | None) -> str | None:
     """A client's file name fit to show again (folders, control characters and excess dropped)."""
     if not name:
@@ -336,7 +329,7 @@ def check_options(*, kind: object, acquired: object, source: str | None = None,
     if not 1900 <= day.year <= 2100:
         raise RasterParameterError("acquired", f"{day.isoformat()} is not a plausible acquisition date")
     return {"kind": kind, "acquired": day, "source": _text(source, "source"),
-            "band_meaning": _text(band_meaning, "band_meaning"), "name": _file_name(name)}
+            "band_meaning": _text(band_meaning, "band_meaning"), "name": display_name(name)}
 
 
 def township_box(conn: sa.Connection) -> tuple[float, float, float, float]:
@@ -529,6 +522,17 @@ def incoming_path(settings: Settings, incoming: str) -> Path:
     return settings.storage / "rasters-incoming" / f"{check_incoming(incoming)}.tif"
 
 
+def _sweep_incoming(settings: Settings, folder: Path) -> None:
+    """Remove received files older than ``job_retention_days`` (their job was cancelled or lost)."""
+    cutoff = time.time() - settings.job_retention_days * 86400
+    for old in folder.glob("*.tif"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def receive_raster(settings: Settings, file: BinaryIO, declared_size: int | None = None) -> str:
     """Copy an uploaded file to the shared storage (so that a worker anywhere reads it); its id.
 
@@ -541,6 +545,7 @@ def receive_raster(settings: Settings, file: BinaryIO, declared_size: int | None
                                   size_bytes=declared_size, max_bytes=limit)
     folder = settings.storage / "rasters-incoming"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _sweep_incoming(settings, folder)
     incoming = uuid.uuid4().hex
     target = incoming_path(settings, incoming)
     size = 0

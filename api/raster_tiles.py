@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
-from layers.rasters import get_raster
 
 from api.caching import not_modified
 from api.deps import get_engine
@@ -30,6 +29,7 @@ from layers.raster_tiles import (
     raster_tile,
     tile_etag,
 )
+from layers.rasters import get_raster
 from layers.tiles import parse_tile
 
 __all__ = ["router"]

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from gis.maps import RasterDate, RasterOverlay
 from gis.raster_tiles import EMPTY_PNG, KINDS, legend, render_tile, value_range
 from layers.errors import LandecoError, NotFoundError
+from layers.rasters import KINDS as KIND_LABELS
 from layers.rasters import Raster, list_rasters
 from layers.tiles import TileAddress
 
@@ -43,10 +44,6 @@ log = logging.getLogger(__name__)
 MIN_RASTER_ZOOM, MAX_RASTER_ZOOM = 5, 22
 #: Changed whenever a ramp or the drawing changes, so that cached tiles are not reused.
 RAMP_VERSION = "1"
-_TITLES = {"ndvi": ("归一化植被指数 (NDVI)", "Vegetation index (NDVI)"),
-           "fvc": ("植被覆盖度", "Fractional vegetation cover"),
-           "dem": ("数字高程模型", "Elevation (DEM)"),
-           "other": ("其他栅格", "Other raster")}
 
 
 class RasterZoomOutOfRangeError(NotFoundError):
@@ -169,7 +166,7 @@ def raster_overlays(conn: sa.Connection, *, tiles_url: str, lang: str = "zh", on
         else:
             before = [i for i, (r, _) in enumerate(dates) if on is None or r.acquired <= on]
             current = before[-1] if before else 0
-        title = _TITLES[kind][1 if lang == "en" else 0]
+        title = KIND_LABELS[kind][1 if lang == "en" else 0]
         overlays.append(RasterOverlay(key=f"raster_{kind}", title=title, dates=tuple(d for _, d in dates),
                                       current=current, show=bool(chosen), min_zoom=MIN_RASTER_ZOOM,
                                       max_native_zoom=MAX_RASTER_ZOOM))

@@ -275,16 +275,20 @@ def _raster_legend_html(js_name: str, overlay: RasterOverlay) -> str:
     lg = d.legend
     hidden = "" if overlay.show else ' style="display:none"'
     span = float(lg["max"]) - float(lg["min"]) or 1.0
-    labels = "".join(
+    ticks = "".join(
         f'<span style="left:{100 * (float(la["value"]) - float(lg["min"])) / span:.1f}%">'
-        f'{html.escape(str(la["text"]))}</span>' for la in lg["labels"])
+        f'{html.escape(str(la.get("tick", la["text"])))}</span>' for la in lg["labels"])
+    words = [str(la["text"]) for la in lg["labels"] if la["text"] != la.get("tick", la["text"])]
+    sep = "；" if any(ord(c) > 127 for w in words for c in w) else "; "
+    meaning = sep.join(html.escape(w) for w in words)
     unit = f' ({html.escape(str(lg["unit"]))})' if lg.get("unit") else ""
     return (f'<div class="landeco-legend-layer landeco-legend-raster" data-layer="{js_name}" '
             f'data-raster="{html.escape(overlay.key)}"{hidden}>'
             f'<div class="landeco-legend-name">{html.escape(str(lg["title"]))}{unit} · '
             f'<span class="landeco-raster-date">{html.escape(d.acquired)}</span></div>'
             f'<div class="landeco-ramp" style="background:{html.escape(str(lg["gradient"]))}"></div>'
-            f'<div class="landeco-ramp-labels">{labels}</div>'
+            f'<div class="landeco-ramp-labels">{ticks}</div>'
+            f'<div class="landeco-ramp-meaning">{meaning}</div>'
             f'<div class="landeco-legend-section">{html.escape(str(lg.get("transparent", "")))}</div></div>')
 
 
@@ -467,7 +471,9 @@ class _Controls(MacroElement):
         .landeco-village-label { background: transparent; border: none; box-shadow: none;
             font-weight: 600; color: #333; text-shadow: 0 0 3px #fff, 0 0 3px #fff; }
         .landeco-ramp { height: 12px; border: 1px solid #888; margin: 3px 0 0; min-width: 160px; }
-        .landeco-ramp-labels { position: relative; height: 2.6em; font-size: 11px; }
+        .landeco-ramp-labels { position: relative; height: 1.4em; font-size: 11px; }
+        .landeco-ramp-meaning { font-size: 11px; color: #333; }
+        .landeco-ramp-meaning:empty { display: none; }
         .landeco-ramp-labels span { position: absolute; transform: translateX(-50%); white-space: nowrap; }
         .landeco-ramp-labels span:first-child { transform: none; }
         .landeco-ramp-labels span:last-child { transform: translateX(-100%); }

@@ -18,7 +18,7 @@ Examples
 >>> ramp.colour(0.9)
 (0, 68, 27)
 >>> legend("fvc", "en")["labels"][-1]
-{'value': 1.0, 'text': '100%'}
+{'value': 1.0, 'tick': '100%', 'text': '100%'}
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ _TITLES = {"ndvi": ("归一化植被指数 (NDVI)", "Vegetation index (NDVI)"),
            "fvc": ("植被覆盖度", "Fractional vegetation cover"),
            "dem": ("数字高程模型", "Elevation (DEM)"),
            "other": ("其他", "Other")}
-_UNITS = {"ndvi": ("无量纲", "unitless"), "fvc": ("%", "%"), "dem": ("米", "m"), "other": ("", "")}
+_UNITS = {"ndvi": ("", ""), "fvc": ("%", "%"), "dem": ("米", "m"), "other": ("", "")}
 
 
 def _stretched(fractions: Sequence[tuple[float, str]], low: float,
@@ -201,7 +201,8 @@ def legend(kind: str, lang: str = "zh", stretch: tuple[float, float] | None = No
     """What a map's legend shows for a raster of ``kind``: title, unit, colour stops, labels.
 
     ``stops`` are the ramp's (value, colour) pairs, ``gradient`` the same as a CSS
-    ``linear-gradient`` (left = low), ``labels`` a few values with their text in ``lang``.
+    ``linear-gradient`` (left = low), ``labels`` a few values with their ``text`` in ``lang``
+    and a short ``tick`` (the number alone) to write under the bar.
     DEM and other kinds need the raster's value range ``stretch`` (:func:`value_range`).
 
     >>> legend("ndvi", "zh")["labels"][0]["text"]
@@ -215,15 +216,15 @@ def legend(kind: str, lang: str = "zh", stretch: tuple[float, float] | None = No
     if kind == "ndvi":
         words = (("裸地、水体", "bare soil, water"), ("稀疏植被", "sparse vegetation"),
                  ("茂密植被", "dense vegetation"))
-        labels = [(v, f"{_fmt(v, 1)} {w[1] if en else w[0]}")
+        labels = [(v, _fmt(v, 1), f"{_fmt(v, 1)} {w[1] if en else w[0]}")
                   for v, w in zip((-0.2, 0.3, 0.9), words, strict=True)]
     elif kind == "fvc":
-        labels = [(v, f"{v * 100:.0f}%") for v in (0.0, 0.5, 1.0)]
+        labels = [(v, f"{v * 100:.0f}%", f"{v * 100:.0f}%") for v in (0.0, 0.5, 1.0)]
     else:
         lo, hi = ramp.low, ramp.high
         unit = (" m" if en else " 米") if kind == "dem" else ""
         digits = 0 if hi - lo >= 20 else 2
-        labels = [(v, f"{_fmt(v, digits)}{unit}") for v in (lo, (lo + hi) / 2, hi)]
+        labels = [(v, _fmt(v, digits), f"{_fmt(v, digits)}{unit}") for v in (lo, (lo + hi) / 2, hi)]
     span = ramp.high - ramp.low
     gradient = ", ".join(f"{c} {100 * (v - ramp.low) / span:.1f}%" for v, c in ramp.stops)
     return {
@@ -233,6 +234,6 @@ def legend(kind: str, lang: str = "zh", stretch: tuple[float, float] | None = No
         "min": ramp.low, "max": ramp.high,
         "stops": [{"value": v, "color": c} for v, c in ramp.stops],
         "gradient": f"linear-gradient(to right, {gradient})",
-        "labels": [{"value": float(v), "text": t} for v, t in labels],
+        "labels": [{"value": float(v), "tick": tick, "text": t} for v, tick, t in labels],
         "transparent": "no data or outside the raster: transparent" if en else "无数据或影像范围外：透明",
     }

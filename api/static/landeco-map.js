@@ -216,12 +216,15 @@
     entry.querySelector(".landeco-ramp").style.background = lg.gradient;
     var labels = entry.querySelector(".landeco-ramp-labels");
     labels.textContent = "";
+    var words = [];
     lg.labels.forEach(function (la) {
       var s = document.createElement("span");
       s.style.left = (100 * (la.value - lg.min) / span).toFixed(1) + "%";
-      s.textContent = la.text;
+      s.textContent = la.tick;
       labels.appendChild(s);
+      if (la.text !== la.tick) { words.push(la.text); }
     });
+    entry.querySelector(".landeco-ramp-meaning").textContent = words.join(en ? "; " : "；");
   }
   function chooseDate(r, i) {
     var cfg = r.config, d = cfg.dates[i];

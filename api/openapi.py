@@ -201,7 +201,8 @@ _FINDS = {("post", "/query"), ("get", "/query"), ("get", "/query/export"),
 RATE_LIMITED = {("post", "/query"), ("get", "/query"), ("get", "/query/export"),
                 ("get", "/export/{layer_id}"), ("post", "/uploads"), ("post", "/uploads/{upload_id}/commit"),
                 ("get", "/collections/{collection_id}/tiles/{tms}/{z}/{x}/{y}"),
-                ("get", "/tiles/{tms}/{z}/{x}/{y}"), ("post", "/jobs/export/{layer_id}")}
+                ("get", "/tiles/{tms}/{z}/{x}/{y}"), ("post", "/jobs/export/{layer_id}"),
+                ("get", "/rasters/{raster_id}/tiles/{tms}/{z}/{x}/{y}.png")}
 #: Further errors of one operation.
 _MORE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/uploads"): {413, 415, 422},

@@ -159,3 +159,13 @@ def test_map_pages_offer_the_rasters_off_by_default(client, township):
     assert cfg["dates"][cfg["current"]]["id"] == ids["old"].id and cfg["title"] == "Vegetation index (NDVI)"
     assert re.search(r"raster_tiles_\w+\.addTo\(", chosen)
     assert client.get("/maps?raster=999999").json()["code"] == "raster_not_found"
+
+
+def test_low_zoom_raster_tiles_count_against_the_tile_rate(township):
+    url, home, ids = township
+    low, _ = _tile_url(ids["old"].id, 0, 0, z=8)
+    high, _ = _tile_url(ids["old"].id, 0, 0, z=14)
+    with client_for(url, home, surveyor=False, tile_rate_limit_per_minute=2) as limited:
+        assert [limited.get(low).status_code for _ in range(3)] == [200, 200, 429]
+        assert limited.get(low).json()["code"] == "rate_limited"
+        assert limited.get(high).status_code == 200  # from zoom 10 on, tiles are cheap and unlimited

@@ -234,6 +234,7 @@
     // the layer control's label, the legend entry and the panel all carry the date
     document.querySelectorAll('.landeco-raster-date[data-raster="' + cfg.key + '"]').forEach(function (el) {
       el.textContent = d.acquired;
+      el.title = words.date + " · " + d.label;  // the file's name, as uploaded
     });
     var entry = legendEntry(r);
     if (entry) { entry.querySelector(".landeco-raster-date").textContent = d.acquired; }
@@ -253,7 +254,7 @@
     when.className = "landeco-raster-date";
     when.dataset.raster = cfg.key;
     when.textContent = cfg.dates[cfg.current].acquired;
-    when.title = words.date;
+    when.title = words.date + " · " + cfg.dates[cfg.current].label;
     head.appendChild(title);
     head.appendChild(when);
     box.appendChild(head);

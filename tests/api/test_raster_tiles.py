@@ -169,3 +169,20 @@ def test_low_zoom_raster_tiles_count_against_the_tile_rate(township):
         assert [limited.get(low).status_code for _ in range(3)] == [200, 200, 429]
         assert limited.get(low).json()["code"] == "rate_limited"
         assert limited.get(high).status_code == 200  # from zoom 10 on, tiles are cheap and unlimited
+
+
+def test_a_village_map_offers_the_rasters_over_it_only(client, township):
+    url, _, ids = township
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        near, far = conn.execute(sa.text(
+            "SELECT (array_agg(code ORDER BY d))[1], (array_agg(code ORDER BY d DESC))[1] FROM ("
+            "SELECT code, ST_Distance(geom, ST_SetSRID(ST_Point(:x, :y), 4326)) AS d FROM villages) v"),
+            {"x": CENTRE[0], "y": CENTRE[1]}).one()
+    engine.dispose()
+    page = client.get(f"/maps/villages/{near}?raster={ids['dem'].id}").text
+    here = {c["key"]: c for c in _raster_config(page)}
+    assert set(here) == {"raster_ndvi", "raster_dem"}
+    dem = here["raster_dem"]
+    assert dem["dates"][dem["current"]]["legend"]["labels"][0]["text"] == "1,000 米"
+    assert _raster_config(client.get(f"/maps/villages/{far}").text) == []

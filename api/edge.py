@@ -30,7 +30,7 @@ from layers.settings import Settings
 __all__ = ["EdgeGuard", "rate_class"]
 
 _PROBLEM = b"application/problem+json"
-_TILE = re.compile(r"/tiles/[^/]+/(\d+)/\d+/\d+$")
+_TILE = re.compile(r"/tiles/[^/]+/(\d+)/\d+/\d+(?:\.png)?$")  # vector tiles and raster PNG tiles
 #: Below this zoom a tile covers much of the township and costs the database most.
 CHEAP_TILE_ZOOM = 10
 _UPLOAD_PATHS = ("/uploads", "/rasters")
@@ -45,6 +45,8 @@ def rate_class(method: str, path: str) -> str | None:
     ('expensive', 'tiles')
     >>> rate_class("GET", "/collections/x/tiles/WebMercatorQuad/14/1/2") is None
     True
+    >>> rate_class("GET", "/rasters/1/tiles/WebMercatorQuad/8/1/2.png")
+    'tiles'
     """
     if path.startswith(("/query", "/export/")) or (method == "POST" and path.startswith(
             (*_UPLOAD_PATHS, "/jobs/export/"))):

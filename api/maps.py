@@ -28,6 +28,8 @@ from layers.errors import BadRequestError
 from layers.history import parse_asof
 from layers.mapdata import MapScope, data_date, find_features, map_bounds, map_layers, scope_for
 from layers.model import Layer
+from layers.raster_tiles import raster_overlays
+from layers.rasters import get_raster
 from layers.registry import LAYERS, get_layer
 from layers.settings import Settings
 from layers.symbology import InvalidStyleFieldError, MapContext, style_fields
@@ -54,6 +56,8 @@ ByDep = Annotated[str | None, Query(
     description="field to colour the layer by, e.g. survival_rate for caragana plots")]
 AsofDep = Annotated[str | None, Query(
     description="the layers as they were at this RFC 3339 time (e.g. 2026-11-30T08:00:00+08:00)")]
+RasterDep = Annotated[str | None, Query(
+    description="a raster id (GET /rasters) to show at once; raster overlays are otherwise off")]
 
 _TITLES = {
     "overview": ("{township} · 土地与生态总图", "{township} · land and ecology overview"),
@@ -125,7 +129,8 @@ def _connect(request: Request) -> sa.Connection:
 
 
 def _page(request: Request, lang: str, basemap: str | None, title: str, layer_ids: list[str],
-          ctx: MapContext, scope_args: dict, scope: MapScope | None = None) -> HTMLResponse:
+          ctx: MapContext, scope_args: dict, scope: MapScope | None = None,
+          raster: str | None = None) -> HTMLResponse:
     base = str(request.base_url).rstrip("/")
     maps, first = _basemaps(lang, basemap, get_settings(request).tianditu_key)
     # links to other maps keep the reader's language and background
@@ -147,10 +152,14 @@ def _page(request: Request, lang: str, basemap: str | None, title: str, layer_id
                             feature_link=f"{base}/maps/{{layer}}/features/{{id}}{suffix}",
                             village_link=f"{base}/maps/villages/{{code}}{suffix}")
         bounds = map_bounds(conn, scope)
+        # rasters over the map, one overlay per kind with a date slider (issue 12)
+        shown = [get_raster(conn, raster).id] if raster is not None else []
+        rasters = raster_overlays(conn, lang=lang, on=ctx.on, bounds=bounds, show=shown,
+                                  tiles_url=f"{base}/rasters/{{id}}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png")
     en = lang == "en"
     m = build_map(layers, title=title, bounds=bounds, basemaps=maps, basemap=first,
                   legend_title="Legend" if en else "图例", vendor_url=f"{base}/static/vendor",
-                  link_text="Map of this feature" if en else "要素地图")
+                  link_text="Map of this feature" if en else "要素地图", rasters=rasters)
     parts = page_parts(m)
     nonce = request.state.csp_nonce
     # Folium's head and body carry inline scripts of their own: they run with this page's nonce
@@ -194,10 +203,11 @@ def _title_text(kind: str, lang: str, settings: Settings, **values: str) -> str:
 
 @router.get("/maps", response_class=HTMLResponse, summary="Overview map of every layer")
 def overview(request: Request, lang: LangDep = "zh", basemap: BasemapDep = None,
-             on: OnDep = None, asof: AsofDep = None) -> HTMLResponse:
+             on: OnDep = None, asof: AsofDep = None, raster: RasterDep = None) -> HTMLResponse:
     """Every layer over the village frames, with layer control, legend, scale and popups."""
     ctx = MapContext(lang=lang, on=on or date.today(), asof=parse_asof(asof))
-    return _page(request, lang, basemap, _title("overview", lang, request), _ordered(), ctx, {})
+    return _page(request, lang, basemap, _title("overview", lang, request), _ordered(), ctx, {},
+                 raster=raster)
 
 
 @router.get("/maps/{layer_id}/features/{feature_id}", response_class=HTMLResponse,
@@ -472,16 +482,17 @@ def measure_path(coords: CoordsDep) -> MeasureResult:
 
 @router.get("/maps/villages/{code}", response_class=HTMLResponse, summary="Map of one village")
 def village_map(request: Request, code: str, lang: LangDep = "zh", basemap: BasemapDep = None,
-                on: OnDep = None, asof: AsofDep = None) -> HTMLResponse:
+                on: OnDep = None, asof: AsofDep = None, raster: RasterDep = None) -> HTMLResponse:
     """One village's features of every layer, zoomed to it; the other frames for orientation."""
     ctx = MapContext(lang=lang, on=on or date.today(), asof=parse_asof(asof))
     return _page(request, lang, basemap, _title("village", lang, request), _ordered(), ctx,
-                 {"village": code})
+                 {"village": code}, raster=raster)
 
 
 @router.get("/maps/{layer_id}", response_class=HTMLResponse, summary="Map of one layer")
 def layer_map(request: Request, layer_id: str, lang: LangDep = "zh", basemap: BasemapDep = None,
-              on: OnDep = None, by: ByDep = None, ids: IdsDep = None, asof: AsofDep = None) -> HTMLResponse:
+              on: OnDep = None, by: ByDep = None, ids: IdsDep = None, asof: AsofDep = None,
+              raster: RasterDep = None) -> HTMLResponse:
     """One layer over the village frames, coloured by its style field or by ``by``.
 
     With ``ids`` (e.g. a query result or the features of a conflict check), only those
@@ -492,11 +503,11 @@ def layer_map(request: Request, layer_id: str, lang: LangDep = "zh", basemap: Ba
     ctx = MapContext(lang=lang, on=on or date.today(), by=by, asof=parse_asof(asof))
     if ids is None:
         return _page(request, lang, basemap, _title("layer", lang, request, title=layer.title(lang)),
-                     [layer.id], ctx, {})
+                     [layer.id], ctx, {}, raster=raster)
     selection = _parse_ids(ids)
     title = _title("selection", lang, request, title=layer.title(lang), n=str(len(selection)))
     return _page(request, lang, basemap, title, [layer.id], ctx, {},
-                 scope=MapScope(selection=(layer.id, selection)))
+                 scope=MapScope(selection=(layer.id, selection)), raster=raster)
 
 
 def _parse_ids(ids: str) -> tuple[int, ...]:

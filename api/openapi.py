@@ -177,7 +177,7 @@ ERRORS: dict[int, str] = {
     401: "`authentication_required`: the route needs an account (a session or `Authorization: Bearer "
          "<token>`), or the token sent is unknown, expired or revoked",
     403: "`forbidden`: the account lacks the role the route needs (`required_role`); or `csrf_failed`",
-    404: "no such thing: the layer, feature, village, upload, check or tile asked for",
+    404: "no such thing: the layer, feature, village, upload, check, raster or tile asked for",
     412: "`precondition_failed`: the feature changed since its ETag was read (`current_etag`): GET it again",
     409: "the upload cannot be committed: it has errors, or is committed or being committed; the job "
          "has no file (not finished, failed or pruned); a feature other layers refer to cannot be deleted "
@@ -196,12 +196,13 @@ _NO_DATABASE = {("get", "/conformance"), ("get", "/collections/{collection_id}/q
                 ("get", "/conflicts")}
 #: Operations that look up layers or villages named outside the path (404 without a path id).
 _FINDS = {("post", "/query"), ("get", "/query"), ("get", "/query/export"),
-          ("get", "/uploads")}
+          ("get", "/uploads"), ("get", "/maps")}  # /maps?raster= names a raster
 #: Operations limited per client (query, export, uploads, tiles below z10).
 RATE_LIMITED = {("post", "/query"), ("get", "/query"), ("get", "/query/export"),
                 ("get", "/export/{layer_id}"), ("post", "/uploads"), ("post", "/uploads/{upload_id}/commit"),
                 ("get", "/collections/{collection_id}/tiles/{tms}/{z}/{x}/{y}"),
-                ("get", "/tiles/{tms}/{z}/{x}/{y}"), ("post", "/jobs/export/{layer_id}")}
+                ("get", "/tiles/{tms}/{z}/{x}/{y}"), ("post", "/jobs/export/{layer_id}"),
+                ("get", "/rasters/{raster_id}/tiles/{tms}/{z}/{x}/{y}.png")}
 #: Further errors of one operation.
 _MORE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/uploads"): {413, 415, 422},

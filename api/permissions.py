@@ -68,6 +68,8 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/tiles/{tms}"): _READ,
     ("GET", "/tiles/{tms}/tilejson.json"): _READ,
     ("GET", "/tiles/{tms}/{z}/{x}/{y}"): _READ,
+    ("GET", "/rasters/{raster_id}/tiles/{tms}/{z}/{x}/{y}.png"): _READ,
+    ("GET", "/rasters/{raster_id}/legend"): _READ,
     ("GET", "/maps"): _READ,
     ("GET", "/maps/villages/{code}"): _READ,
     ("GET", "/maps/{layer_id}"): _READ,

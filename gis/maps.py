@@ -44,6 +44,8 @@ __all__ = [
     "LegendSection",
     "MapLayer",
     "PageParts",
+    "RasterDate",
+    "RasterOverlay",
     "TileStyle",
     "build_map",
     "osm_basemap",
@@ -190,6 +192,106 @@ class MapLayer:
     tile_valid: tuple[str, str, str] | None = None
 
 
+@dataclass(frozen=True)
+class RasterDate:
+    """One raster of an overlay: its acquisition date, tile URL template, box and legend.
+
+    ``tiles_url`` has ``{z}``, ``{x}``, ``{y}``; ``bounds`` is ((S, W), (N, E)), so that the
+    map asks for no tile outside it; ``legend`` is :func:`gis.raster_tiles.legend`'s answer.
+    """
+
+    id: int
+    acquired: str
+    tiles_url: str
+    bounds: tuple[tuple[float, float], tuple[float, float]]
+    legend: Mapping[str, Any]
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class RasterOverlay:
+    """Rasters of one kind drawn as one PNG tile overlay; the date slider switches among ``dates``.
+
+    ``dates`` ascend; ``current`` is the index shown first. The page's script
+    (``api/static/landeco-map.js``) finds overlays in ``window.landecoRasters`` and adds the
+    opacity and date controls.
+    """
+
+    key: str
+    title: str
+    dates: tuple[RasterDate, ...]
+    current: int = -1
+    show: bool = False
+    opacity: float = 0.75
+    min_zoom: int = 5
+    max_native_zoom: int = 22
+
+
+def _raster_name(overlay: RasterOverlay, current: RasterDate) -> str:
+    """The overlay's label in the layer control (HTML, as Leaflet inserts it): title and date."""
+    return (f'{html.escape(overlay.title)} · <span class="landeco-raster-date" '
+            f'data-raster="{html.escape(overlay.key)}">{html.escape(current.acquired)}</span>')
+
+
+class _RasterTiles(Layer):
+    """A Leaflet tile layer of a raster overlay's PNG tiles, registered for the page's controls."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = (function () {
+            var cfg = {{ this.cfg|tojson }};
+            var now = cfg.dates[cfg.current];
+            var layer = L.tileLayer(now.tiles_url, {
+                opacity: cfg.opacity, minZoom: cfg.min_zoom, maxNativeZoom: cfg.max_native_zoom,
+                maxZoom: 24, tileSize: 256, bounds: now.bounds, className: "landeco-raster-tiles",
+                crossOrigin: false
+            });
+            layer.on("load", function () {
+                document.documentElement.dataset.rasterTilesLoaded = String(performance.now());
+            });
+            window.landecoRasters = window.landecoRasters || [];
+            window.landecoRasters.push({layer: layer, name: {{ this.get_name()|tojson }}, config: cfg});
+            return layer;
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, overlay: RasterOverlay) -> None:
+        current = overlay.current % len(overlay.dates)
+        super().__init__(name=_raster_name(overlay, overlay.dates[current]), overlay=True, control=True,
+                         show=overlay.show)
+        self._name = "RasterTiles"
+        self.cfg = {"key": overlay.key, "title": overlay.title, "current": current,
+                    "opacity": overlay.opacity, "min_zoom": overlay.min_zoom,
+                    "max_native_zoom": overlay.max_native_zoom,
+                    "dates": [{"id": d.id, "acquired": d.acquired, "label": d.label or d.acquired,
+                               "tiles_url": d.tiles_url, "bounds": [list(d.bounds[0]), list(d.bounds[1])],
+                               "legend": dict(d.legend)} for d in overlay.dates]}
+
+
+def _raster_legend_html(js_name: str, overlay: RasterOverlay) -> str:
+    """A raster overlay's legend entry: title, date, the colour ramp as a bar, labels under it."""
+    d = overlay.dates[overlay.current % len(overlay.dates)]
+    lg = d.legend
+    hidden = "" if overlay.show else ' style="display:none"'
+    span = float(lg["max"]) - float(lg["min"]) or 1.0
+    ticks = "".join(
+        f'<span style="left:{100 * (float(la["value"]) - float(lg["min"])) / span:.1f}%">'
+        f'{html.escape(str(la.get("tick", la["text"])))}</span>' for la in lg["labels"])
+    words = [str(la["text"]) for la in lg["labels"] if la["text"] != la.get("tick", la["text"])]
+    sep = "；" if any(ord(c) > 127 for w in words for c in w) else "; "
+    meaning = sep.join(html.escape(w) for w in words)
+    unit = f' ({html.escape(str(lg["unit"]))})' if lg.get("unit") else ""
+    return (f'<div class="landeco-legend-layer landeco-legend-raster" data-layer="{js_name}" '
+            f'data-raster="{html.escape(overlay.key)}"{hidden}>'
+            f'<div class="landeco-legend-name">{html.escape(str(lg["title"]))}{unit} · '
+            f'<span class="landeco-raster-date">{html.escape(d.acquired)}</span></div>'
+            f'<div class="landeco-ramp" style="background:{html.escape(str(lg["gradient"]))}"></div>'
+            f'<div class="landeco-ramp-labels">{ticks}</div>'
+            f'<div class="landeco-ramp-meaning">{meaning}</div>'
+            f'<div class="landeco-legend-section">{html.escape(str(lg.get("transparent", "")))}</div></div>')
+
+
 class _Basemap(Layer):
     """A base layer: a group of tile layers (none for the empty background)."""
 
@@ -333,8 +435,10 @@ def _swatch(item: LegendItem) -> str:
             f'stroke="{html.escape(item.stroke)}" stroke-width="{min(item.weight, 3)}"{dash}/></svg>')
 
 
-def _legend_html(layers: Sequence[tuple[str, MapLayer]], title: str) -> str:
+def _legend_html(layers: Sequence[tuple[str, MapLayer]], title: str,
+                 rasters: Sequence[tuple[str, RasterOverlay]] = ()) -> str:
     parts = [f'<div class="landeco-legend-title">{html.escape(title)}</div>']
+    parts.extend(_raster_legend_html(js_name, overlay) for js_name, overlay in rasters)
     for js_name, layer in layers:
         hidden = "" if layer.show else ' style="display:none"'
         parts.append(f'<div class="landeco-legend-layer" data-layer="{js_name}" '
@@ -366,6 +470,13 @@ class _Controls(MacroElement):
         .landeco-legend-item svg { vertical-align: middle; margin-right: 4px; }
         .landeco-village-label { background: transparent; border: none; box-shadow: none;
             font-weight: 600; color: #333; text-shadow: 0 0 3px #fff, 0 0 3px #fff; }
+        .landeco-ramp { height: 12px; border: 1px solid #888; margin: 3px 0 0; min-width: 160px; }
+        .landeco-ramp-labels { position: relative; height: 1.4em; font-size: 11px; }
+        .landeco-ramp-meaning { font-size: 11px; color: #333; }
+        .landeco-ramp-meaning:empty { display: none; }
+        .landeco-ramp-labels span { position: absolute; transform: translateX(-50%); white-space: nowrap; }
+        .landeco-ramp-labels span:first-child { transform: none; }
+        .landeco-ramp-labels span:last-child { transform: translateX(-100%); }
         .landeco-popup th { padding-right: 8px; font-weight: 600; white-space: nowrap; vertical-align: top; }
         </style>
         {% endmacro %}
@@ -476,11 +587,13 @@ Bounds = tuple[tuple[float, float], tuple[float, float]]
 
 def build_map(layers: Sequence[MapLayer], *, title: str, bounds: Bounds,
               basemaps: Sequence[Basemap], basemap: str | None = None, legend_title: str = "图例",
-              vendor_url: str = "/static/vendor", link_text: str = "详情") -> folium.Map:
+              vendor_url: str = "/static/vendor", link_text: str = "详情",
+              rasters: Sequence[RasterOverlay] = ()) -> folium.Map:
     """A Folium map of ``layers`` over ``basemaps``, fitted to ``bounds`` ((S, W), (N, E)).
 
     ``basemap`` is the key of the background shown first (the first one when omitted);
-    the others wait in the layer control and load nothing until chosen.
+    the others wait in the layer control and load nothing until chosen. ``rasters`` are
+    PNG tile overlays drawn under the vector layers, each with its legend entry.
     """
     js, css = vendor_assets(vendor_url)
     m = folium.Map(location=None, tiles=None, zoom_start=10, control_scale=False,
@@ -492,6 +605,12 @@ def build_map(layers: Sequence[MapLayer], *, title: str, bounds: Bounds,
     first = basemap if basemap in {b.key for b in basemaps} else (basemaps[0].key if basemaps else None)
     for b in basemaps:
         _Basemap(b, show=b.key == first).add_to(m)
+    raster_names: list[tuple[str, RasterOverlay]] = []
+    for overlay in rasters:
+        if overlay.dates:
+            tiles = _RasterTiles(overlay)
+            tiles.add_to(m)
+            raster_names.append((tiles.get_name(), overlay))
     names: list[tuple[str, MapLayer]] = []
     for layer in layers:
         element = (_VectorTiles(layer, vendor_url.rstrip("/"), link_text) if layer.tiles_url
@@ -499,7 +618,8 @@ def build_map(layers: Sequence[MapLayer], *, title: str, bounds: Bounds,
         element.add_to(m)
         names.append((element.get_name(), layer))
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    _Controls(title, _legend_html(names, legend_title), [n for n, _ in names]).add_to(m)
+    _Controls(title, _legend_html(names, legend_title, raster_names),
+              [n for n, _ in names] + [n for n, _ in raster_names]).add_to(m)
     return m
 
 

@@ -1,7 +1,8 @@
 /* The staff's tools on every landeco map page (api/templates/maps/map.html): find a feature
  * by code or name, change the map date, measure a distance or an area (on the ellipsoid, by
  * the server: GET /maps/measure), print what is shown (GET /maps.pdf?bbox=…&layers=…),
- * collapse the legend, and fall back to no basemap when its tiles cannot be reached.
+ * collapse the legend, fall back to no basemap when its tiles cannot be reached, and give each
+ * raster overlay (window.landecoRasters, gis/maps.py) its date slider, opacity and date.
  * Text from the server is inserted as text, never as HTML. */
 (function () {
   "use strict";
@@ -10,10 +11,11 @@
   var words = en ? {
     noResult: "Nothing found", failed: "The server did not answer", length: "Distance",
     perimeter: "perimeter", area: "Area", mu: "mu", clickMore: "Click points on the map; click the button again to finish",
-    finish: "Finish"
+    finish: "Finish", opacity: "Opacity", date: "Acquired", raster: "Raster overlays"
   } : {
     noResult: "未找到", failed: "服务器未响应", length: "距离", perimeter: "周长", area: "面积", mu: "亩",
-    clickMore: "在地图上点击各点；再点按钮结束", finish: "结束"
+    clickMore: "在地图上点击各点；再点按钮结束", finish: "结束", opacity: "不透明度", date: "成像日期",
+    raster: "遥感影像图层"
   };
   var map = null;
   Object.keys(window).some(function (name) {
@@ -201,6 +203,122 @@
     if (points.length > 1) { report(); }
   });
   map.on("popupopen", function () { if (measuring) { map.closePopup(); } });
+
+  // -- raster overlays: the date slider switches the tile URL; opacity; the date everywhere ---
+  var rasters = window.landecoRasters || [];
+  function legendEntry(r) {
+    return document.querySelector('.landeco-legend-raster[data-layer="' + r.name + '"]');
+  }
+  function showLegend(r, d) {
+    var entry = legendEntry(r);
+    if (!entry) { return; }
+    var lg = d.legend, span = (lg.max - lg.min) || 1;
+    entry.querySelector(".landeco-ramp").style.background = lg.gradient;
+    var labels = entry.querySelector(".landeco-ramp-labels");
+    labels.textContent = "";
+    var words = [];
+    lg.labels.forEach(function (la) {
+      var s = document.createElement("span");
+      s.style.left = (100 * (la.value - lg.min) / span).toFixed(1) + "%";
+      s.textContent = la.tick;
+      labels.appendChild(s);
+      if (la.text !== la.tick) { words.push(la.text); }
+    });
+    entry.querySelector(".landeco-ramp-meaning").textContent = words.join(en ? "; " : "；");
+  }
+  function chooseDate(r, i) {
+    var cfg = r.config, d = cfg.dates[i];
+    cfg.current = i;
+    r.layer.options.bounds = L.latLngBounds(d.bounds);
+    r.layer.setUrl(d.tiles_url);  // redraws with the other raster's tiles
+    // the layer control's label, the legend entry and the panel all carry the date
+    document.querySelectorAll('.landeco-raster-date[data-raster="' + cfg.key + '"]').forEach(function (el) {
+      el.textContent = d.acquired;
+      el.title = words.date + " · " + d.label;  // the file's name, as uploaded
+    });
+    var entry = legendEntry(r);
+    if (entry) { entry.querySelector(".landeco-raster-date").textContent = d.acquired; }
+    showLegend(r, d);
+    root.dataset.rasterChosen = cfg.key + ":" + d.id;
+  }
+  function rasterBox(r) {
+    var cfg = r.config;
+    var box = document.createElement("div");
+    box.className = "landeco-raster-box";
+    box.dataset.raster = cfg.key;
+    var head = document.createElement("div");
+    head.className = "landeco-raster-head";
+    var title = document.createElement("span");
+    title.textContent = cfg.title + " · ";
+    var when = document.createElement("span");
+    when.className = "landeco-raster-date";
+    when.dataset.raster = cfg.key;
+    when.textContent = cfg.dates[cfg.current].acquired;
+    when.title = words.date + " · " + cfg.dates[cfg.current].label;
+    head.appendChild(title);
+    head.appendChild(when);
+    box.appendChild(head);
+    if (cfg.dates.length > 1) {
+      var dates = document.createElement("input");
+      dates.type = "range";
+      dates.className = "landeco-raster-dates";
+      dates.min = "0";
+      dates.max = String(cfg.dates.length - 1);
+      dates.step = "1";
+      dates.value = String(cfg.current);
+      dates.setAttribute("aria-label", cfg.title + " · " + words.date);
+      dates.addEventListener("input", function () { chooseDate(r, Number(dates.value)); });
+      var ends = document.createElement("div");
+      ends.className = "landeco-raster-ends";
+      [0, cfg.dates.length - 1].forEach(function (k) {
+        var s = document.createElement("span");
+        s.textContent = cfg.dates[k].acquired;
+        ends.appendChild(s);
+      });
+      box.appendChild(dates);
+      box.appendChild(ends);
+    }
+    var label = document.createElement("label");
+    label.textContent = words.opacity + " ";
+    var opacity = document.createElement("input");
+    opacity.type = "range";
+    opacity.className = "landeco-raster-opacity";
+    opacity.min = "0";
+    opacity.max = "100";
+    opacity.step = "5";
+    opacity.value = String(Math.round(cfg.opacity * 100));
+    var shown = document.createElement("output");
+    shown.textContent = opacity.value + "%";
+    opacity.addEventListener("input", function () {
+      r.layer.setOpacity(Number(opacity.value) / 100);
+      shown.textContent = opacity.value + "%";
+    });
+    label.appendChild(opacity);
+    label.appendChild(shown);
+    box.appendChild(label);
+    box.hidden = !map.hasLayer(r.layer);
+    return box;
+  }
+  if (rasters.length) {
+    var rasterControl = L.control({position: "bottomright"});
+    rasterControl.onAdd = function () {
+      var div = L.DomUtil.create("div", "landeco-raster-panel");
+      div.setAttribute("aria-label", words.raster);
+      L.DomEvent.disableClickPropagation(div);
+      L.DomEvent.disableScrollPropagation(div);
+      rasters.forEach(function (r) { div.appendChild(rasterBox(r)); });
+      return div;
+    };
+    rasterControl.addTo(map);
+    var panelOf = function (r) {
+      return document.querySelector('.landeco-raster-box[data-raster="' + r.config.key + '"]');
+    };
+    map.on("overlayadd overlayremove", function (e) {
+      rasters.forEach(function (r) {
+        if (r.layer === e.layer) { panelOf(r).hidden = e.type === "overlayremove"; }
+      });
+    });
+  }
 
   // -- print what is shown: the box on screen, the layers switched on, the date -------------
   var pdf = document.getElementById("print-pdf");

@@ -1,5 +1,6 @@
 """Folium rendering: own-origin assets, legend, basemaps, vector tiles."""
 
+import json
 import re
 
 from gis.maps import (
@@ -102,3 +103,38 @@ def test_values_from_files_are_escaped_and_popups_link_to_the_feature():
     assert "<img" not in script and "&lt;img src=x" in script
     assert '<a href=\\"/maps/plots/features/7\\">详情</a>' in script
     assert "#abcdef" in script and '"_style"' not in script, "styles live in the style table only"
+
+
+def _raster_overlay(show=False):
+    from gis.maps import RasterDate, RasterOverlay
+    from gis.raster_tiles import legend
+
+    dates = tuple(RasterDate(id=i, acquired=f"202{i}-07-15", bounds=((38.1, 107.1), (38.2, 107.2)),
+                             tiles_url=f"/rasters/{i}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png",
+                             legend=legend("ndvi", "zh")) for i in (1, 2))
+    return RasterOverlay(key="raster_ndvi", title="归一化植被指数 (NDVI)", dates=dates, show=show)
+
+
+def test_raster_overlay_is_a_tile_layer_with_its_date_and_legend():
+    m = build_map([_layer()], title="t", bounds=BOUNDS, basemaps=[NO_BASEMAP], rasters=[_raster_overlay()])
+    parts = page_parts(m)
+    assert "/rasters/2/tiles/WebMercatorQuad/{z}/{x}/{y}.png" in parts.script  # the newest shown first
+    assert "/rasters/1/tiles/WebMercatorQuad/{z}/{x}/{y}.png" in parts.script  # the slider's other date
+    assert "window.landecoRasters" in parts.script
+    # the layer control's label carries the date, in a span the date slider rewrites
+    overlays = re.search(r"overlays : +\{(.*?)\}", parts.script, re.S).group(1)
+    names = [json.loads(k) for k in re.findall(r'^\s*(".*?") :', overlays, re.M)]
+    assert names[0] == ('归一化植被指数 (NDVI) · <span class="landeco-raster-date" data-raster="raster_ndvi">'
+                        "2022-07-15</span>")
+    legend = json.loads(re.search(r"panel.innerHTML = (\".*?\");", parts.script).group(1))
+    legend_html = re.search(r'<div class="[^"]*landeco-legend-raster.*?</div></div>', legend).group(0)
+    assert "linear-gradient(to right, #8c510a 0.0%" in legend_html
+    assert 'style="display:none"' in legend_html  # off by default: its legend entry too
+    assert "2022-07-15" in legend_html and "茂密植被" in legend_html
+    # not added to the map unless shown
+    name = re.search(r"var (raster_tiles_\w+) = ", parts.script).group(1)
+    assert f"{name}.addTo(" not in parts.script
+    shown = page_parts(build_map([_layer()], title="t", bounds=BOUNDS, basemaps=[NO_BASEMAP],
+                                 rasters=[_raster_overlay(show=True)])).script
+    shown_name = re.search(r"var (raster_tiles_\w+) = ", shown).group(1)
+    assert f"{shown_name}.addTo(" in shown

@@ -20,6 +20,8 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import shapely
+from exactextract.feature import Feature, FeatureSource
 
 from gis.area import M2_PER_MU
 from gis.errors import InputError
@@ -82,13 +84,17 @@ def ring_zone(geoms: gpd.GeoSeries, ring_m: float) -> gpd.GeoSeries:
     return ring.to_crs(geoms.crs)
 
 
-def _area_op(raster: Any) -> tuple[str, float]:
-    """The valid-area operation of exactextract for the raster's CRS, and its factor to m²."""
+def _area_op(raster: Any) -> tuple[str | None, float]:
+    """How to get the valid area in m²: an extra operation and its factor, or none and m² per pixel.
+
+    In a projected CRS every pixel has the same area, so the coverage-weighted pixel count
+    times that area is the valid area; in lon/lat exactextract sums each pixel's area on the sphere.
+    """
     crs = raster.crs
     if crs.is_geographic:
         return "area=count(coverage_weight=area_spherical_m2)", 1.0
     factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-    return "area=count(coverage_weight=area_cartesian)", factor * factor
+    return None, abs(raster.res[0] * raster.res[1]) * factor * factor
 
 
 def _share_above(threshold: float) -> Callable[[np.ma.MaskedArray, np.ndarray], float]:
@@ -168,7 +174,6 @@ def zonal_batches(features: gpd.GeoDataFrame, raster: Any, *, stats: Sequence[st
     if features.crs is None:
         raise InputError("no_crs", "the features have no CRS")
     import rasterio
-    from exactextract import exact_extract
     from exactextract.raster import RasterioRasterSource
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _open(raster) as ds:
@@ -178,7 +183,9 @@ def zonal_batches(features: gpd.GeoDataFrame, raster: Any, *, stats: Sequence[st
             raise InputError("no_band", f"the raster has no band {band}")
         source = RasterioRasterSource(ds, band)
         area_op, to_m2 = _area_op(ds)
-        ops: list[Any] = ["pixels=count", area_op, *(f"{s}={_EXACT[s]}" for s in stats if s in _EXACT)]
+        ops: list[Any] = ["pixels=count", *(f"{s}={_EXACT[s]}" for s in stats if s in _EXACT)]
+        if area_op is not None:
+            ops.append(area_op)
         if "share_above" in stats:
             ops.append(_share_above(float(threshold)))  # type: ignore[arg-type]
         zones = [FEATURE_ZONE] + ([ring_zone_name(ring_m)] if ring_m else [])
@@ -189,32 +196,69 @@ def zonal_batches(features: gpd.GeoDataFrame, raster: Any, *, stats: Sequence[st
             rows: list[dict[str, Any]] = []
             for zone in zones:
                 geoms = part if zone == FEATURE_ZONE else ring_zone(part, float(ring_m))  # type: ignore[arg-type]
-                rows += _extract(exact_extract, source, geoms.to_crs(ds.crs), ops, stats, zone, to_m2,
-                                 max_cells)
+                rows += _extract(source, geoms.to_crs(ds.crs), ops, stats, zone, to_m2, max_cells)
             yield rows
             if on_progress is not None:
                 on_progress(min(start + batch, total), total)
 
 
-def _extract(exact_extract: Any, source: Any, geoms: gpd.GeoSeries, ops: list[Any], stats: tuple[str, ...],
+class _Feature(Feature):
+    """A feature exactextract reads: its position in the batch and its geometry as WKB."""
+
+    def __init__(self, i: int, wkb: bytes) -> None:
+        super().__init__()
+        self.i, self.wkb = i, wkb
+
+    def geometry(self) -> bytes:
+        return self.wkb
+
+    def get(self, name: str) -> int:
+        return self.i
+
+    def fields(self) -> list[str]:
+        return ["_i"]
+
+
+class _Features(FeatureSource):
+    """Geometries handed over as WKB (no GeoJSON text per feature, as a GeoDataFrame's are)."""
+
+    def __init__(self, items: list[tuple[int, bytes]], srs_wkt: str) -> None:
+        super().__init__()
+        self.items, self.wkt = items, srs_wkt
+
+    def count(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[_Feature]:
+        for i, wkb in self.items:
+            yield _Feature(i, wkb)
+
+    def srs_wkt(self) -> str:
+        return self.wkt
+
+
+def _extract(source: Any, geoms: gpd.GeoSeries, ops: list[Any], stats: tuple[str, ...],
              zone: str, to_m2: float, max_cells: int) -> list[dict[str, Any]]:
     """One batch of one zone through exactextract; rows in the features' order."""
+    from exactextract import exact_extract
+
     ids = list(geoms.index)
-    usable = ~(geoms.isna() | geoms.is_empty).to_numpy()
-    frame = gpd.GeoDataFrame({"_i": np.arange(len(geoms))[usable]},
-                             geometry=geoms[usable].reset_index(drop=True), crs=geoms.crs)
+    values = geoms.values
+    usable = np.flatnonzero(~(geoms.isna() | geoms.is_empty).to_numpy())
     found: dict[int, dict[str, Any]] = {}
-    if len(frame):
-        out = exact_extract(source, frame, ops, include_cols=["_i"], output="pandas",
+    if len(usable):
+        wkbs = shapely.to_wkb(np.asarray(values[usable]))
+        features = _Features(list(zip(usable.tolist(), wkbs, strict=True)), geoms.crs.to_wkt())
+        out = exact_extract(source, features, ops, include_cols=["_i"], output="pandas",
                             max_cells_in_memory=max_cells)
         for rec in out.to_dict("records"):
             found[int(rec["_i"])] = rec
     rows = []
     for i, fid in enumerate(ids):
         rec = found.get(i, {})
-        area = _number(rec.get("area"))
-        area_m2 = (area or 0.0) * to_m2
-        row: dict[str, Any] = {"feature_id": fid, "zone": zone, "pixels": _number(rec.get("pixels")) or 0.0}
+        pixels = _number(rec.get("pixels")) or 0.0
+        area_m2 = (_number(rec.get("area")) or 0.0) * to_m2 if "area" in rec else pixels * to_m2
+        row: dict[str, Any] = {"feature_id": fid, "zone": zone, "pixels": pixels}
         for s in stats:
             if s == "area_m2":
                 row[s] = area_m2

@@ -114,6 +114,9 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/collections/{collection_id}/items/{feature_id}"): "surveyor",
     ("GET", "/maps/{layer_id}/features/{feature_id}/edit"): "surveyor",
     ("GET", "/maps/{layer_id}/new-feature"): "surveyor",
+    # zonal statistics (api/zonal.py): computing them is a surveyor's job; the series are read as features
+    ("POST", "/rasters/{raster_id}/zonal"): "surveyor",
+    ("GET", "/collections/{collection_id}/items/{feature_id}/zonal"): _READ,
 }
 
 #: Routes of landeco's own forms: their CSRF token is a form field, checked by the route.

@@ -13,6 +13,7 @@ drawn in a metric CRS): grazing bans are compared inside against the land just o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,6 @@ import shapely
 from exactextract.feature import Feature, FeatureSource
 
 from gis.area import M2_PER_MU
-from gis.errors import InputError
 
 __all__ = ["DEFAULT_STATS", "FEATURE_ZONE", "STATS", "ring_zone", "ring_zone_name", "zonal_batches",
            "zonal_stats"]
@@ -77,7 +77,7 @@ def ring_zone(geoms: gpd.GeoSeries, ring_m: float) -> gpd.GeoSeries:
     if not (math.isfinite(ring_m) and ring_m > 0):
         raise ValueError("ring_m must be a positive number of metres")
     if geoms.crs is None:
-        raise InputError("no_crs", "the features have no CRS")
+        raise ValueError("the features have no CRS")
     metric = _metric_crs(geoms)
     inner = geoms.to_crs(metric)
     ring = inner.buffer(ring_m, quad_segs=8).difference(inner)
@@ -131,11 +131,8 @@ def _open(raster: Any) -> Any:
     import rasterio
 
     if isinstance(raster, (str, os.PathLike)):
-        try:
-            return rasterio.open(raster)
-        except rasterio.errors.RasterioIOError as exc:
-            raise InputError("raster_unreadable", f"cannot open the raster: {exc}") from None
-    return raster
+        return rasterio.open(raster)
+    return contextlib.nullcontext(raster)  # the caller's dataset stays open
 
 
 def zonal_batches(features: gpd.GeoDataFrame, raster: Any, *, stats: Sequence[str] = DEFAULT_STATS,
@@ -172,15 +169,15 @@ def zonal_batches(features: gpd.GeoDataFrame, raster: Any, *, stats: Sequence[st
     """
     stats = _check_stats(stats, threshold)
     if features.crs is None:
-        raise InputError("no_crs", "the features have no CRS")
+        raise ValueError("the features have no CRS")
     import rasterio
     from exactextract.raster import RasterioRasterSource
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _open(raster) as ds:
         if ds.crs is None:
-            raise InputError("no_crs", "the raster has no CRS")
+            raise ValueError("the raster has no CRS")
         if not 1 <= band <= ds.count:
-            raise InputError("no_band", f"the raster has no band {band}")
+            raise ValueError(f"the raster has no band {band}")
         source = RasterioRasterSource(ds, band)
         area_op, to_m2 = _area_op(ds)
         ops: list[Any] = ["pixels=count", *(f"{s}={_EXACT[s]}" for s in stats if s in _EXACT)]

@@ -120,3 +120,7 @@ def upload_commit(ctx: JobContext, *, upload_id: str, actor: str | None, address
                           who=_who(actor, address, "job: upload_commit"), on_progress=_follow(ctx))
     return {"upload_id": upload_id, "state": state["state"], "written": state["report"].get("written"),
             "page": f"/uploads?id={upload_id}"}
+
+
+# kinds declared beside their work
+from layers import zonal as _zonal  # noqa: E402,F401  (the "zonal" kind)

@@ -10,6 +10,7 @@ COG with overviews through ``rio-cogeo``.
 
 from __future__ import annotations
 
+import errno
 import re
 import struct
 from collections.abc import Callable
@@ -178,7 +179,6 @@ def footprint_lonlat(bounds: tuple[float, float, float, float], crs_wkt: str) ->
 def inspect(path: Path, limits: RasterLimits | None = None) -> RasterInfo:
     """The raster's metadata, or an :class:`InputError` with a stable code; no pixel is read."""
     import rasterio
-    from rasterio.errors import RasterioError
 
     limits = limits or RasterLimits()
     width, height, samples, bits = tiff_header(path)
@@ -195,7 +195,7 @@ def inspect(path: Path, limits: RasterLimits | None = None) -> RasterInfo:
             gcps = src.gcps[0]
     except InputError:
         raise
-    except (RasterioError, OSError, ValueError) as err:
+    except Exception as err:  # RasterioError, GDAL's CPLE_* errors, a header numpy cannot take
         raise InputError("raster_corrupt", f"the file cannot be read as a GeoTIFF: {err}",
                          hint="the file may be truncated or damaged: send it again") from None
     if len(dtypes) != 1 or next(iter(dtypes)) not in DTYPES:
@@ -249,6 +249,29 @@ class _Progress:
         pass
 
 
+class _QuietClick:
+    """rio-cogeo's ``click`` without its messages ("Reading input: …"): landeco says what it does itself.
+
+    Its progress bar still draws (into :class:`_Progress`); nothing else of click changes.
+    """
+
+    def __init__(self, click: object) -> None:
+        self._click = click
+
+    def echo(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._click, name)
+
+
+def _quiet_cogeo() -> None:
+    from rio_cogeo import cogeo
+
+    if not isinstance(cogeo.click, _QuietClick):
+        cogeo.click = _QuietClick(cogeo.click)
+
+
 def to_cog(src_path: Path, dst_path: Path, *, resampling: str = "average",
            on_progress: Callable[[float], None] | None = None) -> None:
     """Write ``src_path`` as a COG (DEFLATE, 512-pixel tiles, overviews) at ``dst_path``.
@@ -258,10 +281,10 @@ def to_cog(src_path: Path, dst_path: Path, *, resampling: str = "average",
     continuous values, ``nearest`` for classes).
     """
     import rasterio
-    from rasterio.errors import RasterioError
     from rio_cogeo.cogeo import cog_translate
     from rio_cogeo.profiles import cog_profiles
 
+    _quiet_cogeo()
     profile = cog_profiles.get("deflate")
     profile.update(blockxsize=512, blockysize=512, BIGTIFF="IF_SAFER")
     with rasterio.open(src_path) as src:
@@ -272,7 +295,9 @@ def to_cog(src_path: Path, dst_path: Path, *, resampling: str = "average",
                           quiet=on_progress is None,
                           progress_out=_Progress(on_progress) if on_progress else None,
                           in_memory=False, use_cog_driver=False)
-    except (RasterioError, OSError, ValueError) as err:
+    except Exception as err:  # GDAL's errors come as several classes; a full disk is not the file's fault
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise
         raise InputError("raster_corrupt", f"the raster's pixels cannot be read: {err}",
                          hint="the file may be truncated or damaged: send it again") from None
 

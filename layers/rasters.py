@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import shapely
 import sqlalchemy as sa
@@ -33,9 +35,28 @@ from layers.settings import Settings
 from layers.store.schema import RASTER_KINDS
 from layers.values import check_text, iso_date
 
-__all__ = ["KINDS", "RASTER_ERRORS", "Raster", "RasterNotFoundError", "RasterParameterError",
-           "RasterRefusedError", "add_raster", "check_kind", "delete_raster", "get_raster", "list_rasters",
-           "raster_error", "township_box"]
+__all__ = [
+    "KINDS",
+    "RASTER_ERRORS",
+    "Raster",
+    "RasterNotFoundError",
+    "RasterParameterError",
+    "RasterRefusedError",
+    "add_raster",
+    "add_received",
+    "check_incoming",
+    "check_kind",
+    "check_options",
+    "delete_raster",
+    "display_name",
+    "get_raster",
+    "incoming_path",
+    "list_rasters",
+    "precheck",
+    "raster_error",
+    "receive_raster",
+    "township_box",
+]
 
 #: Kinds of raster and their labels (zh, en).
 KINDS: dict[str, tuple[str, str]] = {
@@ -287,12 +308,28 @@ def _text(value: str | None, name: str) -> str | None:
     return value or None
 
 
-def _file_name(name: str | None) -> str | None:
-    """The file's own name, without any folder a client sent (``../../etc/x.tif`` is ``x.tif``)."""
-    if name is None:
+def display_name(name: str | None) -> str | None:
+    """A client's file name fit to show again (folders, control characters and excess dropped)."""
+    if not name:
         return None
     base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
-    return _text(base, "name")
+    return "".join(c for c in base if ord(c) >= 32)[:MAX_TEXT] or None
+
+
+def check_options(*, kind: object, acquired: object, source: str | None = None,
+                  band_meaning: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """What a raster is, checked before its file is read: kind, acquisition date, texts."""
+    kind = check_kind(kind)
+    if not isinstance(acquired, date | str):
+        raise RasterParameterError("acquired", "a date (YYYY-MM-DD)")
+    try:
+        day = iso_date(acquired, "acquired")
+    except LandecoError as err:
+        raise RasterParameterError("acquired", str(err)) from None
+    if not 1900 <= day.year <= 2100:
+        raise RasterParameterError("acquired", f"{day.isoformat()} is not a plausible acquisition date")
+    return {"kind": kind, "acquired": day, "source": _text(source, "source"),
+            "band_meaning": _text(band_meaning, "band_meaning"), "name": display_name(name)}
 
 
 def township_box(conn: sa.Connection) -> tuple[float, float, float, float]:
@@ -335,32 +372,8 @@ def _resampling(kind: str) -> str:
     return "nearest" if kind == "other" else "average"
 
 
-def add_raster(engine: sa.Engine, settings: Settings, path: Path | str, *, kind: str, acquired: date | str,
-               source: str | None = None, band_meaning: str | None = None, name: str | None = None,
-               who: Who | str | None = None,
-               on_progress: Callable[[float, str], None] | None = None) -> Raster:
-    """Check the GeoTIFF at ``path``, store it as a COG and register it; nothing is kept on a refusal.
-
-    ``on_progress(fraction, stage)`` hears ``checking``, ``converting`` (most of the time) and
-    ``storing``. Raises a :class:`RasterRefusedError` subclass (4xx) for a file landeco will not
-    store and :class:`RasterParameterError` for a wrong kind, date or text.
-    """
-    path = Path(path)
-    kind = check_kind(kind)
-    try:
-        acquired = iso_date(acquired, "acquired")
-    except LandecoError as err:
-        raise RasterParameterError("acquired", str(err)) from None
-    source, band_meaning = _text(source, "source"), _text(band_meaning, "band_meaning")
-    name = _file_name(name if name is not None else path.name)
-    if isinstance(who, str):
-        who = Who(actor=who)
-
-    def progress(fraction: float, stage: str) -> None:
-        if on_progress is not None:
-            on_progress(max(0.0, min(1.0, fraction)), stage)
-
-    progress(0.0, "checking")
+def precheck(engine: sa.Engine, settings: Settings, path: Path) -> graster.RasterInfo:
+    """The checks of a file's size and headers and of its place (fast: no pixel is read)."""
     try:
         size = path.stat().st_size
     except OSError as err:
@@ -376,6 +389,33 @@ def add_raster(engine: sa.Engine, settings: Settings, path: Path | str, *, kind:
         raise raster_error(err) from None
     with engine.connect() as conn:
         _check_place(info, township_box(conn))
+    return info
+
+
+def add_raster(engine: sa.Engine, settings: Settings, path: Path | str, *, kind: str, acquired: date | str,
+               source: str | None = None, band_meaning: str | None = None, name: str | None = None,
+               who: Who | str | None = None,
+               on_progress: Callable[[float, str], None] | None = None) -> Raster:
+    """Check the GeoTIFF at ``path``, store it as a COG and register it; nothing is kept on a refusal.
+
+    ``on_progress(fraction, stage)`` hears ``checking``, ``converting`` (most of the time) and
+    ``storing``. Raises a :class:`RasterRefusedError` subclass (4xx) for a file landeco will not
+    store and :class:`RasterParameterError` for a wrong kind, date or text.
+    """
+    path = Path(path)
+    options = check_options(kind=kind, acquired=acquired, source=source, band_meaning=band_meaning,
+                            name=name if name is not None else path.name)
+    kind, acquired, source, band_meaning, name = (options[k] for k in (
+        "kind", "acquired", "source", "band_meaning", "name"))
+    if isinstance(who, str):
+        who = Who(actor=who)
+
+    def progress(fraction: float, stage: str) -> None:
+        if on_progress is not None:
+            on_progress(max(0.0, min(1.0, fraction)), stage)
+
+    progress(0.0, "checking")
+    info = precheck(engine, settings, path)
 
     base = settings.rasters_uri
     if _is_local(base):
@@ -393,10 +433,10 @@ def add_raster(engine: sa.Engine, settings: Settings, path: Path | str, *, kind:
         progress(0.05, "converting")
         try:
             graster.to_cog(path, tmp, resampling=_resampling(kind),
-                           on_progress=lambda f: progress(0.05 + 0.85 * f, "converting"))
+                           on_progress=lambda f: progress(0.05 + 0.45 * f, "converting"))
         except InputError as err:
             raise raster_error(err) from None
-        progress(0.9, "storing")
+        progress(0.9, "storing")  # the pixels are read (to 50 %); overviews and layout were written since
         stored_bytes, digest = tmp.stat().st_size, _sha256(tmp)
         with engine.begin() as conn:
             row = conn.execute(sa.text(
@@ -463,3 +503,73 @@ def delete_raster(engine: sa.Engine, raster_id: object, *, who: Who | str | None
                                                             "acquired": raster.acquired.isoformat()})
     _remove(raster.uri)
     return raster
+
+
+# -- files received over HTTP, before they are checked (here or by a job) -----------------------
+
+_INCOMING_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def check_incoming(incoming: object) -> str:
+    """A received file's id: 32 hex digits, nothing that could name another path."""
+    if not isinstance(incoming, str) or not _INCOMING_ID.match(incoming):
+        raise RasterParameterError("incoming", "not a received file's id")
+    return incoming
+
+
+def incoming_path(settings: Settings, incoming: str) -> Path:
+    """Where a received file waits: ``<storage>/rasters-incoming/<32 hex>.tif``."""
+    return settings.storage / "rasters-incoming" / f"{check_incoming(incoming)}.tif"
+
+
+def _sweep_incoming(settings: Settings, folder: Path) -> None:
+    """Remove received files older than ``job_retention_days`` (their job was cancelled or lost)."""
+    cutoff = time.time() - settings.job_retention_days * 86400
+    for old in folder.glob("*.tif"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def receive_raster(settings: Settings, file: BinaryIO, declared_size: int | None = None) -> str:
+    """Copy an uploaded file to the shared storage (so that a worker anywhere reads it); its id.
+
+    At most ``raster_max_bytes`` are copied: a larger file (declared or not) is refused
+    (``raster_too_large``) and nothing is left behind.
+    """
+    limit = settings.raster_max_bytes
+    if declared_size is not None and declared_size > limit:
+        raise RasterTooLargeError(f"the file has {declared_size:,} bytes; at most {limit:,} are accepted",
+                                  size_bytes=declared_size, max_bytes=limit)
+    folder = settings.storage / "rasters-incoming"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _sweep_incoming(settings, folder)
+    incoming = uuid.uuid4().hex
+    target = incoming_path(settings, incoming)
+    size = 0
+    try:
+        with open(target, "xb") as out:
+            os.chmod(target, 0o600)
+            while chunk := file.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise RasterTooLargeError(f"the file has more than {limit:,} bytes", size_bytes=size,
+                                              max_bytes=limit)
+                out.write(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return incoming
+
+
+def add_received(engine: sa.Engine, settings: Settings, incoming: str, **options: Any) -> Raster:
+    """:func:`add_raster` of a received file, which is removed afterwards whatever happens."""
+    path = incoming_path(settings, incoming)
+    try:
+        if not path.exists():
+            raise RasterCorruptError("the received file is gone (the job ran twice, or storage was cleaned)")
+        return add_raster(engine, settings, path, **options)
+    finally:
+        path.unlink(missing_ok=True)

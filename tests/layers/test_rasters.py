@@ -207,3 +207,28 @@ def test_the_database_refuses_a_wrong_kind(conn):
         conn.execute(sa.text("INSERT INTO rasters (kind, acquired, uri, crs, width, height, band_count, "
                              "footprint) VALUES ('lidar', '2022-01-01', '/x', 'EPSG:4326', 1, 1, 1, "
                              "ST_Multi(ST_MakeEnvelope(107, 38, 107.1, 38.1, 4326)))"))
+
+
+def test_nan_nodata_and_odd_names_are_kept_safely(clean, rsettings, tmp_path):
+    import json
+    import math
+
+    src = write_geotiff(tmp_path / "nan.tif", np.full((20, 20), 0.3, "float32"), crs="EPSG:32648",
+                        origin=ORIGIN_32648, res=30, nodata=float("nan"))
+    r = add_raster(clean, rsettings, src, kind="ndvi", acquired="2022-07-15", name="a\x00b\x1f.tif")
+    assert math.isnan(r.nodata) and r.name == "ab.tif"
+    body = json.dumps(r.as_json(), allow_nan=False)  # JSON has no NaN: it is said as text
+    assert '"nodata": "nan"' in body
+
+
+def test_old_received_files_are_swept(rsettings, tmp_path):
+    import io
+    import os
+
+    from layers.rasters import incoming_path, receive_raster
+
+    first = receive_raster(rsettings, io.BytesIO(b"II*\x00"))
+    old = incoming_path(rsettings, first)
+    os.utime(old, (0, 0))  # 1970: long past job_retention_days
+    second = receive_raster(rsettings, io.BytesIO(b"II*\x00"))
+    assert not old.exists() and incoming_path(rsettings, second).exists()

@@ -26,6 +26,7 @@ from api import (
     tiles,
     uploads,
 )
+from api import zonal as zonal_routes
 from api.edge import EdgeGuard
 from api.observability import install_observability
 from api.openapi import install_openapi
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(editing.router)
     app.include_router(raster_tiles.router)
+    app.include_router(zonal_routes.router)
     install_openapi(app, "/api.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_observability(app, access_log=settings.access_log)  # last: outermost, around gzip

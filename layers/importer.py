@@ -548,8 +548,9 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
     if not direct:
         conn.execute(sa.text(f"CREATE INDEX ON {target.layer.table} USING gist (geom)"))
     # statistics of the rows just written: without them the planner guesses from before a
-    # TRUNCATE or a replace; a direct write into an empty layer runs no query that needs them
-    if not direct or target.old_rows or (target.overlaps is not None and target.overlaps.overflow):
+    # TRUNCATE or a replace; a direct write into an empty layer whose overlaps were found while
+    # reading runs no query that needs them
+    if not direct or target.old_rows or target.overlaps is None or target.overlaps.overflow:
         conn.execute(sa.text(f"ANALYZE {target.layer.table}"))
     if not (direct and report.errors):  # a direct write stopped copying at the first error
         _database_checks(conn, report, layer, target, options.mode)

@@ -16,7 +16,7 @@ triggers - history, cells, versions - dropped: same generated areas, indexes, fo
 checks), in the same run, alternating R times; the table shows median times. ogr2ogr is
 given what its SQL can say (the columns renamed, the Chinese method label and date turned
 into the stored values, every column set so that GDAL 3.6 COPYs instead of one INSERT per
-row - with a column left to its default it falls back to INSERT, about 7× slower) and
+row - with a column left to its default it falls back to INSERT, about 6× slower) and
 checks nothing itself; the table's CHECKs and foreign key refuse what it cannot load.
 Each runs in its own process; peak memory is that process's maximum resident set
 (/usr/bin/time). Two more columns: ``ogr2ogr`` into a new bare table (no areas, indexes or

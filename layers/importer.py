@@ -42,7 +42,7 @@ from layers.messages import localise_report, message, quote
 from layers.model import Field, Layer
 from layers.overviews import defer_cells, refresh_cells
 from layers.registry import get_layer
-from layers.store.load import copy_features
+from layers.store.load import copy_records, encode_features
 from layers.store.schema import AUDIT_MAX_FEATURE_IDS
 from layers.upload_errors import UploadRefusedError
 
@@ -67,6 +67,14 @@ OVERLAP_WIDTH_TOLERANCE_M = 0.05
 #: An upserted geometry no vertex of which is farther than this (degrees, about 2 cm) from the
 #: stored one is the same geometry, rounded by a file format: the stored one is kept.
 GEOMETRY_SAME_DEG = 2e-7
+#: Pairs of the file's features whose interiors meet, found while reading, beyond which the
+#: database looks for the file's overlaps itself (a file of stacked copies: the pairs grow as n²).
+OVERLAP_CANDIDATES_MAX = 20_000
+#: Features of a batch looked up in the trees at a time (bounds the pairs one look-up returns).
+_OVERLAP_CHUNK = 1_000
+#: Files of more features have their overlaps found by the database alone: looking them up while
+#: reading keeps every geometry in memory (about 0.8 KB a parcel), too much beside the rest at 1 000 000.
+OVERLAPS_IN_PYTHON_MAX = 400_000
 
 
 def overlap_sql(a: str = "a", b: str = "b") -> str:
@@ -321,6 +329,50 @@ def _staging(conn: Connection, layer: Layer) -> Layer:
     return dataclasses.replace(layer, id=name)
 
 
+class _Overlaps:
+    """Pairs of the file's features whose interiors meet, found batch by batch in Python.
+
+    The database's overlap check of the new rows among themselves (a self-join on the
+    spatial index over the whole upload) is the costliest check of an import; here each
+    batch's geometries are looked up in the trees of the batches before it and its own
+    (shapely ``STRtree``, ``intersects``, then DE-9IM ``2********``, the same GEOS test as
+    ``ST_Relate`` in :func:`overlap_sql`) while the database is busy copying the batch
+    before. The database then measures only these pairs, with :func:`overlap_sql` unchanged:
+    every overlap it counts (more than 1 m² and 5 cm wide) has interiors that meet in any GEOS.
+    Past :data:`OVERLAP_CANDIDATES_MAX` pairs (``overflow``), or for files of more than
+    :data:`OVERLAPS_IN_PYTHON_MAX` features, the database checks as before.
+    """
+
+    def __init__(self) -> None:
+        self.trees: list[tuple[shapely.STRtree, np.ndarray, list[str]]] = []
+        self.pairs: list[tuple[str, str]] = []  # (code of the later feature, code of the earlier)
+        self.overflow = False
+
+    def add(self, geoms: np.ndarray, codes: list[str]) -> None:
+        """Look up a batch's good features (in file order) and keep its tree for the next ones."""
+        if self.overflow or not len(geoms):
+            return
+        tree = shapely.STRtree(geoms)
+        self.trees.append((tree, geoms, codes))
+        for start in range(0, len(geoms), _OVERLAP_CHUNK):
+            part = geoms[start:start + _OVERLAP_CHUNK]
+            for other_tree, other_geoms, other_codes in self.trees:
+                mine, theirs = other_tree.query(part, predicate="intersects")
+                mine = mine + start
+                if other_tree is tree:  # the batch itself: each pair once, the later feature first
+                    earlier = theirs < mine
+                    mine, theirs = mine[earlier], theirs[earlier]
+                if not len(mine):
+                    continue
+                meet = shapely.relate_pattern(geoms[mine], other_geoms[theirs], "2********")
+                self.pairs.extend((codes[i], other_codes[j]) for i, j in zip(mine[meet], theirs[meet],
+                                                                               strict=True))
+                if len(self.pairs) > OVERLAP_CANDIDATES_MAX:
+                    self.overflow = True
+                    self.trees, self.pairs = [], []
+                    return
+
+
 class _Progress:
     def __init__(self, callback: Callable[[str, float], None] | None) -> None:
         self.callback = callback
@@ -342,6 +394,10 @@ class _Target:
     copied: int = 0
     lookup: Connection | None = None  # a second connection for code look-ups while COPY runs
     pending: Future | None = None
+    #: the layer had rows before a direct write (they are checked for overlaps in the database)
+    old_rows: bool = True
+    #: the file's overlap candidates (None: the layer allows overlaps, or a table without geometry)
+    overlaps: _Overlaps | None = None
 
     def flush(self) -> None:
         """Wait for the COPY in flight (raising its error)."""
@@ -459,8 +515,12 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
             report.written["deleted"] = conn.execute(sa.text(f"DELETE FROM {layer.table}")).rowcount
         before = conn.scalar(sa.text(f"SELECT coalesce(max(id), 0) FROM {layer.table}"))
         target = _Target(layer, True, before)
+        target.old_rows = options.mode != "replace" and bool(
+            conn.scalar(sa.text(f"SELECT EXISTS (SELECT 1 FROM {layer.table})")))
     else:
         target = _Target(_staging(conn, layer), False)
+    if not layer.overlaps_allowed and upload.has_geometry and upload.count <= OVERLAPS_IN_PYTHON_MAX:
+        target.overlaps = _Overlaps()
     if layer.has_village:
         target.villages = frozenset(conn.scalars(sa.text("SELECT code FROM villages")))
     # COPY of one batch runs in a thread while the next is read and checked: PostgreSQL and
@@ -488,8 +548,10 @@ def _run(conn: Connection, path: Path, workdir: Path, options: ImportOptions, wr
     if not direct:
         conn.execute(sa.text(f"CREATE INDEX ON {target.layer.table} USING gist (geom)"))
     # statistics of the rows just written: without them the planner guesses from before a
-    # TRUNCATE or a replace
-    conn.execute(sa.text(f"ANALYZE {target.layer.table}"))
+    # TRUNCATE or a replace; a direct write into an empty layer whose overlaps were found while
+    # reading runs no query that needs them
+    if not direct or target.old_rows or target.overlaps is None or target.overlaps.overflow:
+        conn.execute(sa.text(f"ANALYZE {target.layer.table}"))
     if not (direct and report.errors):  # a direct write stopped copying at the first error
         _database_checks(conn, report, layer, target, options.mode)
     if not target.direct:
@@ -664,9 +726,16 @@ def _attributes(conn: Connection, report: Report, layer: Layer, target: _Target,
     report.refused += int(bad.sum())
     keep = np.flatnonzero(~bad)
     shown = len(report.preview)
+    # the batch is encoded and looked up for overlaps while the database copies the one before
+    copying = len(keep) and not (target.direct and report.errors)  # a direct write with errors is void
+    if copying:
+        kept = [rows[i] for i in keep]
+        records = encode_features(target.layer, kept, geoms[keep])
+        if target.overlaps is not None:
+            target.overlaps.add(geoms[keep], [r["code"] for r in kept])
     target.flush()
-    if len(keep) and not (target.direct and report.errors):  # a direct write with errors is void
-        target.pending = pool.submit(copy_features, conn, target.layer, [rows[i] for i in keep], geoms[keep])
+    if copying:
+        target.pending = pool.submit(copy_records, conn, target.layer, records)
         room = PREVIEW_FEATURES - len(report.preview)
         if room > 0:
             for i in keep[:room]:
@@ -716,6 +785,21 @@ def overlap_pairs_sql(table: str, before: int) -> str:
             f"OR a.id > b.id + 0) AND {overlap} LIMIT {MAX_LISTED}")
 
 
+def overlap_existing_sql(table: str, before: int) -> str:
+    """Overlaps of the rows written after id ``before`` with the older rows (as :func:`overlap_pairs_sql`)."""
+    area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
+    return (f"SELECT a.code, b.code, {area}, false FROM {table} a JOIN {table} b ON a.geom && b.geom "
+            f"WHERE a.id > {before} AND b.id + 0 <= {before} AND {overlap_sql()} LIMIT {MAX_LISTED}")
+
+
+def overlap_candidates_sql(table: str) -> str:
+    """The overlaps among pairs of codes (``:a`` the later or greater, ``:b``), measured as ever."""
+    area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
+    return (f"SELECT a.code, b.code, {area}, true FROM unnest(CAST(:a AS text[]), CAST(:b AS text[])) "
+            f"AS p(a, b) JOIN {table} a ON a.code = p.a JOIN {table} b ON b.code = p.b "
+            f"WHERE {overlap_sql()} LIMIT {MAX_LISTED}")
+
+
 def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Target, mode: str) -> None:
     """Row rules and overlaps, which need the whole upload in the database."""
     s, t = target.layer.table, layer.table
@@ -735,19 +819,28 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
     if not layer.overlaps_allowed:
         overlap = overlap_sql()
         area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
-        if target.direct:
-            rows = conn.execute(sa.text(overlap_pairs_sql(t, int(target.before)))).all()
-        else:
-            rows = conn.execute(sa.text(
-                f"SELECT a.code, b.code, {area}, true FROM {s} a JOIN {s} b ON a.geom && b.geom "
-                f"AND a.code > b.code WHERE {overlap} LIMIT {MAX_LISTED}")).all()
-            if mode != "replace":
-                # features of the layer that the upload replaces (same code) are not its neighbours
-                replaced = f" AND NOT EXISTS (SELECT 1 FROM {s} c WHERE c.code = b.code)" \
-                    if mode == "upsert" else ""
-                rows += conn.execute(sa.text(
-                    f"SELECT a.code, b.code, {area}, false FROM {s} a JOIN {t} b ON a.geom && b.geom "
-                    f"AND a.code <> b.code WHERE {overlap}{replaced} LIMIT {MAX_LISTED}")).all()
+        found = target.overlaps
+        if found is None or found.overflow:  # the database finds the file's overlaps itself
+            if target.direct:
+                rows = conn.execute(sa.text(overlap_pairs_sql(t, int(target.before)))).all()
+            else:
+                rows = conn.execute(sa.text(
+                    f"SELECT a.code, b.code, {area}, true FROM {s} a JOIN {s} b ON a.geom && b.geom "
+                    f"AND a.code > b.code WHERE {overlap} LIMIT {MAX_LISTED}")).all()
+        else:  # the pairs found while reading: the later (direct) or greater (staged) code first
+            pairs = found.pairs if target.direct else [(max(p), min(p)) for p in found.pairs]
+            rows = conn.execute(sa.text(overlap_candidates_sql(s)), {
+                "a": [p[0] for p in pairs], "b": [p[1] for p in pairs]}).all() if pairs else []
+            if target.direct and target.old_rows:
+                rows += conn.execute(sa.text(overlap_existing_sql(t, int(target.before)))).all()
+                rows = rows[:MAX_LISTED]
+        if not target.direct and mode != "replace":
+            # features of the layer that the upload replaces (same code) are not its neighbours
+            replaced = f" AND NOT EXISTS (SELECT 1 FROM {s} c WHERE c.code = b.code)" \
+                if mode == "upsert" else ""
+            rows += conn.execute(sa.text(
+                f"SELECT a.code, b.code, {area}, false FROM {s} a JOIN {t} b ON a.geom && b.geom "
+                f"AND a.code <> b.code WHERE {overlap}{replaced} LIMIT {MAX_LISTED}")).all()
         add([r for r in rows if r[3]], "overlap",
             lambda r: {"other": codes.get(r[1]), "other_code": quote(r[1]), "area_m2": float(r[2])},
             "geometry")

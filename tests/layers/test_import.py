@@ -281,3 +281,32 @@ def test_a_check_reports_overlaps_beside_other_errors(db, tmp_path):
     report = run(db, make.caragana_zip(tmp_path, frame=frame), tmp_path, write=False)
     assert {(p.index, p.code) for p in report.problems} == {(0, "value_not_allowed"), (2, "overlap")}
     assert "NT-0001" in next(p.message for p in report.problems if p.code == "overlap")
+
+
+@pytest.mark.parametrize("write", [True, False], ids=["direct", "staged"])
+@pytest.mark.parametrize("limit", [None, "OVERLAP_CANDIDATES_MAX", "OVERLAPS_IN_PYTHON_MAX"],
+                         ids=["found-while-reading", "too-many-pairs", "too-many-features"])
+def test_overlaps_across_batches_are_found_alike_while_reading_and_by_the_database(db, tmp_path, monkeypatch,
+                                                                                 write, limit):
+    """The file's overlaps are looked for batch by batch in Python, or by the database past a limit.
+
+    Both report the same: features overlapping ones of earlier batches and of their own batch,
+    and nothing for the touching plots (their reprojected edges meet in slivers only).
+    """
+    from layers import importer
+
+    if limit is not None:  # past either limit the database finds the file's overlaps itself
+        monkeypatch.setattr(importer, limit, 0)
+    frame = make.caragana_frame(7)  # batches of 2: [0 1] [2 3] [4 5] [6]
+    frame.loc[6, "geometry"] = frame.loc[0, "geometry"].buffer(5)  # 0 whole, 1 by a 5 m strip
+    frame.loc[5, "geometry"] = frame.loc[4, "geometry"].buffer(5)  # 4 whole, 3 by a 5 m strip
+    path = make.caragana_zip(tmp_path, frame=frame)
+    with db.connect() as conn:
+        trans = conn.begin()
+        report = run_import(conn, path, tmp_path / "work", ImportOptions(layer="caragana_plots"), write=write,
+                            batch_size=2)
+        trans.rollback()
+    overlaps = sorted((p.index, p.code, p.params["other_code"]) for p in report.problems)
+    assert overlaps == [(5, "overlap", "NT-0003"), (5, "overlap", "NT-0004"), (6, "overlap", "NT-0000"),
+                        (6, "overlap", "NT-0001")]
+    assert not report.committed and report.refused == 2

@@ -355,3 +355,25 @@ _HISTORY = {layer_id: build_history_table(layer) for layer_id, layer in LAYERS.i
 def history_table_for(layer: Layer | str) -> sa.Table:
     """The history table of a registry layer."""
     return _HISTORY[layer if isinstance(layer, str) else layer.id]
+
+
+# -- change patches' workflow (layers/change_patches.py) --------------------------------------
+
+__all__ += ["change_patch_steps_table"]
+
+#: Every step of a change patch's status, written by the database's trigger (migration 0014)
+#: whoever changes the status: from, to, who, when and the note. Append-only.
+change_patch_steps_table = sa.Table(
+    "change_patch_steps", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("patch_id", sa.BigInteger, nullable=False),
+    sa.Column("code", sa.Text, nullable=False),
+    sa.Column("from_status", sa.Text),  # NULL: the patch was found
+    sa.Column("to_status", sa.Text, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("by", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("db_user", sa.Text, nullable=False, server_default=sa.text("session_user")),
+    sa.Index("ix_change_patch_steps_patch_id", "patch_id", "id"),
+    sa.Index("ix_change_patch_steps_at", "at"),
+)

@@ -1,7 +1,7 @@
 """Change patches (变化图斑): the layer, its history, and its workflow enforced by the database.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-30 05:49:42.685913
 
 Generated from layers/defs/change_patches.py and ``change_patch_steps`` (layers/store/schema.py),
@@ -27,7 +27,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0014'
-down_revision: Union[str, None] = '0011'
+down_revision: Union[str, None] = '0012'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

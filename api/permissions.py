@@ -114,11 +114,19 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/collections/{collection_id}/items/{feature_id}"): "surveyor",
     ("GET", "/maps/{layer_id}/features/{feature_id}/edit"): "surveyor",
     ("GET", "/maps/{layer_id}/new-feature"): "surveyor",
+    # change patches (api/change_patches.py): a step needs an account, and the step's role inside
+    # (verified, false_alarm: surveyor; rectified: surveyor or planner); detection is a surveyor's
+    ("GET", "/change_patches"): _READ,
+    ("POST", "/change_patches/detect"): "surveyor",
+    ("POST", "/collections/change_patches/items/{feature_id}/status"): "viewer",
+    ("GET", "/collections/change_patches/items/{feature_id}/steps"): "viewer",
+    ("POST", "/change_patches/{feature_id}/status/form"): "viewer",
 }
 
 #: Routes of landeco's own forms: their CSRF token is a form field, checked by the route.
 FORMS = frozenset({("POST", "/login"), ("POST", "/logout"), ("POST", "/uploads/form"),
-                   ("POST", "/uploads/{upload_id}/commit/form")})
+                   ("POST", "/uploads/{upload_id}/commit/form"),
+                   ("POST", "/change_patches/{feature_id}/status/form")})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

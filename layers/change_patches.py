@@ -32,8 +32,9 @@ from layers.defs.change_patches import LAYER, TRANSITIONS
 from layers.errors import BadRequestError, LandecoError
 from layers.history import attribute
 
-__all__ = ["FINAL", "ILLEGAL_SQLSTATE", "STATUSES", "STEP_ROLES", "TRANSITIONS", "IllegalTransitionError",
-           "StepForbiddenError", "change_patch_summary", "check_step", "from_database", "insert_patches",
+__all__ = ["FINAL", "ILLEGAL_SQLSTATE", "STATUSES", "STEP_ROLES", "TRANSITIONS", "DetectionParameterError",
+           "IllegalTransitionError", "RasterPairError", "StepForbiddenError", "change_patch_summary",
+           "check_detection", "check_pair", "check_step", "detect", "from_database", "insert_patches",
            "list_patches", "may_step", "step", "steps"]
 
 FLOW = LAYER.workflow
@@ -130,13 +131,10 @@ def step(engine: sa.Engine, feature_id: int, *, status: str, note: str | None, w
     """Move patch ``feature_id`` to ``status`` with ``note``; the patch and its steps after.
 
     Refused: 404 for an unknown patch, 409 :class:`IllegalTransitionError` for a step the workflow
-    does not allow (checked here and, whatever happens meanwhile, by the database), 403 when
+    does not allow (checked here and, whatever happens meanwhile, by the database), then 403 when
     ``has`` (the account's roles) lacks the step's role.
     """
     status, note = check_step({"status": status, "note": note})
-    if has is not None and not may_step(has, status):
-        roles = " or ".join(STEP_ROLES.get(status, ("admin",)))
-        raise StepForbiddenError(f"taking a change patch to {status} needs the {roles} role")
     with engine.begin() as conn:
         row = conn.execute(sa.text("SELECT code, status FROM change_patches WHERE id = :fid FOR UPDATE"),
                            {"fid": feature_id}).first()
@@ -148,6 +146,9 @@ def step(engine: sa.Engine, feature_id: int, *, status: str, note: str | None, w
                 f"change patch {row.code} is {row.status}: it can become "
                 f"{', '.join(allowed) if allowed else 'nothing else (final)'}",
                 current=row.status, requested=status, allowed=allowed)
+        if has is not None and not may_step(has, status):
+            roles = " or ".join(STEP_ROLES.get(status, ("admin",)))
+            raise StepForbiddenError(f"taking a change patch to {status} needs the {roles} role")
         attribute(conn, who)
         try:
             with conn.begin_nested():
@@ -189,6 +190,140 @@ def steps(conn: Connection, feature_id: int) -> list[dict[str, Any]]:
 
 
 # --- detection ---------------------------------------------------------------------------------
+
+class DetectionParameterError(BadRequestError):
+    """A detection's parameters are wrong: raster ids, threshold, direction or minimum size."""
+
+    code = "invalid_detection"
+    title = "Invalid change detection"
+
+
+class RasterPairError(BadRequestError):
+    """The two rasters cannot be compared: one raster twice, two kinds, or no common ground."""
+
+    code = "raster_pair_mismatch"
+    title = "Rasters cannot be compared"
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+    def extra(self) -> dict[str, object]:
+        """Why: ``same_raster``, ``kind_differs`` or ``no_overlap``."""
+        return {"reason": self.reason}
+
+
+#: A detection's defaults: an absolute change of 0.15 (NDVI), either way, patches of 1 亩 and more.
+DETECTION_DEFAULTS = {"threshold": 0.15, "direction": "both", "min_mu": 1.0}
+
+
+def _number(params: dict[str, Any], name: str, lo: float, hi: float) -> float:
+    value = params.get(name, DETECTION_DEFAULTS.get(name))
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise DetectionParameterError(f"{name} is a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise DetectionParameterError(f"{name} is a number, not {str(value)[:40]!r}") from None
+    if not (lo <= number <= hi):  # NaN fails too
+        raise DetectionParameterError(f"{name} is between {lo:g} and {hi:g}")
+    return number
+
+
+def check_detection(params: dict[str, Any]) -> dict[str, Any]:
+    """A detection's parameters checked before queueing: raster ids, threshold, direction, min_mu.
+
+    ``before`` and ``after`` are raster ids, ``actor`` who asked.
+    """
+    from gis.change import DIRECTIONS
+
+    if not isinstance(params, dict):
+        raise DetectionParameterError("the parameters are a JSON object")
+    unknown = set(params) - {"before", "after", "threshold", "direction", "min_mu", "actor"}
+    if unknown:
+        raise DetectionParameterError(f"a detection takes no {', '.join(sorted(map(str, unknown)))}")
+    ids = {}
+    for name in ("before", "after"):
+        value = params.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit() \
+                or not 0 < int(value) < 2**63:
+            raise DetectionParameterError(f"{name} is the id of a raster (a whole number)")
+        ids[name] = int(value)
+    direction = params.get("direction", DETECTION_DEFAULTS["direction"])
+    if direction not in DIRECTIONS:
+        raise DetectionParameterError(f"direction is one of {', '.join(DIRECTIONS)}")
+    actor = params.get("actor")
+    if actor is not None and not isinstance(actor, str):
+        raise DetectionParameterError("actor is a text")
+    return {**ids, "threshold": _number(params, "threshold", 1e-9, 1e9), "direction": direction,
+            "min_mu": _number(params, "min_mu", 0, 1e7), "actor": actor}
+
+
+def check_pair(conn: Connection, before_id: int, after_id: int) -> tuple[Any, Any]:
+    """The two rasters (404 ``raster_not_found``), of one kind and overlapping, else 400."""
+    from layers.rasters import get_raster
+
+    if before_id == after_id:
+        raise RasterPairError("compare two different rasters", "same_raster")
+    before, after = get_raster(conn, before_id), get_raster(conn, after_id)
+    if before.kind != after.kind:
+        raise RasterPairError(f"raster {before.id} is {before.kind} and raster {after.id} is {after.kind}: "
+                              "compare rasters of one kind", "kind_differs")
+    if before.footprint.intersection(after.footprint).area <= 0:
+        raise RasterPairError(f"rasters {before.id} and {after.id} cover no common ground", "no_overlap")
+    return before, after
+
+
+def detect(engine: sa.Engine, *, before: int, after: int, threshold: float, direction: str, min_mu: float,
+           who: Who | None, on_progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+    """Compare two registered rasters and write their patches as ``pending``; what was written."""
+    from gis.change import detect_changes
+    from gis.errors import InputError
+
+    with engine.connect() as conn:
+        first, second = check_pair(conn, before, after)
+    if first.acquired > second.acquired:  # before is the earlier one, whatever order they came in
+        first, second = second, first
+
+    def report(fraction: float) -> None:
+        if on_progress is not None:
+            on_progress(0.05 + 0.85 * fraction, "正在比较影像")
+
+    try:
+        found = detect_changes(first.uri, second.uri, threshold=threshold,
+                               direction=direction,  # type: ignore[arg-type]
+                               min_mu=min_mu, on_progress=report)
+    except InputError as err:
+        if err.code == "rasters_disjoint":
+            raise RasterPairError(str(err), "no_overlap") from None
+        raise DetectionParameterError(str(err)) from None
+    if on_progress is not None:
+        on_progress(0.92, "正在写入图斑")
+    with engine.begin() as conn:
+        out = insert_patches(conn, found, before_id=first.id, after_id=second.id, before_date=first.acquired,
+                             after_date=second.acquired, threshold=threshold, who=who)
+        audit.record_as(conn, who, "change_patch.detect", layer=LAYER.id, feature_ids=out["feature_ids"],
+                        counts={"inserted": out["inserted"], "known": out["known"]},
+                        detail={"before": first.id, "after": second.id, "threshold": threshold,
+                                "direction": direction, "min_mu": min_mu})
+    return {**out, "before": first.id, "after": second.id, "found": len(found)}
+
+
+def _job_kind() -> None:
+    from layers.jobs import JobContext, job_kind
+
+    @job_kind("change_detect", zh="检测变化图斑", en="Detect change patches", check=check_detection)
+    def change_detect(ctx: JobContext, *, before: int, after: int, threshold: float, direction: str,
+                      min_mu: float, actor: str | None = None) -> dict[str, Any]:
+        """Patches between two rasters, written as pending; the counts and the page to see them."""
+        out = detect(ctx.engine, before=before, after=after, threshold=threshold, direction=direction,
+                     min_mu=min_mu, who=Who(actor=actor, route="job: change_detect"),
+                     on_progress=lambda f, m: ctx.progress(f, m))
+        return {key: out[key] for key in ("inserted", "known", "found", "area_mu", "before", "after")} | {
+            "page": "/change_patches"}
+
+
+_job_kind()
 
 def insert_patches(conn: Connection, patches: list[Any], *, before_id: int, after_id: int,
                    before_date: date | None, after_date: date | None, threshold: float,

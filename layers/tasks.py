@@ -120,3 +120,11 @@ def upload_commit(ctx: JobContext, *, upload_id: str, actor: str | None, address
                           who=_who(actor, address, "job: upload_commit"), on_progress=_follow(ctx))
     return {"upload_id": upload_id, "state": state["state"], "written": state["report"].get("written"),
             "page": f"/uploads?id={upload_id}"}
+
+
+def _more_kinds() -> None:
+    """Kinds declared beside their services (change detection)."""
+    import layers.change_patches  # noqa: F401  (declares change_detect)
+
+
+_more_kinds()

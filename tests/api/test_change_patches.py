@@ -285,7 +285,7 @@ def test_the_page_counts_by_village_and_status(client, detected):
     assert summary["found"]["count"] == sum(summary["totals"][s]["count"] for s in STATUSES)
 
 
-def test_the_page_escapes_hostile_names_and_notes(client, place):
+def test_the_page_escapes_hostile_names_and_notes(client, place, detected):
     _, _, _, _, engine = place
     fid = _new_patch(engine, "API-xss")
     client.post(f"/collections/change_patches/items/{fid}/status",

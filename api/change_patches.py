@@ -27,7 +27,7 @@ from layers import jobs
 from layers.columns import FeatureNotFoundError
 from layers.defs.change_patches import LAYER
 from layers.errors import BadRequestError
-from layers.values import feature_number, iso_date, parse_json
+from layers.values import InvalidParameterError, feature_number, iso_date, parse_json
 
 __all__ = ["router"]
 
@@ -137,7 +137,7 @@ def page(request: Request, conn: ConnDep,
     first = iso_date(start, "start") if start else None
     last = iso_date(end, "end") if end else None
     if first and last and last < first:
-        raise InvalidBodyError("end is before start")
+        raise InvalidParameterError("end", "the period ends before it starts")
     summary = cp.change_patch_summary(conn, start=first, end=last)
     patches = cp.list_patches(conn, village=village, status=status, limit=500)
     if first or last:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import shapely
@@ -399,8 +399,7 @@ def change_patch_summary(conn: Connection, *, start: date | None = None,
     status_sql = "p.status"
     if end is not None:
         status_sql = ("coalesce((SELECT s.to_status FROM change_patch_steps s WHERE s.patch_id = p.id "
-                      "AND s.at < :end_next ORDER BY s.id DESC LIMIT 1), 'pending')")
-        params["end_next"] = end + timedelta(days=1)
+                      "AND s.at < CAST(:end AS date) + 1 ORDER BY s.id DESC LIMIT 1), 'pending')")
     rows = conn.execute(sa.text(
         f"SELECT p.village_code, v.name AS village_name, {status_sql} AS status, count(*) AS n, "
         "coalesce(sum(p.area_mu), 0) AS mu FROM change_patches p "

@@ -398,11 +398,13 @@ rasters_table = sa.Table(
 __all__ += ["change_patch_steps_table"]
 
 #: Every step of a change patch's status, written by the database's trigger (migration 0014)
-#: whoever changes the status: from, to, who, when and the note. Append-only.
+#: whoever changes the status: from, to, who, when and the note. Append-only: rows go only with
+#: their patch (a deleted patch's versions stay in ``change_patches_history``).
 change_patch_steps_table = sa.Table(
     "change_patch_steps", metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("patch_id", sa.BigInteger, nullable=False),
+    sa.Column("patch_id", sa.BigInteger, sa.ForeignKey("change_patches.id", ondelete="CASCADE"),
+              nullable=False),
     sa.Column("code", sa.Text, nullable=False),
     sa.Column("from_status", sa.Text),  # NULL: the patch was found
     sa.Column("to_status", sa.Text, nullable=False),

@@ -110,12 +110,14 @@ def test_the_workflow_fields_change_only_with_a_step(conn, village):
     assert row.note == "a plain note"
 
 
-def test_steps_are_append_only(conn, village):
+def test_steps_are_append_only_and_go_with_their_patch(conn, village):
     fid = _new(conn, "T-log")
     for sql in ("UPDATE change_patch_steps SET note = 'x' WHERE patch_id = :i",
                 "DELETE FROM change_patch_steps WHERE patch_id = :i"):
         with pytest.raises(sa.exc.DBAPIError), conn.begin_nested():
             conn.execute(sa.text(sql), {"i": fid})
+    conn.execute(sa.text("DELETE FROM change_patches WHERE id = :i"), {"i": fid})
+    assert conn.scalar(sa.text("SELECT count(*) FROM change_patch_steps WHERE patch_id = :i"), {"i": fid}) == 0
 
 
 # --- through the service (its own transactions: a database of its own) -------------------------

@@ -117,7 +117,8 @@ def test_steps_are_append_only_and_go_with_their_patch(conn, village):
         with pytest.raises(sa.exc.DBAPIError), conn.begin_nested():
             conn.execute(sa.text(sql), {"i": fid})
     conn.execute(sa.text("DELETE FROM change_patches WHERE id = :i"), {"i": fid})
-    assert conn.scalar(sa.text("SELECT count(*) FROM change_patch_steps WHERE patch_id = :i"), {"i": fid}) == 0
+    left = conn.scalar(sa.text("SELECT count(*) FROM change_patch_steps WHERE patch_id = :i"), {"i": fid})
+    assert left == 0
 
 
 # --- through the service (its own transactions: a database of its own) -------------------------

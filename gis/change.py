@@ -32,6 +32,8 @@ DIRECTIONS: tuple[str, ...] = ("loss", "gain", "both")
 #: Rows read at once (times the raster's width: 512 × 10 000 float32 pixels is 20 MB per raster).
 STRIP_ROWS = 512
 _LOSS, _GAIN = 1, 2
+#: GDAL's block cache while detecting (MB): the strips are read once, a large cache only grows.
+GDAL_CACHE_MB = 64
 
 
 @dataclass(frozen=True)
@@ -126,11 +128,9 @@ def _aligned(before_uri: str, after_uri: str) -> Iterator[tuple[Any, Any]]:
 
 
 def _read(src: Any, window: Any) -> np.ndarray:
-    """Band 1 of ``window`` as float64 with NaN where there is no data."""
-    band = src.read(1, window=window, masked=True, boundless=False)
-    data = np.ma.filled(band.astype("float64"), np.nan)
-    data[~np.isfinite(data)] = np.nan
-    return data
+    """Band 1 of ``window`` as float32 with NaN where there is no data."""
+    band = src.read(1, window=window, masked=True, boundless=False, out_dtype="float32")
+    return np.ma.filled(band, np.nan)
 
 
 def detect_changes(before_uri: str, after_uri: str, *, threshold: float, direction: Direction = "both",
@@ -158,6 +158,7 @@ def detect_changes(before_uri: str, after_uri: str, *, threshold: float, directi
     >>> p.kind, p.pixels, round(p.mean_change, 2), round(p.area_m2 / 90_000, 2)
     ('loss', 100, -0.4, 1.0)
     """
+    import rasterio
     import rasterio.features
     from rasterio.windows import Window
     from scipy import ndimage
@@ -171,7 +172,7 @@ def detect_changes(before_uri: str, after_uri: str, *, threshold: float, directi
     kinds = {"loss": (_LOSS,), "gain": (_GAIN,), "both": (_LOSS, _GAIN)}[direction]
     parts = _Parts()
     out: list[ChangePatch] = []
-    with _aligned(before_uri, after_uri) as (before, after):
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _aligned(before_uri, after_uri) as (before, after):
         to_lonlat = Transformer.from_crs(before.crs, "EPSG:4326", always_xy=True)
         rows, width = before.height, before.width
         prev_labels: np.ndarray | None = None  # the global part ids of the previous strip's last row
@@ -199,7 +200,8 @@ def detect_changes(before_uri: str, after_uri: str, *, threshold: float, directi
             if n_local:
                 flat = labels.ravel()
                 counts = np.bincount(flat, minlength=n_local + 1)
-                totals = np.bincount(flat, weights=np.nan_to_num(diff).ravel(), minlength=n_local + 1)
+                totals = np.bincount(flat, weights=np.nan_to_num(diff).ravel().astype("float64"),
+                                     minlength=n_local + 1)
                 first = np.zeros(n_local + 1, dtype="uint8")
                 first[flat] = codes.ravel()
                 geoms: dict[int, list[Any]] = {}
@@ -210,13 +212,14 @@ def detect_changes(before_uri: str, after_uri: str, *, threshold: float, directi
                 for local in range(1, n_local + 1):
                     ids[local] = parts.add(int(first[local]), int(counts[local]), float(totals[local]),
                                            geoms.get(local, []))
-            glob = np.asarray(ids, dtype="int64")[labels]  # -1 never: every label got an id
-            glob[labels == 0] = -1
+            table = np.asarray(ids, dtype="int64")
+            table[0] = -1  # no patch
+            top_row, bottom_row = table[labels[0]], table[labels[-1]]
             if prev_labels is not None and prev_codes is not None:
-                seam = (glob[0] >= 0) & (prev_labels >= 0) & (codes[0] == prev_codes)
-                for a, b in set(zip(prev_labels[seam].tolist(), glob[0][seam].tolist(), strict=True)):
+                seam = (top_row >= 0) & (prev_labels >= 0) & (codes[0] == prev_codes)
+                for a, b in set(zip(prev_labels[seam].tolist(), top_row[seam].tolist(), strict=True)):
                     parts.union(a, b)
-            prev_labels, prev_codes = glob[-1].copy(), codes[-1].copy()
+            prev_labels, prev_codes = bottom_row, codes[-1].copy()
             open_roots = {parts.find(i) for i in prev_labels[prev_labels >= 0].tolist()}
             last = top + height >= rows
             out.extend(_finished(parts, open_roots if not last else set(), to_lonlat, min_mu))

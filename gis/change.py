@@ -3,7 +3,7 @@
 Polygons of the pixels whose change passes a threshold, of at least a minimum size.
 
 The second raster is read on the first one's grid (``WarpedVRT`` when the grids differ), strip
-by strip: memory grows with the raster's width times the strip's height, never with its size.
+by strip of about :data:`STRIP_PIXELS` pixels: memory does not grow with the raster's size.
 Pixels whose change passes the threshold are grouped into patches of edge-touching pixels
 (4-connectivity, as ``rasterio.features.shapes`` draws them); a patch crossing strips is one
 patch (its pieces are joined by a union-find over the strips' seams). Each patch carries its
@@ -29,8 +29,8 @@ __all__ = ["DIRECTIONS", "ChangePatch", "detect_changes"]
 Direction = Literal["loss", "gain", "both"]
 #: What a detection looks for: values that fell, rose, or either.
 DIRECTIONS: tuple[str, ...] = ("loss", "gain", "both")
-#: Rows read at once (times the raster's width: 512 × 10 000 float32 pixels is 20 MB per raster).
-STRIP_ROWS = 512
+#: Pixels read at once (a strip of whole rows: 4 M float32 pixels are 16 MB per raster).
+STRIP_PIXELS = 4_000_000
 _LOSS, _GAIN = 1, 2
 #: GDAL's block cache while detecting (MB): the strips are read once, a large cache only grows.
 GDAL_CACHE_MB = 64
@@ -134,13 +134,14 @@ def _read(src: Any, window: Any) -> np.ndarray:
 
 
 def detect_changes(before_uri: str, after_uri: str, *, threshold: float, direction: Direction = "both",
-                   min_mu: float = 0.0, strip_rows: int = STRIP_ROWS,
+                   min_mu: float = 0.0, strip_rows: int | None = None,
                    on_progress: Callable[[float], None] | None = None) -> list[ChangePatch]:
     """The patches where ``after - before`` is at most ``-threshold`` (loss) or at least it (gain).
 
     ``threshold`` is an absolute change in the rasters' unit (0.15 of NDVI); ``min_mu`` the
     smallest patch kept, in 亩, measured on the ellipsoid. Pixels without data in either raster
-    never belong to a patch. ``on_progress`` sees the fraction of rows read.
+    never belong to a patch. ``strip_rows`` (default: :data:`STRIP_PIXELS` worth of rows) bounds
+    the memory; ``on_progress`` sees the fraction of rows read.
 
     Examples
     --------
@@ -175,6 +176,8 @@ def detect_changes(before_uri: str, after_uri: str, *, threshold: float, directi
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _aligned(before_uri, after_uri) as (before, after):
         to_lonlat = Transformer.from_crs(before.crs, "EPSG:4326", always_xy=True)
         rows, width = before.height, before.width
+        if strip_rows is None:
+            strip_rows = max(16, STRIP_PIXELS // width)
         prev_labels: np.ndarray | None = None  # the global part ids of the previous strip's last row
         prev_codes: np.ndarray | None = None
         for top in range(0, rows, strip_rows):

@@ -139,10 +139,7 @@ def page(request: Request, conn: ConnDep,
     if first and last and last < first:
         raise InvalidParameterError("end", "the period ends before it starts")
     summary = cp.change_patch_summary(conn, start=first, end=last)
-    patches = cp.list_patches(conn, village=village, status=status, limit=500)
-    if first or last:
-        patches = [p for p in patches if (not first or p["detected_on"] >= first)
-                   and (not last or p["detected_on"] <= last)]
+    patches = cp.list_patches(conn, village=village, status=status, start=first, end=last, limit=500)
     if not wants_html(request, f):
         return JSONResponse(json.loads(json.dumps({"summary": summary, "patches": patches}, default=str)))
     has = _has(request)

@@ -432,9 +432,12 @@ def change_patch_summary(conn: Connection, *, start: date | None = None,
 
 
 def list_patches(conn: Connection, *, village: str | None = None, status: str | None = None,
+                 start: date | None = None, end: date | None = None,
                  limit: int = 500) -> list[dict[str, Any]]:
-    """Patches newest first (of a village, of a status), with the village's name and size in 亩."""
-    clauses, params = [], {"limit": int(limit)}
+    """Patches newest first (of a village, a status, found in a period), with their village and 亩."""
+    where, params = _period(start, end)
+    clauses: list[str] = [where]
+    params["limit"] = int(limit)
     if village is not None:
         clauses.append("p.village_code = :village")
         params["village"] = village

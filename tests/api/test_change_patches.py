@@ -202,6 +202,10 @@ def test_every_illegal_transition_is_409_naming_the_status_and_the_next_ones(cli
         assert r.headers["content-type"].startswith("application/problem+json")
         assert body["code"] == "illegal_transition" and body["current_status"] == start
         assert body["allowed"] == [b for a, b in TRANSITIONS if a == start]
+        assert "不能改为" in body["detail"] and body["title"] == "不允许的状态变更"  # Chinese by default
+    english = client.post(f"/collections/change_patches/items/{fid}/status?lang=en",
+                          json={"status": "pending"}).json()
+    assert "cannot become Pending" in english["detail"]
 
 
 def test_a_step_records_who_when_and_note_and_roles_hold(client, place):

@@ -123,6 +123,14 @@ MESSAGES: dict[str, dict[str, Text]] = {
     "illegal_transition": _both(
         lambda p: f"图斑当前为「{_status(p['current_status'], 'zh')}」，不能改为「{_status(p['requested_status'], 'zh')}」；{_next(p, 'zh')}",
         lambda p: f"the patch is {_status(p['current_status'], 'en')}: it cannot become {_status(p['requested_status'], 'en')}; {_next(p, 'en')}"),
+    # --- change detection between two rasters (gis.change) ---
+    "threshold_invalid": _both("阈值须为大于 0 的变化量", "the threshold is an absolute change greater than 0"),
+    "direction_invalid": _both("变化方向须为 loss（减少）、gain（增加）或 both（两者）",
+                               "direction is loss, gain or both"),
+    "min_mu_invalid": _both("最小面积须为 0 亩或以上", "the minimum size is 0 mu or more"),
+    "raster_unreadable": _both("影像文件无法打开", "a raster cannot be opened"),
+    "raster_without_crs": _both("两期影像都须有坐标系", "both rasters need a coordinate reference system"),
+    "rasters_disjoint": _both("两期影像没有重叠的范围，无法比较", "the two rasters do not overlap: nothing to compare"),
     # --- a whole file refused (gis.errors.InputError codes) ---
     "encoding_mismatch": _both(
         lambda p: f"{_where(p, 'zh')}是 {p['encoding']}，但文件的文字不是 {p['encoding']} 编码{_at(p, 'zh')}",

@@ -121,8 +121,10 @@ def _next(p: dict[str, Any], lang: str) -> str:
 MESSAGES: dict[str, dict[str, Text]] = {
     # --- change patches' workflow (layers.change_patches) ---
     "illegal_transition": _both(
-        lambda p: f"图斑当前为「{_status(p['current_status'], 'zh')}」，不能改为「{_status(p['requested_status'], 'zh')}」；{_next(p, 'zh')}",
-        lambda p: f"the patch is {_status(p['current_status'], 'en')}: it cannot become {_status(p['requested_status'], 'en')}; {_next(p, 'en')}"),
+        lambda p: (f"图斑当前为「{_status(p['current_status'], 'zh')}」，不能改为「{_status(p['requested_status'], 'zh')}」；{_next(p, 'zh')}"
+                   if p.get("current_status") else f"新图斑须为「{_status('pending', 'zh')}」，不能为「{_status(p['requested_status'], 'zh')}」"),
+        lambda p: (f"the patch is {_status(p['current_status'], 'en')}: it cannot become {_status(p['requested_status'], 'en')}; {_next(p, 'en')}"
+                   if p.get("current_status") else f"a new patch is {_status('pending', 'en')}, not {_status(p['requested_status'], 'en')}")),
     # --- change detection between two rasters (gis.change) ---
     "threshold_invalid": _both("阈值须为大于 0 的变化量", "the threshold is an absolute change greater than 0"),
     "direction_invalid": _both("变化方向须为 loss（减少）、gain（增加）或 both（两者）",

@@ -347,3 +347,20 @@ def test_the_command_line_detects_with_a_bar(place, monkeypatch):
     assert bad.exit_code == 1 and "raster_pair_mismatch" in bad.output
     summary = CliRunner().invoke(app, ["changes", "summary", "--start", "2024-01-01"])
     assert summary.exit_code == 0 and '"found"' in summary.output
+
+
+def test_an_upload_cannot_bring_patches_in_another_status(client):
+    import json
+
+    w, n = _lonlat(180, 180)
+    e, s = _lonlat(185, 185)
+    ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
+    fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
+        "code": "UP-1", "kind": "loss", "detected_on": "2024-08-01", "status": "rectified"},
+        "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
+    up = client.post("/uploads", data={"layer": "change_patches"},
+                     files={"file": ("patches.geojson", json.dumps(fc).encode())}).json()["id"]
+    r = client.post(f"/uploads/{up}/commit")
+    assert r.status_code == 409 and r.json()["code"] == "illegal_transition"
+    assert r.json()["detail"] == "新图斑须为「待核查」，不能为「已整改」"
+    assert client.get("/collections/change_patches/items", params={"code": "UP-1"}).json()["features"] == []

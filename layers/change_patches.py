@@ -330,7 +330,9 @@ def insert_patches(conn: Connection, patches: list[Any], *, before_id: int, afte
                    who: Who | None, detected_on: date | None = None) -> dict[str, Any]:
     """Write detected patches (:class:`gis.change.ChangePatch`) as ``pending``; counts and codes.
 
-    Codes are ``BH-<year of the later raster>-<number>``, numbered on from the year's highest.
+    Codes are ``BH-<year of the later raster>-<number>``, numbered on from the year's highest; the
+    mean change is kept to two decimals, as spreadsheets show it (a download uploaded back changes
+    nothing).
     A patch overlapping one already found for the same pair and kind is not written (``known``).
     """
     attribute(conn, who)
@@ -359,7 +361,7 @@ def insert_patches(conn: Connection, patches: list[Any], *, before_id: int, afte
             "  AND ST_Area(ST_Intersection(c.geom, g.geom)) > 0) "
             "RETURNING id"),
             {"geom": geom, "code": f"{prefix}{last + len(inserted) + 1:04d}", "kind": patch.kind,
-             "mean": round(float(patch.mean_change), 6), "threshold": threshold, "before": before_id,
+             "mean": round(float(patch.mean_change), 2), "threshold": threshold, "before": before_id,
              "after": after_id, "before_date": before_date, "after_date": after_date,
              "on": detected_on or date.today(), "note": note})
         if fid is None:

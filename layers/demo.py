@@ -400,7 +400,7 @@ def _change_patches(town: Township, rng: np.random.Generator, villages: list[tup
         kind = "loss" if n % 3 else "gain"
         town.add("change_patches", {
             "code": f"BH-2024-{n:04d}", "village_code": code, "kind": kind,
-            "mean_change": round(float(rng.uniform(0.18, 0.4)) * (-1 if kind == "loss" else 1), 3),
+            "mean_change": round(float(rng.uniform(0.18, 0.4)) * (-1 if kind == "loss" else 1), 2),
             "threshold": 0.15, "before_date": date(2020, 7, 15), "after_date": date(2024, 7, 15),
             "detected_on": date(2024, 8, 1), "status": "pending", "status_note": "遥感比对发现",
         }, found[0])

@@ -8,7 +8,8 @@ Generated from layers/defs/change_patches.py and ``change_patch_steps`` (layers/
 then the layer gets what every layer has (``updated_at`` trigger, version trigger of 0008, overview
 cells of 0009; the history triggers of 0006 follow at the end of every migration) and the workflow:
 
-- ``change_patch_guard`` (BEFORE INSERT OR UPDATE, per row): a patch is born ``pending``; its status
+- ``change_patch_guard`` (BEFORE INSERT OR UPDATE, per row): a patch is born ``pending`` (an
+  upsert's INSERT meeting an existing code is left to its UPDATE); its status
   moves only along ``layers.change_patches.TRANSITIONS`` (SQLSTATE ``LE409`` otherwise, whose DETAIL
   is JSON naming the current status and the allowed next ones); ``status_by`` and ``status_at`` are
   the database's (who from ``landeco.who``, else the database role; today), ``status_note`` is the
@@ -51,6 +52,11 @@ def _workflow_sql() -> list[str]:
             note text;
         BEGIN
             IF TG_OP = 'INSERT' THEN
+                IF EXISTS (SELECT 1 FROM change_patches WHERE code = NEW.code) THEN
+                    -- an upsert meeting its patch (ON CONFLICT): the UPDATE that follows is checked;
+                    -- a plain INSERT of a taken code fails on the unique code anyway
+                    RETURN NEW;
+                END IF;
                 IF NEW.status IS DISTINCT FROM '{flow.start}' THEN
                     RAISE EXCEPTION USING ERRCODE = '{ILLEGAL}',
                         MESSAGE = format('a change patch is found {flow.start}, not %s', NEW.status),

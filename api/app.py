@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from api import (
     audit,
     auth,
+    change_patches,
     editing,
     features,
     history,
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(editing.router)
     app.include_router(raster_tiles.router)
     app.include_router(zonal_routes.router)
+    app.include_router(change_patches.router)
     install_openapi(app, "/api.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_observability(app, access_log=settings.access_log)  # last: outermost, around gzip

@@ -136,6 +136,13 @@ SUCCESS: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
     ("get", "/maps.{fmt}"): {200: {"image/png": _BINARY, "application/pdf": _BINARY}},
     ("get", "/maps/villages/{code}.{fmt}"): {200: {"image/png": _BINARY, "application/pdf": _BINARY}},
     ("get", "/audit"): {200: {"application/json": {"type": "object"}, HTML: _STRING, "text/csv": _STRING}},
+    # change patches (api/change_patches.py)
+    ("post", "/change_patches/detect"): {202: {"application/json": {"type": "object"}}},
+    ("get", "/change_patches"): {200: {"application/json": {"type": "object"}, HTML: _STRING}},
+    ("post", "/collections/change_patches/items/{feature_id}/status"): {
+        200: {"application/json": {"type": "object"}}},
+    ("get", "/collections/change_patches/items/{feature_id}/steps"): {
+        200: {"application/json": {"type": "object"}}},
 }
 
 #: Pages left out of the routes' schema (``include_in_schema=False``) whose path is an API
@@ -160,6 +167,8 @@ _HEADERS: dict[tuple[str, str, int], dict[str, Any]] = {
                                              "schema": {"type": "string"}}},
     ("post", "/jobs/export/{layer_id}", 202): {"Location": {"required": True, "schema": {"type": "string"},
                                                             "description": "the job's address"}},
+    ("post", "/change_patches/detect", 202): {"Location": {"required": True, "schema": {"type": "string"},
+                                                           "description": "the job's address"}},
     ("post", "/collections/{collection_id}/items", 201): {
         "Location": {"required": True, "description": "the new feature's address",
                      "schema": {"type": "string"}},
@@ -181,7 +190,9 @@ ERRORS: dict[int, str] = {
     412: "`precondition_failed`: the feature changed since its ETag was read (`current_etag`): GET it again",
     409: "the upload cannot be committed: it has errors, or is committed or being committed; the job "
          "has no file (not finished, failed or pruned); a feature other layers refer to cannot be deleted "
-         "(`feature_in_use`)",
+         "(`feature_in_use`); a change patch's status moves only along its workflow "
+         "(`illegal_transition`, with `current_status` and `allowed`), and only through its `status` "
+         "route (`workflow_field`)",
     413: "the file is larger than the upload limit",
     415: "the file's format is not one landeco reads",
     422: "the file is read but its content cannot be imported; an edit refused by the same checks "
@@ -196,7 +207,8 @@ _NO_DATABASE = {("get", "/conformance"), ("get", "/collections/{collection_id}/q
                 ("get", "/conflicts")}
 #: Operations that look up layers or villages named outside the path (404 without a path id).
 _FINDS = {("post", "/query"), ("get", "/query"), ("get", "/query/export"),
-          ("get", "/uploads"), ("get", "/maps")}  # /maps?raster= names a raster
+          ("get", "/uploads"), ("get", "/maps"),  # /maps?raster= names a raster
+          ("post", "/change_patches/detect")}
 #: Operations limited per client (query, export, uploads, tiles below z10).
 RATE_LIMITED = {("post", "/query"), ("get", "/query"), ("get", "/query/export"),
                 ("get", "/export/{layer_id}"), ("post", "/uploads"), ("post", "/uploads/{upload_id}/commit"),
@@ -208,9 +220,11 @@ _MORE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/uploads"): {413, 415, 422},
     ("post", "/uploads/{upload_id}/commit"): {409},
     ("get", "/jobs/{job_id}/result"): {409},
-    ("post", "/collections/{collection_id}/items"): {413, 415, 422},
-    ("put", "/collections/{collection_id}/items/{feature_id}"): {412, 413, 415, 422, 428},
-    ("patch", "/collections/{collection_id}/items/{feature_id}"): {412, 413, 415, 422, 428},
+    ("post", "/collections/{collection_id}/items"): {409, 413, 415, 422},
+    ("put", "/collections/{collection_id}/items/{feature_id}"): {409, 412, 413, 415, 422, 428},
+    ("patch", "/collections/{collection_id}/items/{feature_id}"): {409, 412, 413, 415, 422, 428},
+    ("post", "/collections/change_patches/items/{feature_id}/status"): {409, 413},
+    ("post", "/change_patches/detect"): {413},
     ("delete", "/collections/{collection_id}/items/{feature_id}"): {409, 412, 428},
 }
 #: Operations that answer a browser's (HTML) request's errors as an HTML page, by status.

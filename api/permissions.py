@@ -125,11 +125,19 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     # zonal statistics (api/zonal.py): computing them is a surveyor's job; the series are read as features
     ("POST", "/rasters/{raster_id}/zonal"): "surveyor",
     ("GET", "/collections/{collection_id}/items/{feature_id}/zonal"): _READ,
+    # change patches (api/change_patches.py): a step needs an account, and the step's role inside
+    # (verified, false_alarm: surveyor; rectified: surveyor or planner); detection is a surveyor's
+    ("GET", "/change_patches"): _READ,
+    ("POST", "/change_patches/detect"): "surveyor",
+    ("POST", "/collections/change_patches/items/{feature_id}/status"): "viewer",
+    ("GET", "/collections/change_patches/items/{feature_id}/steps"): "viewer",
+    ("POST", "/change_patches/{feature_id}/status/form"): "viewer",
 }
 
 #: Routes of landeco's own forms: their CSRF token is a form field, checked by the route.
 FORMS = frozenset({("POST", "/login"), ("POST", "/logout"), ("POST", "/uploads/form"),
-                   ("POST", "/uploads/{upload_id}/commit/form"), ("POST", "/rasters/form")})
+                   ("POST", "/uploads/{upload_id}/commit/form"), ("POST", "/rasters/form"),
+                   ("POST", "/change_patches/{feature_id}/status/form")})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

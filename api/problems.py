@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from layers import messages
+from layers.change_patches import ILLEGAL_SQLSTATE, from_database
 from layers.errors import DatabaseUnavailableError, LandecoError, QueryTimeoutError
 
 __all__ = ["PROBLEM_JSON", "database_problem", "install_problem_handlers", "localised", "problem",
@@ -69,6 +70,8 @@ def database_problem(exc: BaseException) -> LandecoError | None:
         return QueryTimeoutError("the query ran past its time limit: narrow it (a smaller area, a "
                                  "filter, a lower limit)")
     state = getattr(orig, "sqlstate", None) or ""
+    if state == ILLEGAL_SQLSTATE:  # a change patch's status moved against its workflow (migration 0014)
+        return from_database(orig)
     if isinstance(orig, psycopg.OperationalError) and not state:
         return DatabaseUnavailableError("the database cannot be reached")
     if isinstance(orig, psycopg.DataError) and not state:  # refused by psycopg before sending

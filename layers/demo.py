@@ -66,6 +66,8 @@ class Township:
 
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     geoms: dict[str, list[BaseGeometry]] = field(default_factory=dict)
+    #: workflow steps taken after loading (change patches are found pending): (code, status, note)
+    steps: list[tuple[str, str, str]] = field(default_factory=list)
 
     def add(self, layer_id: str, row: dict[str, Any], geom: BaseGeometry) -> None:
         """Append one feature."""
@@ -375,6 +377,36 @@ def _watersheds(town: Township, rng: np.random.Generator, villages: dict[str, tu
             }, blob)
 
 
+#: What the demo's change patches went through: (status path, notes).
+PATCH_STORIES = (
+    ((), ()),
+    ((), ()),
+    (("verified",), ("现场核实：开垦种植",)),
+    (("verified", "rectified"), ("现场核实：违规建设", "已拆除并补植柠条")),
+    (("false_alarm",), ("云影，非植被变化",)),
+    (("verified",), ("现场核实：过度放牧",)),
+    (("verified", "rectified"), ("现场核实：采砂", "已回填并围封")),
+    ((), ()),
+)
+
+
+def _change_patches(town: Township, rng: np.random.Generator, villages: list[tuple]) -> None:
+    """A few patches found between July 2020 and July 2024 images, some checked and rectified."""
+    for n, (path, notes) in enumerate(PATCH_STORIES, start=1):
+        _, code, geom = villages[int(rng.integers(0, len(villages)))]
+        found = synth.blobs(geom, 1, rng, min_area_m2=2e4, max_area_m2=2e5)
+        if not found:
+            continue
+        kind = "loss" if n % 3 else "gain"
+        town.add("change_patches", {
+            "code": f"BH-2024-{n:04d}", "village_code": code, "kind": kind,
+            "mean_change": round(float(rng.uniform(0.18, 0.4)) * (-1 if kind == "loss" else 1), 2),
+            "threshold": 0.15, "before_date": date(2020, 7, 15), "after_date": date(2024, 7, 15),
+            "detected_on": date(2024, 8, 1), "status": "pending", "status_note": "遥感比对发现",
+        }, found[0])
+        town.steps.extend((f"BH-2024-{n:04d}", s, note) for s, note in zip(path, notes, strict=True))
+
+
 def generate(seed: int = 20220701, parcels: int | None = None) -> Township:
     """Build the demo township in memory; the same seed gives the same features."""
     rng = np.random.default_rng(seed)
@@ -393,6 +425,7 @@ def generate(seed: int = 20220701, parcels: int | None = None) -> Township:
     later = np.random.default_rng([seed, 2])
     _watersheds(town, later, by_name)
     _eco_projects(town, later, named)
+    _change_patches(town, np.random.default_rng([seed, 3]), named)
     return town
 
 
@@ -420,6 +453,11 @@ def load_demo(
                     progress(layer_id, k, total)
 
             copy_features(conn, layer, rows, geoms, progress=step)
+        # steps of the workflow, as staff took them (the database records each one)
+        conn.execute(sa.text("SELECT set_config('landeco.who', 'demo', true)"))
+        for code, status, note in town.steps:
+            conn.execute(sa.text("UPDATE change_patches SET status = :s, status_note = :n WHERE code = :c"),
+                         {"s": status, "n": note, "c": code})
         for layer_id in LAYERS:
             conn.execute(sa.text(f"ANALYZE {layer_id}"))
     return town.counts()

@@ -40,7 +40,8 @@ from layers.model import Layer
 from layers.values import parse_json
 
 __all__ = ["PROBLEM_ZH", "EditRefusedError", "Edited", "FeatureInUseError", "InvalidFeatureError",
-           "PreconditionFailedError", "PreconditionRequiredError", "create_feature", "current_etag",
+           "PreconditionFailedError", "PreconditionRequiredError", "WorkflowFieldError", "create_feature",
+           "current_etag",
            "delete_feature", "merge_patch", "parse_feature", "patch_feature", "replace_feature"]
 
 #: Why a check refused a value, in the words staff read (the English ``message`` says the detail).
@@ -115,6 +116,45 @@ class PreconditionFailedError(LandecoError):
     def extra(self) -> dict[str, object]:
         """The current ETag (GET the feature again to see what changed)."""
         return {"current_etag": self.etag}
+
+
+class WorkflowFieldError(LandecoError):
+    """An edit tried to set a field only the layer's workflow changes (a change patch's status)."""
+
+    code = "workflow_field"
+    status = 409
+    title = "Changed only through the workflow"
+
+    def __init__(self, detail: str, fields: list[str]) -> None:
+        super().__init__(detail)
+        self.fields = fields
+
+    def extra(self) -> dict[str, object]:
+        """The fields refused."""
+        return {"fields": self.fields}
+
+
+def _workflow(layer: Layer, feature: dict[str, Any], current: dict[str, Any] | None,
+              feature_id: int | None = None) -> dict[str, Any]:
+    """``feature`` with the workflow's fields as they are (a new feature: at the start, empty).
+
+    A body giving one of them another value is refused: a status moves only by a step
+    (``POST /collections/{layer}/items/{id}/status``), which the database records.
+    """
+    flow = layer.workflow
+    if flow is None:
+        return feature
+    stored = {name: None for name in flow.managed} | {flow.field: flow.start}
+    if current is not None:
+        stored = {name: current.get(name) for name in flow.managed}
+    props = dict(feature.get("properties") or {})
+    differ = [name for name in flow.managed
+              if name in props and props[name] is not None and str(props[name]) != str(stored[name])]
+    if differ:
+        where = f"/collections/{layer.id}/items/{feature_id if feature_id is not None else '{id}'}/status"
+        raise WorkflowFieldError(f"{', '.join(differ)} of {layer.id} change only by a step of its workflow: "
+                                 f"POST {where}", differ)
+    return {**feature, "properties": {**props, **stored}}
 
 
 class FeatureInUseError(LandecoError):
@@ -461,6 +501,7 @@ def create_feature(engine: sa.Engine, layer: Layer, feature: dict[str, Any], who
                    crs: Crs = CRS84) -> Edited:
     """Insert a new feature (checked as an upload's insert); recorded as ``feature.edit``."""
     edit_id = f"edit:{uuid.uuid4().hex}"
+    feature = _workflow(layer, feature, None)
     with engine.begin() as conn:
         _lock(conn, layer)
         row, warnings = _checked(conn, layer, feature, crs, replacing=None)
@@ -484,6 +525,8 @@ def _replace(engine: sa.Engine, layer: Layer, feature_id: int, if_match: str | N
         _lock(conn, layer)
         _check_match(conn, layer, feature_id, if_match)
         feature = make(conn)
+        if layer.workflow is not None:
+            feature = _workflow(layer, feature, _current(conn, layer, feature_id)["properties"], feature_id)
         row, warnings = _checked(conn, layer, feature, crs, replacing=feature_id)
         attribute(conn, who, edit_id=edit_id)
         names, values = _write_values(layer, row)

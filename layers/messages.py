@@ -103,7 +103,36 @@ def _both(zh: Text, en: Text) -> dict[str, Text]:
 
 
 #: code → language → text with named parameters (``str.format``) or a function of them.
+def _status(value: object, lang: str) -> str:
+    """A change patch's status in words (待核查, Pending)."""
+    from layers.defs.change_patches import LAYER
+
+    choice = LAYER.get_field("status").choice(str(value))
+    return (choice.en if lang == "en" else choice.zh) if choice else str(value)
+
+
+def _next(p: dict[str, Any], lang: str) -> str:
+    allowed = [_status(s, lang) for s in p.get("allowed") or []]
+    if lang == "en":
+        return f"it can become {', '.join(allowed)}" if allowed else "that status is final"
+    return f"只能改为：{'、'.join(allowed)}" if allowed else "已是最终状态，不能再改"
+
+
 MESSAGES: dict[str, dict[str, Text]] = {
+    # --- change patches' workflow (layers.change_patches) ---
+    "illegal_transition": _both(
+        lambda p: (f"图斑当前为「{_status(p['current_status'], 'zh')}」，不能改为「{_status(p['requested_status'], 'zh')}」；{_next(p, 'zh')}"
+                   if p.get("current_status") else f"新图斑须为「{_status('pending', 'zh')}」，不能为「{_status(p['requested_status'], 'zh')}」"),
+        lambda p: (f"the patch is {_status(p['current_status'], 'en')}: it cannot become {_status(p['requested_status'], 'en')}; {_next(p, 'en')}"
+                   if p.get("current_status") else f"a new patch is {_status('pending', 'en')}, not {_status(p['requested_status'], 'en')}")),
+    # --- change detection between two rasters (gis.change) ---
+    "threshold_invalid": _both("阈值须为大于 0 的变化量", "the threshold is an absolute change greater than 0"),
+    "direction_invalid": _both("变化方向须为 loss（减少）、gain（增加）或 both（两者）",
+                               "direction is loss, gain or both"),
+    "min_mu_invalid": _both("最小面积须为 0 亩或以上", "the minimum size is 0 mu or more"),
+    "raster_unreadable": _both("影像文件无法打开", "a raster cannot be opened"),
+    "raster_without_crs": _both("两期影像都须有坐标系", "both rasters need a coordinate reference system"),
+    "rasters_disjoint": _both("两期影像没有重叠的范围，无法比较", "the two rasters do not overlap: nothing to compare"),
     # --- a whole file refused (gis.errors.InputError codes) ---
     "encoding_mismatch": _both(
         lambda p: f"{_where(p, 'zh')}是 {p['encoding']}，但文件的文字不是 {p['encoding']} 编码{_at(p, 'zh')}",
@@ -244,6 +273,12 @@ HINTS: dict[str, dict[str, Text]] = {
 
 #: code → a problem document's title; others get a title by HTTP status
 TITLES: dict[str, tuple[str, str]] = {
+    "illegal_transition": ("不允许的状态变更", "Illegal status change"),
+    "workflow_field": ("状态只能按核查整改流程修改", "Changed only through the workflow"),
+    "step_forbidden": ("没有权限执行此步骤", "Not allowed to take this step"),
+    "invalid_step": ("核查整改步骤无效", "Invalid status step"),
+    "invalid_detection": ("变化检测参数无效", "Invalid change detection"),
+    "raster_pair_mismatch": ("两期影像无法比较", "Rasters cannot be compared"),
     "upload_refused": ("文件被拒绝", "Upload refused"),
     "upload_not_found": ("找不到上传的文件", "Upload not found"),
     "upload_not_committable": ("无法写入", "Upload cannot be committed"),

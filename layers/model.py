@@ -31,6 +31,7 @@ __all__ = [
     "Pale",
     "Season",
     "Style",
+    "Workflow",
 ]
 
 #: Units whose figures add up (money, households, plants, people, target areas).
@@ -238,6 +239,31 @@ class Overlay:
 
 
 @dataclass(frozen=True)
+class Workflow:
+    """A coded field changed only by steps along allowed transitions (change patches' status).
+
+    The database enforces it (a trigger refuses any other change of ``field`` and records each
+    step, who, when and a note, in ``steps_table``); edits never touch ``field`` or the
+    ``recorded`` fields the steps write, which only the workflow's route changes.
+    """
+
+    field: str
+    start: str
+    transitions: tuple[tuple[str, str], ...]
+    recorded: tuple[str, ...]
+    steps_table: str
+
+    def allowed(self, status: str | None) -> tuple[str, ...]:
+        """The states a feature in ``status`` may move to (none from a final one)."""
+        return tuple(b for a, b in self.transitions if a == status)
+
+    @property
+    def managed(self) -> tuple[str, ...]:
+        """The fields only the workflow writes."""
+        return (self.field, *self.recorded)
+
+
+@dataclass(frozen=True)
 class Style:
     """How staff see a layer on a map: colour by a field, or one colour, and its rules."""
 
@@ -287,6 +313,8 @@ class Layer:
     active: Active | None = None
     #: The conflict checks that put this layer's features over another layer's.
     overlays: tuple[Overlay, ...] = ()
+    #: The steps a coded field moves by, when only a workflow changes it (change patches).
+    workflow: Workflow | None = None
 
     def __post_init__(self) -> None:
         if self.measures is None:

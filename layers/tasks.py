@@ -156,3 +156,9 @@ def raster_add(ctx: JobContext, *, incoming: str, kind: str, acquired: str, sour
 
 # kinds declared beside their work
 from layers import zonal as _zonal  # noqa: E402,F401  (the "zonal" kind)
+def _more_kinds() -> None:
+    """Kinds declared beside their services (change detection)."""
+    import layers.change_patches  # noqa: F401  (declares change_detect)
+
+
+_more_kinds()

@@ -417,4 +417,25 @@ zonal_stats_table = sa.Table(
     sa.PrimaryKeyConstraint("raster_id", "layer", "feature_id", "zone"),
     sa.CheckConstraint("zone = 'feature' OR zone ~ '^ring_[0-9.]+$'", name="zone_name"),
     sa.Index("ix_zonal_stats_layer", "layer", "feature_id", "acquired"),
+# -- change patches' workflow (layers/change_patches.py) --------------------------------------
+
+__all__ += ["change_patch_steps_table"]
+
+#: Every step of a change patch's status, written by the database's trigger (migration 0014)
+#: whoever changes the status: from, to, who, when and the note. Append-only: rows go only with
+#: their patch (a deleted patch's versions stay in ``change_patches_history``).
+change_patch_steps_table = sa.Table(
+    "change_patch_steps", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("patch_id", sa.BigInteger, sa.ForeignKey("change_patches.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("code", sa.Text, nullable=False),
+    sa.Column("from_status", sa.Text),  # NULL: the patch was found
+    sa.Column("to_status", sa.Text, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("by", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("db_user", sa.Text, nullable=False, server_default=sa.text("session_user")),
+    sa.Index("ix_change_patch_steps_patch_id", "patch_id", "id"),
+    sa.Index("ix_change_patch_steps_at", "at"),
 )

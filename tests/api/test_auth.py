@@ -135,10 +135,11 @@ def test_every_form_refuses_a_missing_or_wrong_token(client, user):
     good = _page_csrf(client)
     forms = {"/uploads/form": {"layer": "caragana_plots"}, "/logout": {},
              "/uploads/{upload_id}/commit/form": {},
-             "/rasters/form": {"kind": "ndvi", "acquired": "2022-07-15"}}
+             "/rasters/form": {"kind": "ndvi", "acquired": "2022-07-15"},
+             "/change_patches/{feature_id}/status/form": {"status": "verified"}}
     assert {p for _, p in FORMS} == {*forms, "/login"}
     for path, data in forms.items():
-        url = path.replace("{upload_id}", "0" * 32)
+        url = path.replace("{upload_id}", "0" * 32).replace("{feature_id}", "1")
         files = {"file": ("a.geojson", b"{}")} if path in ("/uploads/form", "/rasters/form") else None
         for token in (None, "wrong-" + good):
             body = {**data, **({"csrf_token": token} if token else {})}

@@ -33,7 +33,7 @@ def test_landing_lists_the_layers_and_links(client):
     body = res.json()
     assert {layer["id"] for layer in body["layers"]} == {
         "villages", "subsidence_zones", "grazing_bans", "caragana_plots", "land_leases",
-        "fence_lines", "eco_projects", "watersheds"}
+        "fence_lines", "eco_projects", "watersheds", "change_patches"}
     assert "采煤沉陷区" in {layer["title"] for layer in body["layers"]}
     rels = {link["rel"]: link["href"] for link in body["links"]}
     assert rels["service-desc"].endswith("/api")

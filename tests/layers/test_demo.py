@@ -41,8 +41,18 @@ def test_counts_are_those_of_a_township(demo):
     assert 300 <= counts["caragana_plots"] <= 600
     assert 100 <= counts["land_leases"] <= 200
     assert 20 <= counts["eco_projects"] <= 40 and counts["fence_lines"] > 10 and counts["watersheds"] == 2
+    assert 5 <= counts["change_patches"] <= 8
     for layer_id, n in counts.items():
         assert _scalar(engine, f"SELECT count(*) FROM {layer_id}") == n
+
+
+def test_change_patches_went_through_their_steps(demo):
+    _, engine = demo
+    statuses = dict(_rows(engine, "SELECT status, count(*) FROM change_patches GROUP BY 1"))
+    assert {"pending", "verified", "rectified"} <= set(statuses)
+    steps = _rows(engine, "SELECT s.to_status, s.by FROM change_patch_steps s JOIN change_patches p "
+                          "ON p.id = s.patch_id WHERE p.status = 'rectified' ORDER BY s.id")
+    assert ("rectified", "demo") in steps and ("verified", "demo") in steps
 
 
 def test_villages_carry_the_names_of_the_work_report(demo):

@@ -155,10 +155,5 @@ def raster_add(ctx: JobContext, *, incoming: str, kind: str, acquired: str, sour
 
 
 # kinds declared beside their work
+from layers import change_patches as _change_patches  # noqa: E402,F401  (the "change_detect" kind)
 from layers import zonal as _zonal  # noqa: E402,F401  (the "zonal" kind)
-def _more_kinds() -> None:
-    """Kinds declared beside their services (change detection)."""
-    import layers.change_patches  # noqa: F401  (declares change_detect)
-
-
-_more_kinds()

@@ -417,6 +417,9 @@ zonal_stats_table = sa.Table(
     sa.PrimaryKeyConstraint("raster_id", "layer", "feature_id", "zone"),
     sa.CheckConstraint("zone = 'feature' OR zone ~ '^ring_[0-9.]+$'", name="zone_name"),
     sa.Index("ix_zonal_stats_layer", "layer", "feature_id", "acquired"),
+)
+
+
 # -- change patches' workflow (layers/change_patches.py) --------------------------------------
 
 __all__ += ["change_patch_steps_table"]

@@ -10,7 +10,7 @@ import typer
 from psycopg.errors import UndefinedTable
 from sqlalchemy.exc import ProgrammingError
 
-from api.cli import backup, history, import_, jobs, maps, query, uploads, users
+from api.cli import backup, history, import_, jobs, maps, query, reports, uploads, users
 from layers.errors import LandecoError
 from layers.settings import Settings
 from layers.store.cluster import Cluster
@@ -223,7 +223,7 @@ def serve(
                 workers=workers, log_level="info", access_log=False)
 
 
-for _area in (import_, query, maps, uploads, users, history, backup, jobs):
+for _area in (import_, query, maps, uploads, users, history, backup, jobs, reports):
     _area.register(app)
 
 

@@ -182,10 +182,11 @@ def _map(
         handles.append(Patch(facecolor=part.color, edgecolor=part.color, label=part.label))
     ax.set_aspect("equal")
     if handles:
-        ax.legend(
+        fig.legend(
             handles=handles,
             fontsize=6.5,
-            loc="lower left",
+            loc="lower right",
+            bbox_to_anchor=(rect[0] + rect[2], rect[1]),
             frameon=True,
             title="Features counted in the period" if en else "本期计入的要素",
             title_fontsize=7,
@@ -282,10 +283,10 @@ def _pages(
                         72 if not en else 120,
                     )
                 )
-            fig.text(0.06, 0.70, "\n".join(how), fontsize=6.5, va="top", linespacing=1.4, color="#333333")
+            fig.text(0.06, 0.765, "\n".join(how), fontsize=6.5, va="top", linespacing=1.4, color="#333333")
             main = max(answered, key=lambda f: len(f.get("villages", [])))
-            _chart(fig, (0.1, 0.35, 0.82, 0.14), main, report, en)
-            _map(fig, (0.06, 0.05, 0.88, 0.24), maps.get(s["id"], []), villages, en)
+            _chart(fig, (0.1, 0.44, 0.82, 0.14), main, report, en)
+            _map(fig, (0.06, 0.05, 0.88, 0.33), maps.get(s["id"], []), villages, en)
 
         out.append(section_page)
 

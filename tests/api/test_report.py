@@ -73,17 +73,37 @@ def _area_mu(engine, table: str, where: str, **params) -> float:
 
 # -- each figure, recomputed -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("fid", "kind", "scale", "digits"), [
-    ("land_acquired", "acquisition", 1, 2), ("land_temporary", "temporary_use", 1, 2),
-    ("land_leased", "lease", 10_000, 4)])
+
+@pytest.mark.parametrize(
+    ("fid", "kind", "scale", "digits"),
+    [
+        ("land_acquired", "acquisition", 1, 2),
+        ("land_temporary", "temporary_use", 1, 2),
+        ("land_leased", "lease", 10_000, 4),
+    ],
+)
 def test_land_figures_are_the_leases_started_in_the_half_year(h1, engine, fid, kind, scale, digits):
     fig = _fig(h1, fid)
     for value, (start, end) in ((fig["value"], H1), (fig["previous"], H2_2021)):
-        expected = _area_mu(engine, "land_leases", "kind = :k AND start_date >= :s AND start_date <= :e",
-                            k=kind, s=start, e=end) / scale
+        expected = (
+            _area_mu(
+                engine,
+                "land_leases",
+                "kind = :k AND start_date >= :s AND start_date <= :e",
+                k=kind,
+                s=start,
+                e=end,
+            )
+            / scale
+        )
         assert value == pytest.approx(expected, abs=0.6 * 10**-digits)
-    n = _one(engine, "SELECT count(*) FROM land_leases WHERE kind = :k AND start_date BETWEEN :s AND :e",
-             k=kind, s=H1[0], e=H1[1])
+    n = _one(
+        engine,
+        "SELECT count(*) FROM land_leases WHERE kind = :k AND start_date BETWEEN :s AND :e",
+        k=kind,
+        s=H1[0],
+        e=H1[1],
+    )
     assert fig["count"] == n
     assert fig["change"] == pytest.approx(fig["value"] - fig["previous"], abs=10**-digits)
 
@@ -91,24 +111,38 @@ def test_land_figures_are_the_leases_started_in_the_half_year(h1, engine, fid, k
 def test_leases_per_village(h1, engine):
     fig = _fig(h1, "land_temporary")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            f"SELECT v.name, sum(ST_Area(l.geom::geography)) / {MU} FROM land_leases l JOIN villages v "
-            "ON v.code = l.village_code WHERE l.kind = 'temporary_use' AND l.start_date BETWEEN :s AND :e "
-            "GROUP BY v.name"), {"s": H1[0], "e": H1[1]}).all()
+        rows = conn.execute(
+            sa.text(
+                f"SELECT v.name, sum(ST_Area(l.geom::geography)) / {MU} FROM land_leases l JOIN villages v "
+                "ON v.code = l.village_code WHERE l.kind = 'temporary_use' "
+                "AND l.start_date BETWEEN :s AND :e "
+                "GROUP BY v.name"
+            ),
+            {"s": H1[0], "e": H1[1]},
+        ).all()
     got = {v["name"]: v["value"] for v in fig["villages"] if v["value"]}
     assert set(got) == {name for name, _ in rows}
     for name, mu in rows:
         assert got[name] == pytest.approx(mu, abs=0.006)
 
 
-@pytest.mark.parametrize(("fid", "column"), [
-    ("households_inventoried", "households_total"), ("households_relocated", "households_relocated"),
-    ("compensation", "compensation_wan_yuan")])
+@pytest.mark.parametrize(
+    ("fid", "column"),
+    [
+        ("households_inventoried", "households_total"),
+        ("households_relocated", "households_relocated"),
+        ("compensation", "compensation_wan_yuan"),
+    ],
+)
 def test_subsidence_figures_count_by_survey_date(h1, engine, fid, column):
     fig = _fig(h1, fid)
     for value, (start, end) in ((fig["value"], H1), (fig["previous"], H2_2021)):
-        expected = _one(engine, f"SELECT sum({column}) FROM subsidence_zones WHERE surveyed_on BETWEEN :s AND :e",
-                        s=start, e=end)
+        expected = _one(
+            engine,
+            f"SELECT sum({column}) FROM subsidence_zones WHERE surveyed_on BETWEEN :s AND :e",
+            s=start,
+            e=end,
+        )
         assert value == pytest.approx(expected, abs=0.006)
     assert fig["unit"] == {"compensation": "万元"}.get(fid, "户")
 
@@ -116,7 +150,9 @@ def test_subsidence_figures_count_by_survey_date(h1, engine, fid, column):
 def test_caragana_planted_with_geopandas(h1, township):
     """Year precision: the half-year counts its calendar year, against the year before."""
     url = township.render_as_string(hide_password=False)
-    plots = gpd.read_postgis("SELECT planted_year, geom FROM caragana_plots", engine_for(url), geom_col="geom")
+    plots = gpd.read_postgis(
+        "SELECT planted_year, geom FROM caragana_plots", engine_for(url), geom_col="geom"
+    )
     projected = plots.to_crs(4545)  # CGCS2000 Gauss-Krüger, CM 108°E: the township lies on it
     by_year = projected.assign(mu=projected.area / MU).groupby("planted_year")["mu"].sum() / 10_000
     fig = _fig(h1, "caragana_planted")
@@ -127,12 +163,18 @@ def test_caragana_planted_with_geopandas(h1, township):
 
 def test_fences_projects_and_watersheds_of_the_year(h1, engine):
     fences = _fig(h1, "fences")
-    assert fences["previous"] == pytest.approx(_one(
-        engine, "SELECT sum(ST_Length(geom::geography)) / 10000 FROM fence_lines WHERE built_year = 2021"),
-        abs=6e-5)
-    assert fences["value"] == pytest.approx(_one(
-        engine, "SELECT sum(ST_Length(geom::geography)) / 10000 FROM fence_lines WHERE built_year = 2022"),
-        abs=6e-5)
+    assert fences["previous"] == pytest.approx(
+        _one(
+            engine, "SELECT sum(ST_Length(geom::geography)) / 10000 FROM fence_lines WHERE built_year = 2021"
+        ),
+        abs=6e-5,
+    )
+    assert fences["value"] == pytest.approx(
+        _one(
+            engine, "SELECT sum(ST_Length(geom::geography)) / 10000 FROM fence_lines WHERE built_year = 2022"
+        ),
+        abs=6e-5,
+    )
     for fid, table in (("eco_projects", "eco_projects"), ("watersheds", "watersheds")):
         fig = _fig(h1, fid)
         assert fig["value"] == pytest.approx(_area_mu(engine, table, "year = 2022") / 10_000, abs=6e-5)
@@ -142,8 +184,12 @@ def test_fences_projects_and_watersheds_of_the_year(h1, engine):
 def test_bans_redrawn_in_the_half_year_they_take_effect(client, engine):
     r = client.get("/reports/2024H1?f=json").json()
     fig = _fig(r, "bans_redrawn")
-    expected = _area_mu(engine, "grazing_bans", "regime = 'full_ban' AND valid_from BETWEEN '2024-01-01' AND "
-                        "'2024-06-30'") / 10_000
+    expected = (
+        _area_mu(
+            engine, "grazing_bans", "regime = 'full_ban' AND valid_from BETWEEN '2024-01-01' AND '2024-06-30'"
+        )
+        / 10_000
+    )
     assert expected > 0 and fig["value"] == pytest.approx(expected, abs=6e-5)
     assert fig["previous"] == 0  # nothing was delineated in 2023 H2: a computed zero, features listed
 
@@ -157,7 +203,9 @@ def test_each_figure_links_to_the_features_behind_it(client, h1):
     assert got.json()["numberMatched"] == fig["count"]
     the_map = urlsplit(fig["links"]["map"])
     assert client.get(f"{the_map.path}?{the_map.query}").status_code == 200
-    assert the_map.query.startswith("ids=") and len(the_map.query.split("&")[0][4:].split(",")) == fig["count"]
+    assert (
+        the_map.query.startswith("ids=") and len(the_map.query.split("&")[0][4:].split(",")) == fig["count"]
+    )
 
 
 def test_what_the_data_cannot_answer_is_listed_never_a_number(h1):
@@ -169,11 +217,21 @@ def test_what_the_data_cannot_answer_is_listed_never_a_number(h1):
         assert f["value"] is None and f["needs"], f["id"]
     # without a change_patches table (another branch's layer), the patch figure waits for it
     assert not _fig(h1, "patches_rectified")["answerable"]
-    assert set(h1["answered"]) >= {"land_acquired", "land_temporary", "land_leased", "households_relocated",
-                                   "compensation", "caragana_planted", "fences", "eco_projects", "bans_redrawn"}
+    assert set(h1["answered"]) >= {
+        "land_acquired",
+        "land_temporary",
+        "land_leased",
+        "households_relocated",
+        "compensation",
+        "caragana_planted",
+        "fences",
+        "eco_projects",
+        "bans_redrawn",
+    }
 
 
 # -- formats -----------------------------------------------------------------------------------
+
 
 def test_browsers_get_the_page_in_chinese_and_english(client, h1):
     page = client.get("/reports/2022H1", headers={"Accept": "text/html"})
@@ -191,8 +249,14 @@ def test_the_workbook_has_a_sheet_per_section_numbers_as_numbers(client, h1):
     r = client.get("/reports/2022H1?f=xlsx")
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     wb = openpyxl.load_workbook(io.BytesIO(r.content))
-    for title in ("一（一）工业经济发展", "一（三）民生与生态建设", "三（一）绿色低碳提升工程", "草畜平衡", "按嘎查村",
-                  "无法回答的指标"):
+    for title in (
+        "一（一）工业经济发展",
+        "一（三）民生与生态建设",
+        "三（一）绿色低碳提升工程",
+        "草畜平衡",
+        "按嘎查村",
+        "无法回答的指标",
+    ):
         assert title in wb.sheetnames
     ws = wb["一（一）工业经济发展"]
     header = [c.value for c in ws[1]]
@@ -213,7 +277,9 @@ def test_the_pdf_text_holds_the_chinese_figures(engine, township):
         seconds = time.perf_counter() - started
     reader = PdfReader(io.BytesIO(body))
     first = reader.pages[0]
-    assert abs(float(first.mediabox.width) - 595.44) < 1 and abs(float(first.mediabox.height) - 841.68) < 1  # A4
+    assert (
+        abs(float(first.mediabox.width) - 595.44) < 1 and abs(float(first.mediabox.height) - 841.68) < 1
+    )  # A4
     text = "\n".join(p.extract_text() for p in reader.pages)
     assert "2022年上半年工作报告数据" in text
     assert "协调临时用地X亩" in text and "种植柠条X万亩" in text and "以草定畜" in text
@@ -222,8 +288,12 @@ def test_the_pdf_text_holds_the_chinese_figures(engine, township):
     assert f"第 1 页 / 共 {len(reader.pages)} 页" in text
     assert f"数据日期 {report['data_as_of']}" in text
     assert "按嘎查村" in text  # the charts' Chinese titles are text too
-    fonts = {str(f) for p in reader.pages for f in (p["/Resources"]["/Font"] or {}).values()
-             for f in [f.get_object()["/BaseFont"]]}
+    fonts = {
+        str(f)
+        for p in reader.pages
+        for f in (p["/Resources"]["/Font"] or {}).values()
+        for f in [f.get_object()["/BaseFont"]]
+    }
     assert any("NotoSansCJK" in f for f in fonts), fonts
     assert seconds < 60
 
@@ -243,12 +313,15 @@ def test_a_pdf_is_a_job_with_a_file(township, tmp_path_factory):
         got = working.get(job["links"]["result"])
         assert got.headers["content-type"] == "application/pdf"
         assert "协调临时用地X亩" in PdfReader(io.BytesIO(got.content)).pages[1].extract_text()
-        browser = working.get("/reports/2022H1?f=pdf", headers={"Accept": "text/html"}, follow_redirects=False)
+        browser = working.get(
+            "/reports/2022H1?f=pdf", headers={"Accept": "text/html"}, follow_redirects=False
+        )
         assert browser.status_code == 303 and "/jobs/" in browser.headers["location"]
 
 
-@pytest.mark.parametrize("period", ["2022H3", "2022Q5", "nope", "2022-02-30..2022-03-01",
-                                    "2022-07-01..2022-01-01", "1800", "٢٠٢٢"])
+@pytest.mark.parametrize(
+    "period", ["2022H3", "2022Q5", "nope", "2022-02-30..2022-03-01", "2022-07-01..2022-01-01", "1800", "٢٠٢٢"]
+)
 def test_bad_periods_are_a_problem(client, period):
     r = client.get(f"/reports/{period}", headers={"Accept": "application/json"})
     assert r.status_code == 400
@@ -273,11 +346,16 @@ def test_the_command_writes_each_format(township, monkeypatch, tmp_path):
 
 # -- livestock and carrying capacity -----------------------------------------------------------
 
+
 def _capacity(engine, code: str, day: str, settings: Settings) -> float:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT regime, sum(area_mu) FROM grazing_bans WHERE village_code = :c AND valid_from <= :d "
-            "AND valid_to >= :d GROUP BY regime"), {"c": code, "d": day}).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT regime, sum(area_mu) FROM grazing_bans WHERE village_code = :c AND valid_from <= :d "
+                "AND valid_to >= :d GROUP BY regime"
+            ),
+            {"c": code, "d": day},
+        ).all()
     return sum(mu * settings.forage_yield_kg_per_mu[regime] * 0.35 / (1.8 * 365) for regime, mu in rows)
 
 
@@ -289,9 +367,11 @@ def test_livestock_upload_and_villages_over_capacity(client, engine, h1):
     assert heavy["capacity_su"] == pytest.approx(cap, abs=0.06)
     # the heavy one carries twice its capacity in cattle and sheep; the light one a tenth
     cattle = int(cap * 2 / 5)
-    sheet = ("嘎查村代码,年份,绵羊,山羊,牛,马,骆驼,备注\n"
-             f"{heavy['code']},2022,0,0,{cattle},0,0,春季统计\n"
-             f"{light['code']},2022,{int(light['capacity_su'] / 10)},0,0,0,0,\n")
+    sheet = (
+        "嘎查村代码,年份,绵羊,山羊,牛,马,骆驼,备注\n"
+        f"{heavy['code']},2022,0,0,{cattle},0,0,春季统计\n"
+        f"{light['code']},2022,{int(light['capacity_su'] / 10)},0,0,0,0,\n"
+    )
     r = client.post("/livestock", files={"file": ("counts.csv", sheet.encode("gbk"), "text/csv")})
     assert r.status_code == 200, r.text
     assert r.json()["written"] == 2
@@ -308,10 +388,17 @@ def test_livestock_upload_and_villages_over_capacity(client, engine, h1):
     marked = {r[0].value: r[0].fill.fgColor.rgb for r in ws.iter_rows(min_row=2) if r[0].value}
     assert marked[heavy["code"]].endswith("FDE0DD") and not marked[light["code"]].endswith("FDE0DD")
     # a second upload replaces the village's count of that year
-    again = client.post("/livestock", files={"file": ("c.csv", f"village_code,year,sheep\n{heavy['code']},2022,1\n",
-                                                      "text/csv")})
-    assert again.json() == {"written": 1, "inserted": 0, "updated": 1, "years": [2022],
-                            "villages": [heavy["code"]]}
+    again = client.post(
+        "/livestock",
+        files={"file": ("c.csv", f"village_code,year,sheep\n{heavy['code']},2022,1\n", "text/csv")},
+    )
+    assert again.json() == {
+        "written": 1,
+        "inserted": 0,
+        "updated": 1,
+        "years": [2022],
+        "villages": [heavy["code"]],
+    }
     assert client.get("/reports/2022H1?f=json").json()["carrying_capacity"]["over"] == []
 
 
@@ -320,28 +407,32 @@ def test_livestock_xlsx_with_village_names(client, h1):
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.append(["嘎查村", "年份", "羊单位", "备注"])
-    ws.append([village["name"], 2021, 1234.5, "=HYPERLINK(\"x\")"])
+    ws.append([village["name"], 2021, 1234.5, '=HYPERLINK("x")'])
     buf = io.BytesIO()
     wb.save(buf)
     r = client.post("/livestock", files={"file": ("counts.xlsx", buf.getvalue(), "application/octet-stream")})
     assert r.status_code == 200, r.text
     listed = client.get("/livestock?year=2021").json()["counts"]
     assert [(c["village_code"], c["sheep_units"], c["created_by"]) for c in listed] == [
-        (village["code"], 1234.5, "test-surveyor")]
+        (village["code"], 1234.5, "test-surveyor")
+    ]
 
 
-@pytest.mark.parametrize(("body", "codes"), [
-    ("village_code,year,sheep\nNOPE,2022,5\n", {"unknown_village"}),
-    ("village_code,year,sheep\n{v},1800,5\n", {"invalid_year"}),
-    ("village_code,year,sheep\n{v},2022,-5\n", {"invalid_count"}),
-    ("village_code,year,sheep\n{v},2022,2.5\n", {"invalid_count"}),
-    ("village_code,year,sheep\n{v},2022,NaN\n", {"invalid_count"}),
-    ("village_code,year,sheep\n{v},2023,5\n{v},2023,6\n", {"duplicate_row"}),
-    ("village_code,year,sheep,pigs\n{v},2023,5,3\n", {"unknown_column"}),
-    ("village_code,sheep\n{v},5\n", {"missing_column"}),
-    ("village_code,year,sheep\n{v},2023,\n", {"no_count"}),
-    ("village_code,year,sheep_units\n{v},2023,1e999\n", {"invalid_sheep_units"}),
-])
+@pytest.mark.parametrize(
+    ("body", "codes"),
+    [
+        ("village_code,year,sheep\nNOPE,2022,5\n", {"unknown_village"}),
+        ("village_code,year,sheep\n{v},1800,5\n", {"invalid_year"}),
+        ("village_code,year,sheep\n{v},2022,-5\n", {"invalid_count"}),
+        ("village_code,year,sheep\n{v},2022,2.5\n", {"invalid_count"}),
+        ("village_code,year,sheep\n{v},2022,NaN\n", {"invalid_count"}),
+        ("village_code,year,sheep\n{v},2023,5\n{v},2023,6\n", {"duplicate_row"}),
+        ("village_code,year,sheep,pigs\n{v},2023,5,3\n", {"unknown_column"}),
+        ("village_code,sheep\n{v},5\n", {"missing_column"}),
+        ("village_code,year,sheep\n{v},2023,\n", {"no_count"}),
+        ("village_code,year,sheep_units\n{v},2023,1e999\n", {"invalid_sheep_units"}),
+    ],
+)
 def test_bad_livestock_files_write_nothing(client, h1, body, codes):
     v = h1["carrying_capacity"]["villages"][0]["code"]
     before = client.get("/livestock").json()["counts"]
@@ -356,8 +447,10 @@ def test_bad_livestock_files_write_nothing(client, h1, body, codes):
     assert client.get("/livestock").json()["counts"] == before
 
 
-@pytest.mark.parametrize(("name", "data"), [
-    ("x.csv", b""), ("x.xlsx", b"PK\x03\x04broken"), ("x.docx", b"hello"), ("x.csv", b"\x00\x01\x02" * 10)])
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("x.csv", b""), ("x.xlsx", b"PK\x03\x04broken"), ("x.docx", b"hello"), ("x.csv", b"\x00\x01\x02" * 10)],
+)
 def test_unreadable_livestock_files(client, name, data):
     r = client.post("/livestock", files={"file": (name, data, "application/octet-stream")})
     assert r.status_code == 400 and r.json()["code"] == "livestock_file_unreadable"

@@ -7,16 +7,19 @@ import pytest
 from layers.periods import InvalidPeriodError, parse_period, period_between
 
 
-@pytest.mark.parametrize(("text", "start", "end", "previous"), [
-    ("2022", date(2022, 1, 1), date(2022, 12, 31), "2021"),
-    ("2022H1", date(2022, 1, 1), date(2022, 6, 30), "2021H2"),
-    ("2022H2", date(2022, 7, 1), date(2022, 12, 31), "2022H1"),
-    ("2022Q1", date(2022, 1, 1), date(2022, 3, 31), "2021Q4"),
-    ("2022Q3", date(2022, 7, 1), date(2022, 9, 30), "2022Q2"),
-    ("2024Q1", date(2024, 1, 1), date(2024, 3, 31), "2023Q4"),
-    ("2022Q4", date(2022, 10, 1), date(2022, 12, 31), "2022Q3"),
-    ("2022-03-01..2022-03-31", date(2022, 3, 1), date(2022, 3, 31), "2022-01-29..2022-02-28"),
-])
+@pytest.mark.parametrize(
+    ("text", "start", "end", "previous"),
+    [
+        ("2022", date(2022, 1, 1), date(2022, 12, 31), "2021"),
+        ("2022H1", date(2022, 1, 1), date(2022, 6, 30), "2021H2"),
+        ("2022H2", date(2022, 7, 1), date(2022, 12, 31), "2022H1"),
+        ("2022Q1", date(2022, 1, 1), date(2022, 3, 31), "2021Q4"),
+        ("2022Q3", date(2022, 7, 1), date(2022, 9, 30), "2022Q2"),
+        ("2024Q1", date(2024, 1, 1), date(2024, 3, 31), "2023Q4"),
+        ("2022Q4", date(2022, 10, 1), date(2022, 12, 31), "2022Q3"),
+        ("2022-03-01..2022-03-31", date(2022, 3, 1), date(2022, 3, 31), "2022-01-29..2022-02-28"),
+    ],
+)
 def test_periods_and_the_one_before(text, start, end, previous):
     p = parse_period(text)
     assert (p.start, p.end) == (start, end)
@@ -34,11 +37,34 @@ def test_labels_in_chinese_and_english():
     assert parse_period("2022Q3").label() == "2022年第三季度"
 
 
-@pytest.mark.parametrize("text", [
-    "2022H3", "2022Q5", "2022Q0", "22H1", "2022h1", " 2022H1", "2022H1 ", "2022-1", "1989", "2101",
-    "2022-02-30..2022-03-01", "2022-06-30..2022-01-01", "2000-01-01..2022-01-01", "２０２２", "٢٠٢٢H1",
-    "", "H1", "2022-01-01..", "2022-01-01", "x" * 500, "2022H1\x00", "NaN", "-2022",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2022H3",
+        "2022Q5",
+        "2022Q0",
+        "22H1",
+        "2022h1",
+        " 2022H1",
+        "2022H1 ",
+        "2022-1",
+        "1989",
+        "2101",
+        "2022-02-30..2022-03-01",
+        "2022-06-30..2022-01-01",
+        "2000-01-01..2022-01-01",
+        "２０２２",
+        "٢٠٢٢H1",
+        "",
+        "H1",
+        "2022-01-01..",
+        "2022-01-01",
+        "x" * 500,
+        "2022H1\x00",
+        "NaN",
+        "-2022",
+    ],
+)
 def test_bad_periods_are_refused_with_a_stable_code(text):
     with pytest.raises(InvalidPeriodError) as err:
         parse_period(text)

@@ -44,8 +44,8 @@ def engine(new_database):
             for i, (code, kind, start) in enumerate(leases):
                 conn.execute(
                     sa.text(
-                        "INSERT INTO land_leases (code, village_code, lessee, purpose, kind, start_date, status, "
-                        "geom) "
+                        "INSERT INTO land_leases (code, village_code, lessee, purpose, kind, start_date, "
+                        "status, geom) "
                         f"VALUES (:c, 'V1', '企业', 'solar', :k, :s, 'active', {BOX})"
                     ),
                     {"c": code, "k": kind, "s": start, "x": 107.01 + i * 0.002},

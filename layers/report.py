@@ -740,10 +740,18 @@ def _compute(conn: sa.Connection, fig: Figure, period: Period, tz: str) -> dict[
     }
 
 
-def _links(base: str, fig: Figure, cur: dict[str, Any], period: Period, lang: str) -> dict[str, str | None]:
-    """The map of the features behind the figure and the query that lists them (CQL2 ``filter``)."""
+def _links(
+    base: str, fig: Figure, cur: dict[str, Any], period: Period, lang: str, asof: datetime | None = None
+) -> dict[str, str | None]:
+    """The map of the features behind the figure and the query that lists them (CQL2 ``filter``).
+
+    With ``asof`` (when the report was computed) both show the layer as it was then, so that a
+    later edit does not change what a figure's link shows.
+    """
     registered = fig.layer in LAYERS
-    suffix = "&lang=en" if lang == "en" else ""
+    suffix = ("&asof=" + quote(asof.isoformat(timespec="seconds"), safe="") if asof else "") + (
+        "&lang=en" if lang == "en" else ""
+    )
     query = (
         (
             f"{base}/collections/{fig.layer}/items?"
@@ -779,6 +787,7 @@ def compute_figure(
     base: str = "",
     lang: str = "zh",
     tz: str = "Asia/Shanghai",
+    asof: datetime | None = None,
 ) -> dict[str, Any]:
     """One figure for ``period`` and the period before, per village, with how and where from."""
     en = lang == "en"
@@ -841,8 +850,8 @@ def compute_figure(
             "cql2": cur["cql"],
             "previous_cql2": prev["cql"],
         },
-        links=_links(base, fig, cur, period, lang),
-        previous_links=_links(base, fig, prev, previous, lang),
+        links=_links(base, fig, cur, period, lang, asof),
+        previous_links=_links(base, fig, prev, previous, lang, asof),
     )
     return out
 
@@ -883,7 +892,8 @@ def build_report(
 
     en = lang == "en"
     tz = settings.timezone
-    figures = [compute_figure(conn, f, period, base=base, lang=lang, tz=tz) for f in FIGURES]
+    now = (now or datetime.now(ZoneInfo(tz))).replace(microsecond=0)
+    figures = [compute_figure(conn, f, period, base=base, lang=lang, tz=tz, asof=now) for f in FIGURES]
     capacity = carrying_capacity(conn, settings, period, lang=lang)
     sections = []
     for s in SECTIONS:
@@ -896,7 +906,6 @@ def build_report(
         )
     tables = [f.layer for f in FIGURES if f.layer and table_exists(conn, f.layer)] + ["grazing_bans"]
     answered = [f["id"] for f in figures if f["answerable"]]
-    now = now or datetime.now(ZoneInfo(tz))
     as_of = data_as_of(conn, tables)
     previous = period.previous()
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import time
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import geopandas as gpd
 import openpyxl
@@ -197,6 +197,8 @@ def test_bans_redrawn_in_the_half_year_they_take_effect(client, engine):
 def test_each_figure_links_to_the_features_behind_it(client, h1):
     fig = _fig(h1, "land_temporary")
     assert fig["how"]["cql2"].startswith("kind = 'temporary_use' AND start_date >= DATE('2022-01-01')")
+    # the links show the layers as they were when the report was computed
+    assert f"asof={quote(h1['generated_at'], safe='')}" in fig["links"]["query"]
     query = urlsplit(fig["links"]["query"])
     got = client.get(f"{query.path}?{query.query}", headers={"Accept": "application/geo+json"})
     assert got.status_code == 200, got.text

@@ -71,18 +71,27 @@ class Period:
         return self.start.year, self.end.year
 
     def previous(self) -> Period:
-        """The period just before, of the same kind and length (H1 → the year before's H2)."""
+        """The period just before, of the same kind and length (H1 → the year before's H2).
+
+        Built without the bounds a request is checked against: the period before 1990 is 1989.
+        """
+        y = self.start.year
         if self.kind == "year":
-            return parse_period(str(self.start.year - 1))
+            return Period(str(y - 1), "year", date(y - 1, 1, 1), date(y - 1, 12, 31))
         if self.kind == "half":
-            y, h = self.start.year, 1 if self.start.month == 1 else 2
-            return parse_period(f"{y - 1}H2" if h == 1 else f"{y}H1")
+            if self.start.month == 1:
+                return Period(f"{y - 1}H2", "half", date(y - 1, 7, 1), date(y - 1, 12, 31))
+            return Period(f"{y}H1", "half", date(y, 1, 1), date(y, 6, 30))
         if self.kind == "quarter":
-            y, q = self.start.year, (self.start.month - 1) // 3 + 1
-            return parse_period(f"{y - 1}Q4" if q == 1 else f"{y}Q{q - 1}")
+            q = (self.start.month - 1) // 3 + 1
+            y, q = (y - 1, 4) if q == 1 else (y, q - 1)
+            start = date(y, 3 * q - 2, 1)
+            end = date(y, 12, 31) if q == 4 else date(y, 3 * q + 1, 1) - timedelta(days=1)
+            return Period(f"{y}Q{q}", "quarter", start, end)
         days = (self.end - self.start).days
         end = self.start - timedelta(days=1)
-        return period_between(end - timedelta(days=days), end)
+        start = end - timedelta(days=days)
+        return Period(f"{start.isoformat()}..{end.isoformat()}", "range", start, end)
 
     def label(self, lang: str = "zh") -> str:
         """``2022年上半年`` / ``2022 H1``."""

@@ -693,11 +693,10 @@ def _params(fig: Figure, period: Period, tz: str) -> tuple[dict[str, Any], dict[
 def _previous_for(fig: Figure, period: Period) -> Period:
     """The period a figure is compared with: the one before, or the year before for year-precise ones."""
     if fig.precision == "year" and not period.whole_years:
-        from layers.periods import period_between
-
         y0, y1 = period.years
         span = y1 - y0 + 1
-        return period_between(date(y0 - span, 1, 1), date(y1 - span, 12, 31))
+        start, end = date(y0 - span, 1, 1), date(y1 - span, 12, 31)
+        return Period(f"{start.isoformat()}..{end.isoformat()}", "range", start, end)
     return period.previous()
 
 

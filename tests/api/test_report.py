@@ -477,3 +477,10 @@ def test_livestock_command(township, monkeypatch, tmp_path, h1):
     assert r.exit_code == 1 and "invalid_count" in r.output
     r = runner.invoke(cli, ["livestock", "list", "--year", "2019"])
     assert '"goats": 90' in r.output
+
+
+@pytest.mark.parametrize("period", ["1990", "1990H1", "1990Q1", "2100Q4", "1990-01-01..1990-01-01"])
+def test_the_edges_of_the_years_answer(client, period):
+    r = client.get(f"/reports/{period}?f=json")
+    assert r.status_code == 200, r.text
+    assert r.json()["period"]["key"] == period

@@ -77,3 +77,11 @@ def test_from_to():
     assert period_between(date(2021, 1, 1), date(2022, 12, 31)).whole_years
     with pytest.raises(InvalidPeriodError):
         period_between(date(2022, 7, 1), date(2022, 6, 30))
+
+
+def test_the_first_years_have_a_period_before_them():
+    """1990 is the first year a request may name; the period it is compared with is 1989."""
+    assert parse_period("1990").previous().key == "1989"
+    assert parse_period("1990H1").previous().key == "1989H2"
+    assert parse_period("1990Q1").previous().key == "1989Q4"
+    assert parse_period("1990-01-01..1990-01-10").previous().key == "1989-12-22..1989-12-31"

@@ -13,7 +13,7 @@ from typing import Literal
 
 from layers.errors import BadRequestError
 
-__all__ = ["InvalidPeriodError", "Period", "parse_period", "period_between"]
+__all__ = ["InvalidPeriodError", "Period", "last_half_year", "parse_period", "period_between"]
 
 Kind = Literal["year", "half", "quarter", "range"]
 #: Years a report may be about (as the layers' year fields allow).
@@ -110,6 +110,11 @@ class Period:
             if en
             else f"{self.start.isoformat()}至{self.end.isoformat()}"
         )
+
+
+def last_half_year(day: date) -> Period:
+    """The last half-year that ended before ``day`` (the one a half-year work report is about)."""
+    return parse_period(f"{day.year - 1}H2" if day.month <= 6 else f"{day.year}H1")
 
 
 def period_between(start: date, end: date) -> Period:

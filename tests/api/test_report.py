@@ -243,6 +243,8 @@ def test_browsers_get_the_page_in_chinese_and_english(client, h1):
     assert "解决企地矛盾X余起" in text and "数据无法回答的指标" in text
     value = _fig(h1, "land_temporary")["value"]
     assert f'id="figure-land_temporary" data-value="{value}"' in text
+    home = client.get("/", headers={"Accept": "text/html"}).text
+    assert 'id="go-report"' in home and "半年工作报告数据" in home
     en = client.get("/reports/2022H1?f=html&lang=en").text
     assert "2022 H1" in en and "Land acquired" in en and "Not answerable from the data" in en
 

@@ -85,3 +85,11 @@ def test_the_first_years_have_a_period_before_them():
     assert parse_period("1990H1").previous().key == "1989H2"
     assert parse_period("1990Q1").previous().key == "1989Q4"
     assert parse_period("1990-01-01..1990-01-10").previous().key == "1989-12-22..1989-12-31"
+
+
+def test_the_last_half_year():
+    from layers.periods import last_half_year
+
+    assert last_half_year(date(2022, 7, 15)).key == "2022H1"
+    assert last_half_year(date(2023, 1, 2)).key == "2022H2"
+    assert last_half_year(date(2022, 6, 30)).key == "2021H2"

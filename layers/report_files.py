@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import shapely
@@ -72,83 +73,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
         return ws
 
     for s in report["sections"]:
-        ws = sheet(
-            s["title"],
-            (
-                [
-                    "Figure (the report's words)",
-                    "Unit",
-                    f"This period ({period})",
-                    f"Previous ({prev})",
-                    "Change",
-                    "Change (%)",
-                    "Features",
-                    "Counted",
-                    "Layer",
-                    "Filter (CQL2)",
-                    "Measure",
-                    "Period rule",
-                    "Map",
-                    "Query",
-                ]
-                if en
-                else [
-                    "指标（报告原文）",
-                    "单位",
-                    f"本期（{period}）",
-                    f"上期（{prev}）",
-                    "变化",
-                    "变化（%）",
-                    "要素数",
-                    "统计口径",
-                    "图层",
-                    "筛选条件（CQL2）",
-                    "量算",
-                    "计期规则",
-                    "地图",
-                    "查询",
-                ]
-            ),
-            [46, 8, 14, 14, 12, 10, 8, 22, 14, 50, 22, 50, 30, 30],
-        )
-        for f in s["figures"]:
-            if f["answerable"]:
-                h = f["how"]
-                ws.append(
-                    [
-                        _cell(f["wording"]),
-                        _cell(f["unit"]),
-                        f["value"],
-                        f["previous"],
-                        f["change"],
-                        f["change_pct"],
-                        f["count"],
-                        _cell(f["counted"]),
-                        _cell(h["layer_title"]),
-                        _cell(h["cql2"]),
-                        _cell(h["measure"]),
-                        _cell(h["period_rule"]),
-                        _cell(f["links"]["map"] or ""),
-                        _cell(f["links"]["query"] or ""),
-                    ]
-                )
-            else:
-                ws.append(
-                    [
-                        _cell(f["wording"]),
-                        _cell(f["unit"]),
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        _cell(("not answerable: " if en else "无法回答：") + f["reason"]),
-                        None,
-                        None,
-                        None,
-                        _cell(("data needed: " if en else "所需数据：") + f["needs"]),
-                    ]
-                )
+        _section_sheet(s, sheet, en, period, prev, bold)
     ws = sheet(
         "By village" if en else "按嘎查村",
         (
@@ -276,6 +201,72 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def column_label(fig: dict[str, Any]) -> str:
+    """A figure as a column header: the report's words without the X, its unit in brackets.
+
+    ``收储土地X亩`` → ``收储土地（亩）``; ``分区分片种植柠条X万亩`` → ``分区分片种植柠条（万亩）``.
+    """
+    unit, words = fig["unit"], fig["wording"]
+    if words != fig.get("wording_zh"):  # English: "Land acquired (X mu)" → "Land acquired (亩)"
+        return re.sub(r"\s*\(X[^)]*\)", "", words).strip() + f" ({unit})"
+    words = words.replace(f"（X{unit}）", "").replace(f"X{unit}", "").replace("X", "")
+    return f"{words}（{unit}）"
+
+def _section_sheet(s: dict[str, Any], sheet: Any, en: bool, period: str, prev: str, bold: Any) -> None:
+    """One section: villages × figures (units in the headers), the totals, how each is computed, the rest."""
+    answered = [f for f in s["figures"] if f["answerable"]]
+    missing = [f for f in s["figures"] if not f["answerable"]]
+    how_head = (["Figure (the report's words)", "Unit", "Layer", "Filter (CQL2)", "Measure", "Period rule",
+                 "Counted", "Map", "Query"] if en else
+                ["指标（报告原文）", "单位", "图层", "筛选条件（CQL2）", "量算", "计期规则", "统计口径",
+                 "地图", "查询"])
+    missing_head = (["Not answerable from the data", "Unit", "Why", "Data that would answer it"] if en else
+                    ["数据无法回答的指标", "单位", "原因", "所需数据"])
+    if answered:
+        ws = sheet(s["title"], [("Village code" if en else "嘎查村代码"), ("Village" if en else "嘎查村"),
+                                *[column_label(f) for f in answered]], [16, 30, *[18] * len(answered)])
+        villages: dict[Any, str] = {}
+        for f in answered:
+            for v in f.get("villages", []):
+                villages.setdefault(v["code"], v["name"] or "")
+        for code in sorted(villages, key=lambda c: (c is None, c or "")):
+            row: list[Any] = [_cell(code or ""), _cell(villages[code])]
+            for f in answered:
+                v = next((x for x in f.get("villages", []) if x["code"] == code), None)
+                row.append(v["value"] if v else 0)
+            ws.append(row)
+        totals = (
+            (("Total", f"this period ({period})") if en else ("合计", f"本期（{period}）"), "value"),
+            (("Previous", f"({prev})") if en else ("上期合计", f"上期（{prev}）"), "previous"),
+            (("Change", "") if en else ("变化", ""), "change"),
+            (("Change (%)", "") if en else ("变化（%）", ""), "change_pct"),
+            (("Features", "") if en else ("要素数", ""), "count"),
+            (("Counted", "") if en else ("统计口径", ""), "counted"),
+        )
+        for (first, second), key in totals:
+            ws.append([_cell(first), _cell(second), *[_cell(f[key]) for f in answered]])
+            for c in ws[ws.max_row][:2]:
+                c.font = bold
+        ws.append([])
+        ws.append([_cell(h) for h in how_head])
+        for c in ws[ws.max_row]:
+            c.font = bold
+        for f in answered:
+            h = f["how"]
+            ws.append([_cell(f["wording"]), _cell(f["unit"]), _cell(h["layer_title"]), _cell(h["cql2"]),
+                       _cell(h["measure"]), _cell(h["period_rule"]), _cell(f["counted"]),
+                       _cell(f["links"]["map"] or ""), _cell(f["links"]["query"] or "")])
+        if missing:
+            ws.append([])
+            ws.append([_cell(h) for h in missing_head])
+            for c in ws[ws.max_row]:
+                c.font = bold
+    else:
+        ws = sheet(s["title"], missing_head, [50, 10, 24, 60])
+    for f in missing:
+        ws.append([_cell(f["wording"]), _cell(f["unit"]), _cell(f["reason"]), _cell(f["needs"])])
 
 
 def report_maps(conn: sa.Connection, report: dict[str, Any]) -> tuple[dict[str, list[MapPart]], list]:

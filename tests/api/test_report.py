@@ -263,14 +263,32 @@ def test_the_workbook_has_a_sheet_per_section_numbers_as_numbers(client, h1):
     ):
         assert title in wb.sheetnames
     ws = wb["一（一）工业经济发展"]
-    header = [c.value for c in ws[1]]
-    assert header[:4] == ["指标（报告原文）", "单位", "本期（2022年上半年）", "上期（2021年下半年）"]
-    rows = {row[0]: row for row in ws.iter_rows(min_row=2, values_only=True)}
-    temp = rows["协调临时用地X亩"]
-    assert temp[1] == "亩" and isinstance(temp[2], float)
-    assert temp[2] == _fig(h1, "land_temporary")["value"]
-    assert rows["解决企地矛盾X余起"][2] is None  # not a zero
-
+    rows = list(ws.iter_rows(values_only=True))
+    header = rows[0]
+    assert header[:2] == ("嘎查村代码", "嘎查村")
+    assert {"收储土地（亩）", "租赁土地（万亩）", "兑付补偿安置资金（万元）"} <= set(header)
+    col = header.index("协调临时用地（亩）")
+    fig = _fig(h1, "land_temporary")
+    total = next(r for r in rows if r[0] == "合计")
+    previous = next(r for r in rows if r[0] == "上期合计")
+    assert total[1] == "本期（2022年上半年）" and previous[1] == "上期（2021年下半年）"
+    assert isinstance(total[col], float) and total[col] == fig["value"] and previous[col] == fig["previous"]
+    by_village = {r[1]: r[col] for r in rows[1:rows.index(total)]}
+    expected = {v["name"]: v["value"] for v in fig["villages"]}
+    assert by_village == {name: expected.get(name, 0) for name in by_village}  # none there: 0 亩 counted
+    assert set(expected) <= set(by_village)
+    # how each figure is computed, then what the data cannot answer: the report's own words
+    words = [r[0] for r in rows]
+    assert "协调临时用地X亩" in words and "解决企地矛盾X余起" in words
+    how = next(r for r in rows if r[0] == "协调临时用地X亩")
+    assert how[3] == fig["how"]["cql2"]
+    missing = next(r for r in rows if r[0] == "解决企地矛盾X余起")
+    assert missing[2] == "系统中没有记录该数据的图层" and missing[3]  # what data would answer it; no number
+    caragana = wb["一（三）民生与生态建设"]
+    crows = list(caragana.iter_rows(values_only=True))
+    ccol = crows[0].index("分区分片种植柠条（万亩）")
+    counted = next(r for r in crows if r[0] == "统计口径")
+    assert counted[ccol] == "2022"  # known to the year: the half-year counts its year
 
 def test_the_pdf_text_holds_the_chinese_figures(engine, township):
     settings = Settings(database_url=township.render_as_string(hide_password=False))

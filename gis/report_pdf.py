@@ -346,7 +346,7 @@ def _pages(
                 font=7.5,
                 highlight=over,
             )
-            ax = fig.add_axes((0.1, 0.1, 0.82, 0.3))
+            ax = fig.add_axes((0.1, 0.26, 0.82, 0.28))
             names = [v["name"] or v["code"] for v in cap["villages"]]
             xs = range(len(names))
             ax.bar(

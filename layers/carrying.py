@@ -173,14 +173,18 @@ def carrying_capacity(
                 "pasture_ids": sorted(v["ids"]),
             }
         )
+    factors = "、".join(f"{_ANIMAL_WORDS[a][0]} {f:g}" for a, f in settings.sheep_unit_factors.items()
+                       if a in _ANIMAL_WORDS)
+    factors_en = ", ".join(f"{_ANIMAL_WORDS[a][1]} {f:g}" for a, f in settings.sheep_unit_factors.items()
+                           if a in _ANIMAL_WORDS)
     formula = (
         f"sheep units = area (mu) × usable forage (kg/mu/year, by regime) × utilisation {use} "
         f"/ ({kg_day} kg × 365 d) (NY/T 635-2015); stock: livestock count of {year} × sheep-unit "
-        f"factors {settings.sheep_unit_factors}; pasture: grazing-ban areas in force on {day.isoformat()}"
+        f"factors ({factors_en}); pasture: grazing-ban areas in force on {day.isoformat()}"
         if en
         else f"理论载畜量（羊单位）= 草场面积（亩）× 可利用干草产量（千克/亩·年，按管控方式）× 利用率 {use} "
         f"÷（{kg_day} 千克 × 365 天）（NY/T 635-2015）；实际载畜量：{year}年牲畜数量 × 羊单位折算系数 "
-        f"{settings.sheep_unit_factors}；草场：{day.isoformat()} 有效的禁牧休牧区"
+        f"（{factors}）；草场：{day.isoformat()} 有效的禁牧休牧区"
     )
     return {
         "day": day.isoformat(),

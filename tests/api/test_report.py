@@ -504,3 +504,16 @@ def test_the_edges_of_the_years_answer(client, period):
     r = client.get(f"/reports/{period}?f=json")
     assert r.status_code == 200, r.text
     assert r.json()["period"]["key"] == period
+
+
+def test_the_documented_example_counts_read_cleanly(engine):
+    from pathlib import Path
+
+    from layers.livestock import parse_livestock
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "livestock-example.csv"
+    with engine.connect() as conn:
+        rows = parse_livestock(conn, path.read_bytes(), path.name)
+    assert [(r.village_code, r.year) for r in rows] == [
+        ("150623101202", 2022), ("150623101204", 2022), ("150623101205", 2022)]
+    assert rows[0].counts == {"sheep": 2600, "goats": 1400, "cattle": 120, "horses": 15, "camels": 4}

@@ -24,6 +24,7 @@ from api import (
     query,
     raster_tiles,
     rasters,
+    reports,
     tiles,
     uploads,
 )
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # outside it: hosts and cross-site writes checked, security headers set on every answer
     app.add_middleware(SecurityMiddleware, settings=settings,
                        image_hosts=lambda: maps.basemap_hosts(app.state.settings.tianditu_key))
-    for module in (home, auth, features, tiles, uploads, query, maps, audit, history, jobs, rasters):
+    for module in (home, auth, features, tiles, uploads, query, maps, audit, history, jobs, rasters, reports):
         app.include_router(module.router)
     app.include_router(editing.router)
     app.include_router(raster_tiles.router)

@@ -24,7 +24,12 @@ def landing(request: Request, f: FDep = None, lang: LangDep = "zh") -> Response:
     """What landeco is and where to go next: JSON for API clients, the staff home page for browsers."""
     base = str(request.base_url).rstrip("/")
     if wants_html(request, f):
-        return render(request, "home.html", lang, layers=list(LAYERS.values()))
+        from datetime import date
+
+        from layers.periods import last_half_year
+
+        return render(request, "home.html", lang, layers=list(LAYERS.values()),
+                      report_period=last_half_year(date.today()))
     en = lang == "en"
     return JSONResponse({
         "title": "landeco — land and ecology of an Otog Front Banner township" if en

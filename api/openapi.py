@@ -220,6 +220,7 @@ _MORE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/uploads"): {413, 415, 422},
     ("post", "/uploads/{upload_id}/commit"): {409},
     ("get", "/jobs/{job_id}/result"): {409},
+    ("post", "/livestock"): {413, 422},
     ("post", "/collections/{collection_id}/items"): {409, 413, 415, 422},
     ("put", "/collections/{collection_id}/items/{feature_id}"): {409, 412, 413, 415, 422, 428},
     ("patch", "/collections/{collection_id}/items/{feature_id}"): {409, 412, 413, 415, 422, 428},
@@ -240,7 +241,7 @@ _ETAG = {("get", "/conformance"), ("get", "/collections"), ("get", "/collections
 EXAMPLES: dict[str, str] = {
     "collection_id": "caragana_plots", "layer_id": "caragana_plots", "feature_id": "1",
     "tms": "WebMercatorQuad", "z": "12", "x": "3288", "y": "1561", "check_id": "leases_on_subsidence",
-    "code": "150623101201", "fmt": "png", "job_id": "1",
+    "code": "150623101201", "fmt": "png", "job_id": "1", "period": "2022H1",
 }
 
 

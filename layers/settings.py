@@ -188,6 +188,22 @@ class Settings(BaseSettings):
     #: Longest wait (seconds) imposed after repeated failed sign-ins of an account or an address.
     login_delay_cap_seconds: int = 900
 
+    # -- carrying capacity (以草定畜, layers/carrying.py) ----------------------------------------
+    #: Usable dry forage per 亩 and year, kg, by grazing regime of the pasture (grazing_bans):
+    #: full-ban pasture carries no stock. Set them from the grassland station's yield survey.
+    forage_yield_kg_per_mu: dict[str, float] = {"full_ban": 0.0, "seasonal_rest": 40.0,
+                                                "rotational": 45.0, "balance": 45.0}
+    #: Share of the forage grazing may take without degrading the pasture (utilisation rate).
+    forage_use_rate: float = 0.35
+    #: Dry forage one sheep unit eats a day, kg (NY/T 635-2015: a 45 kg adult sheep, 1.8 kg hay).
+    sheep_unit_kg_per_day: float = 1.8
+    #: Sheep units per head by animal type (the livestock table's columns).
+    sheep_unit_factors: dict[str, float] = {"sheep": 1.0, "goats": 0.9, "cattle": 5.0, "horses": 6.0,
+                                            "camels": 7.0}
+    #: Take forage yield from a vegetation-cover raster when one covers the pasture (see
+    #: layers/carrying.py ``raster_forage_yield``); the per-regime setting otherwise.
+    forage_from_raster: bool = False
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:

@@ -122,6 +122,41 @@ def upload_commit(ctx: JobContext, *, upload_id: str, actor: str | None, address
             "page": f"/uploads?id={upload_id}"}
 
 
+def check_report(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters of a report PDF: ``period`` (``2022H1`` …), ``lang``, ``base`` (the links' prefix)."""
+    from layers.periods import parse_period
+
+    unknown = set(params) - {"period", "lang", "base"}
+    if unknown:
+        raise JobParameterError(f"a report takes no {', '.join(sorted(unknown))}")
+    period = parse_period(str(params.get("period", "")))
+    lang = str(params.get("lang", "zh"))
+    if lang not in ("zh", "en"):
+        raise JobParameterError("lang is zh or en")
+    base = params.get("base") or ""
+    if not isinstance(base, str) or len(base) > 500:
+        raise JobParameterError("base is the server's address")
+    return {"period": period.key, "lang": lang, "base": base}
+
+
+@job_kind("report_pdf", zh="生成工作报告数据（PDF）", en="Write the work report's figures (PDF)",
+          check=check_report)
+def report_pdf(ctx: JobContext, *, period: str, lang: str, base: str) -> dict[str, Any]:
+    """The half-year report as an A4 PDF in the job's folder (matplotlib takes seconds)."""
+    from layers.periods import parse_period
+    from layers.report import build_report
+    from layers.report_files import PDF, file_name, to_pdf
+
+    ctx.progress(0.05, "正在计算指标" if lang == "zh" else "computing the figures", force=True)
+    with ctx.engine.connect() as conn:
+        report = build_report(conn, ctx.settings, parse_period(period), base=base, lang=lang)
+        ctx.progress(0.3, "正在绘制图表和地图" if lang == "zh" else "drawing charts and maps", force=True)
+        body = to_pdf(conn, report)
+    target = ctx.folder / file_name(report, "pdf")
+    target.write_bytes(body)
+    return {"file": target.name, "media_type": PDF, "bytes": len(body)}
+
+
 def _check_raster_params(params: dict[str, Any]) -> dict[str, Any]:
     """A received raster (``incoming``), what it is (kind, acquired, source, band_meaning, name), who."""
     from layers.rasters import RasterParameterError, check_incoming, check_kind

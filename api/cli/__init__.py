@@ -10,7 +10,19 @@ import typer
 from psycopg.errors import UndefinedTable
 from sqlalchemy.exc import ProgrammingError
 
-from api.cli import backup, change_patches, history, import_, jobs, maps, query, rasters, uploads, users
+from api.cli import (
+    backup,
+    change_patches,
+    history,
+    import_,
+    jobs,
+    maps,
+    query,
+    rasters,
+    reports,
+    uploads,
+    users,
+)
 from layers.errors import LandecoError
 from layers.settings import Settings
 from layers.store.cluster import Cluster
@@ -238,7 +250,7 @@ def serve(
                 workers=workers, log_level="info", access_log=False)
 
 
-for _area in (import_, query, maps, uploads, users, history, backup, jobs, rasters, change_patches):
+for _area in (import_, query, maps, uploads, users, history, backup, jobs, rasters, change_patches, reports):
     _area.register(app)
 
 

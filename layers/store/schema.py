@@ -442,3 +442,27 @@ change_patch_steps_table = sa.Table(
     sa.Index("ix_change_patch_steps_patch_id", "patch_id", "id"),
     sa.Index("ix_change_patch_steps_at", "at"),
 )
+
+
+#: Livestock counted per village and year, entered by staff (:mod:`layers.livestock`): what the
+#: pasture's carrying capacity is compared with (以草定畜). Not spatial: the village is its place.
+LIVESTOCK_ANIMALS = ("sheep", "goats", "cattle", "horses", "camels")
+livestock_table = sa.Table(
+    "livestock_counts", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("village_code", sa.Text, nullable=False),
+    sa.Column("year", sa.Integer, nullable=False),
+    *(sa.Column(a, sa.Integer, nullable=False, server_default=sa.text("0")) for a in LIVESTOCK_ANIMALS),
+    # given directly when only the total in sheep units is known
+    sa.Column("sheep_units", sa.Double),
+    sa.Column("note", sa.Text),
+    sa.Column("created_by", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_by", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("year >= 1990 AND year <= 2100", name="year_range"),
+    sa.CheckConstraint(" AND ".join(f"{a} >= 0" for a in LIVESTOCK_ANIMALS), name="counts_not_negative"),
+    sa.CheckConstraint("sheep_units IS NULL OR sheep_units >= 0", name="sheep_units_not_negative"),
+    sa.CheckConstraint("btrim(village_code) <> ''", name="village_code_not_blank"),
+    sa.UniqueConstraint("village_code", "year"),
+)

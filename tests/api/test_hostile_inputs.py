@@ -81,7 +81,7 @@ def _valid(conn: sa.Connection) -> dict[str, str]:
     return {
         "collection_id": "caragana_plots", "layer_id": "caragana_plots", "tms": "WebMercatorQuad",
         "z": "12", "x": "3315", "y": "1579", "upload_id": "0" * 32, "check_id": "leases_on_subsidence",
-        "fmt": "png", "job_id": "1", "version": "1", "raster_id": "1",
+        "fmt": "png", "job_id": "1", "version": "1", "raster_id": "1", "period": "2022H1",
         "feature_id": str(conn.scalar(sa.text("SELECT min(id) FROM caragana_plots"))),
         "code": conn.scalar(sa.text("SELECT min(code) FROM villages")),
     }

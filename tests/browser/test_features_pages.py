@@ -77,7 +77,8 @@ def test_english_home_page(watched):
     assert _goto(watched, "/?lang=en") == 200
     assert watched.page.inner_text("h1") == "Land and ecology of the township"
     tiles = [t.strip() for t in watched.page.locator(".tiles strong").all_inner_texts()]
-    assert tiles == ["Maps", "Query", "Layers", "API documentation"]  # uploading needs a surveyor
+    # uploading needs a surveyor
+    assert tiles == ["Maps", "Query", "Half-year report", "Layers", "API documentation"]
     for layer in LAYERS.values():
         assert watched.page.locator(".tiles ~ ul a", has_text=layer.en).count() == 1
     status, url = _follow(watched, watched.page.locator("#go-collections"))

@@ -1,0 +1,158 @@
+"""The report's period rules at their boundaries, on features placed for the purpose.
+
+A lease counts in the half-year in which it starts; a ban in the one it takes effect; a
+caragana plot in its planting year (a half-year counts its whole year); a change patch in
+the period its rectification was recorded, as a day in the township's time zone. The
+change-patch figure waits for the ``change_patches`` table (another branch's layer).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+
+from layers.periods import parse_period
+from layers.report import build_report, compute_figure
+from layers.report_files import to_xlsx
+from layers.settings import Settings
+from layers.store.database import engine_for
+
+BOX = "ST_Multi(ST_MakeEnvelope(:x, 38.0, :x + 0.001, 38.001, 4326))"
+
+
+@pytest.fixture(scope="module")
+def engine(new_database):
+    with new_database("landeco_test_report_rules") as url:
+        engine = engine_for(url.render_as_string(hide_password=False))
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO villages (code, name, kind, geom) VALUES ('V1', '=HYPERLINK(\"http://x\")', "
+                    "'village', ST_Multi(ST_MakeEnvelope(107.0, 37.9, 107.2, 38.1, 4326)))"
+                )
+            )
+            leases = [
+                ("L1", "temporary_use", "2022-06-30"),
+                ("L2", "temporary_use", "2022-07-01"),
+                ("L3", "acquisition", "2022-01-01"),
+                ("L4", "acquisition", "2021-12-31"),
+            ]
+            for i, (code, kind, start) in enumerate(leases):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO land_leases (code, village_code, lessee, purpose, kind, start_date, "
+                        "status, geom) "
+                        f"VALUES (:c, 'V1', '企业', 'solar', :k, :s, 'active', {BOX})"
+                    ),
+                    {"c": code, "k": kind, "s": start, "x": 107.01 + i * 0.002},
+                )
+            for i, year in enumerate((2022, 2022, 2021)):
+                conn.execute(
+                    sa.text(
+                        f"INSERT INTO caragana_plots (code, village_code, planted_year, method, geom) "
+                        f"VALUES (:c, 'V1', :y, 'enclosure', {BOX})"
+                    ),
+                    {"c": f"N{i}", "y": year, "x": 107.05 + i * 0.002},
+                )
+            for i, start in enumerate(("2022-06-30", "2022-07-01")):
+                conn.execute(
+                    sa.text(
+                        f"INSERT INTO grazing_bans (code, village_code, regime, valid_from, geom) "
+                        f"VALUES (:c, 'V1', 'full_ban', :s, {BOX})"
+                    ),
+                    {"c": f"B{i}", "s": start, "x": 107.1 + i * 0.002},
+                )
+        yield engine
+
+
+def _value(conn, fid: str, period: str) -> tuple:
+    from layers.report import FIGURES
+
+    fig = next(f for f in FIGURES if f.id == fid)
+    out = compute_figure(conn, fig, parse_period(period))
+    return out.get("count"), out.get("previous_count")
+
+
+def test_a_lease_counts_in_the_half_year_it_starts(engine):
+    with engine.connect() as conn:
+        assert _value(conn, "land_temporary", "2022H1") == (1, 0)  # 06-30 in H1
+        assert _value(conn, "land_temporary", "2022H2") == (1, 1)  # 07-01 in H2; H1 before it
+        assert _value(conn, "land_temporary", "2022Q3") == (1, 1)
+        assert _value(conn, "land_acquired", "2022H1") == (1, 1)  # 01-01 now, 2021-12-31 in 2021 H2
+        assert _value(conn, "land_temporary", "2022-06-30..2022-06-30") == (1, 0)
+        assert _value(conn, "land_temporary", "2022-07-01..2022-07-01") == (1, 1)
+
+
+def test_a_ban_counts_in_the_quarter_it_takes_effect(engine):
+    with engine.connect() as conn:
+        assert _value(conn, "bans_redrawn", "2022Q2") == (1, 0)
+        assert _value(conn, "bans_redrawn", "2022Q3") == (1, 1)
+
+
+def test_caragana_counts_by_year_and_a_half_year_is_widened(engine):
+    with engine.connect() as conn:
+        from layers.report import FIGURES
+
+        fig = next(f for f in FIGURES if f.id == "caragana_planted")
+        for period in ("2022H1", "2022H2", "2022Q3", "2022"):
+            out = compute_figure(conn, fig, parse_period(period))
+            assert (out["count"], out["previous_count"]) == (2, 1), period
+            assert out["counted"] == "2022" and out["previous_counted"] == "2021"
+            assert out["widened"] == (period != "2022")
+
+
+PATCHES = """
+CREATE TABLE change_patches (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, code text,
+  village_code text, status text NOT NULL, status_at timestamptz, detected_on date, area_mu double precision,
+  geom geometry(MultiPolygon, 4326))
+"""
+
+
+def test_change_patches_count_when_their_table_exists(engine):
+    with engine.connect() as conn:
+        assert _value(conn, "patches_rectified", "2022H1") == (None, None)  # not answerable yet
+        report = build_report(conn, Settings(), parse_period("2022H1"))
+        assert "patches_rectified" in report["not_answerable"]
+        conn.rollback()
+        try:
+            conn.execute(sa.text(PATCHES))
+            rows = [
+                ("rectified", "2022-06-30T23:30:00+08:00", 12.5),  # 06-30 in the township: H1
+                ("rectified", "2022-06-30T17:00:00+00:00", 7.0),  # 07-01 01:00 in the township: H2
+                ("verified", "2022-03-01T10:00:00+08:00", 99.0),  # not rectified: never counted
+                ("rectified", "2021-12-31T12:00:00+08:00", 3.0),
+            ]  # the half-year before
+            for status, at, mu in rows:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO change_patches (village_code, status, status_at, area_mu, geom) VALUES "
+                        "('V1', :s, :t, :m, ST_Multi(ST_MakeEnvelope(107.15, 38, 107.151, 38.001, 4326)))"
+                    ),
+                    {"s": status, "t": datetime.fromisoformat(at), "m": mu},
+                )
+            assert _value(conn, "patches_rectified", "2022H1") == (1, 1)
+            assert _value(conn, "patches_rectified", "2022H2") == (1, 1)
+            from layers.report import FIGURES
+
+            area = next(f for f in FIGURES if f.id == "patches_rectified_area")
+            out = compute_figure(conn, area, parse_period("2022H1"))
+            assert (out["value"], out["previous"]) == (12.5, 3.0)
+            assert out["how"]["cql2"] == (
+                "status = 'rectified' AND status_at >= TIMESTAMP('2022-01-01T00:00:00+08:00')"
+                " AND status_at < TIMESTAMP('2022-07-01T00:00:00+08:00')"
+            )
+        finally:
+            conn.rollback()  # the table goes with the transaction
+
+
+def test_the_workbook_keeps_a_formula_looking_name_as_text(engine):
+    with engine.connect() as conn:
+        report = build_report(conn, Settings(), parse_period("2022H1"))
+    wb = openpyxl.load_workbook(io.BytesIO(to_xlsx(report)))
+    names = [r[3] for r in wb["按嘎查村"].iter_rows(min_row=2, values_only=True)]
+    assert '\'=HYPERLINK("http://x")' in names
+    assert not any(isinstance(n, str) and n.startswith("=") for n in names)

@@ -28,6 +28,13 @@ EXPECTED = {
     "surveyor_precheck.ipynb": {"image/png": 0, "map": 1},
     "raster_monitoring.ipynb": {"image/png": 2, "map": 0},
 }
+#: Text each notebook's outputs must hold: the figures it exists for, on the demo township.
+TEXTS = {
+    "annual_ecology_review.ipynb": ["成活率", "搬迁", "万元", "一年内到期"],
+    # the sample file's four mistakes, its encoding and CRS decisions, and the unmatched column
+    "surveyor_precheck.ipynb": ["value_not_allowed", "value_out_of_range", "geometry_invalid",
+                                "code_duplicate", "GB18030", "EPSG:4545", "负责人", "否：请先改正错误"],
+}
 
 
 def test_the_notebooks_are_there():
@@ -67,17 +74,23 @@ def kernels(tmp_path_factory) -> KernelSpecManager:
     return KernelSpecManager(kernel_dirs=[str(folder)])
 
 
-def _outputs(nb) -> dict[str, int]:
+def _outputs(nb) -> tuple[dict[str, int], str]:
     counts = {"image/png": 0, "map": 0}
+    texts = []
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             counts["image/png"] += "image/png" in data
-            counts["map"] += "<iframe srcdoc=" in data.get("text/html", "")
+            html = data.get("text/html", "")
+            counts["map"] += "<iframe srcdoc=" in html
             if out.get("output_type") == "stream":
                 # matplotlib warns per glyph when no CJK font is set: the labels would be boxes
                 assert "missing from font" not in out["text"], out["text"][:300]
-    return counts
+                texts.append(out["text"])
+            texts.append(data.get("text/plain", ""))
+            if "<iframe srcdoc=" not in html:
+                texts.append(html)
+    return counts, "\n".join(texts)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -92,6 +105,8 @@ def test_runs_on_the_demo(path, demo_url, kernels, tmp_path):
     client.execute(env=env)  # raises CellExecutionError, with the cell and traceback, on any error
     elapsed = time.perf_counter() - start
     print(f"{path.name}: {elapsed:.1f} s")
-    counts = _outputs(nb)
+    counts, text = _outputs(nb)
     for kind, least in EXPECTED[path.name].items():
         assert counts[kind] >= least, f"{path.name} showed {counts[kind]} {kind}, expected {least} at least"
+    for word in TEXTS.get(path.name, []):
+        assert word in text, f"{path.name} did not show {word!r}"

@@ -82,7 +82,10 @@ def _outputs(nb) -> tuple[dict[str, int], str]:
             data = out.get("data", {})
             counts["image/png"] += "image/png" in data
             html = data.get("text/html", "")
-            counts["map"] += "<iframe srcdoc=" in html
+            if "<iframe srcdoc=" in html:
+                # offline: Leaflet's own code inside the page, no link to a server's /static
+                assert "/static/vendor" not in html and "leafletjs.com" in html
+                counts["map"] += 1
             if out.get("output_type") == "stream":
                 # matplotlib warns per glyph when no CJK font is set: the labels would be boxes
                 assert "missing from font" not in out["text"], out["text"][:300]

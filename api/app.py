@@ -11,7 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from api import audit, auth, editing, features, history, home, jobs, maps, query, tiles, uploads
+from api import audit, auth, editing, features, history, home, jobs, maps, query, rasters, tiles, uploads
 from api.edge import EdgeGuard
 from api.observability import install_observability
 from api.openapi import install_openapi
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # outside it: hosts and cross-site writes checked, security headers set on every answer
     app.add_middleware(SecurityMiddleware, settings=settings,
                        image_hosts=lambda: maps.basemap_hosts(app.state.settings.tianditu_key))
-    for module in (home, auth, features, tiles, uploads, query, maps, audit, history, jobs):
+    for module in (home, auth, features, tiles, uploads, query, maps, audit, history, jobs, rasters):
         app.include_router(module.router)
     app.include_router(editing.router)
     install_openapi(app, "/api.html")

@@ -160,6 +160,8 @@ class EdgeGuard:
                         [(b"retry-after", str(wait).encode())])
 
     def _body_limit(self, scope: Scope) -> int:
+        if scope["path"] in ("/rasters", "/rasters/form"):  # a GeoTIFF: its own limit
+            return self.settings.raster_max_bytes + _MULTIPART_SLACK
         if scope["path"].startswith(_UPLOAD_PATHS):
             return self.settings.upload_max_bytes + _MULTIPART_SLACK
         return self.settings.body_max_bytes

@@ -53,7 +53,7 @@ def _links(request: Request, job: dict[str, Any]) -> dict[str, Any]:
     if job["state"] == "succeeded" and (job.get("result") or {}).get("file"):
         out["links"]["result"] = f"{base}/jobs/{job['id']}/result"
     page = (job.get("result") or {}).get("page")
-    if isinstance(page, str) and page.startswith("/uploads?id="):  # where the work's outcome is shown
+    if isinstance(page, str) and page.startswith(("/uploads?id=", "/rasters/")):  # the work's outcome
         out["links"]["page"] = f"{base}{page}"
     return out
 

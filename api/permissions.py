@@ -114,11 +114,17 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/collections/{collection_id}/items/{feature_id}"): "surveyor",
     ("GET", "/maps/{layer_id}/features/{feature_id}/edit"): "surveyor",
     ("GET", "/maps/{layer_id}/new-feature"): "surveyor",
+    # rasters (api/rasters.py): read like the layers, added by a surveyor
+    ("GET", "/rasters"): _READ,
+    ("GET", "/rasters/{raster_id}"): _READ,
+    ("GET", "/rasters/new"): "surveyor",
+    ("POST", "/rasters"): "surveyor",
+    ("POST", "/rasters/form"): "surveyor",
 }
 
 #: Routes of landeco's own forms: their CSRF token is a form field, checked by the route.
 FORMS = frozenset({("POST", "/login"), ("POST", "/logout"), ("POST", "/uploads/form"),
-                   ("POST", "/uploads/{upload_id}/commit/form")})
+                   ("POST", "/uploads/{upload_id}/commit/form"), ("POST", "/rasters/form")})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

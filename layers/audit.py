@@ -48,6 +48,8 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "login.ok": ("登录成功", "signed in"),
     "login.failed": ("登录失败", "sign-in failed"),
     "login.end": ("退出登录", "signed out"),
+    "raster.add": ("添加栅格", "raster added"),
+    "raster.delete": ("删除栅格", "raster deleted"),
 }
 
 #: Lengths kept of free text (names and routes come from requests).

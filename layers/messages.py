@@ -148,6 +148,28 @@ MESSAGES: dict[str, dict[str, Text]] = {
     "easting_has_zone_number": _both("横坐标带有带号，与所选坐标系不符",
                                      "the eastings carry the zone number, which the coordinate system does not"),
     "outside_township": _both(_outside("zh"), _outside("en")),
+    # --- a raster refused (gis.raster, layers.rasters) ---
+    "invalid_raster_parameter": _both("栅格参数「{parameter}」的值无效（类型为 ndvi、fvc、dem 或 other，日期如 "
+                                      "2022-07-15）", "the raster's {parameter} is not valid (kind: ndvi, fvc, "
+                                      "dem or other; a date like 2022-07-15)"),
+    "raster_not_tiff": _both("文件不是 TIFF（GeoTIFF）栅格", "the file is not a TIFF (GeoTIFF)"),
+    "raster_corrupt": _both("栅格文件无法读取，可能已损坏或不完整", "the raster cannot be read; it may be damaged or "
+                            "cut short"),
+    "raster_too_large": _both("栅格文件太大（{size_bytes:,} 字节，上限 {max_bytes:,}）",
+                              "the raster file is too large ({size_bytes:,} bytes; at most {max_bytes:,})"),
+    "raster_dimensions_too_large": _both(
+        "栅格声称有 {width:,} × {height:,} 像元 × {bands} 个波段（未压缩 {pixel_bytes:,} 字节），超过上限 "
+        "{max_pixel_bytes:,} 字节", "the raster claims {width:,} × {height:,} pixels × {bands} bands "
+        "({pixel_bytes:,} bytes uncompressed); at most {max_pixel_bytes:,} are accepted"),
+    "raster_too_many_bands": _both("栅格有 {bands} 个波段，最多接受 {max_bands} 个",
+                                   "the raster has {bands} bands; at most {max_bands} are accepted"),
+    "raster_dtype_unsupported": _both("不接受这种像元类型（复数或 1 位）", "this sample type (complex or 1-bit) "
+                                      "is not accepted"),
+    "raster_no_crs": _both("栅格没有说明坐标系", "the raster names no coordinate system"),
+    "raster_not_georeferenced": _both("栅格没有地理参考（仿射变换）", "the raster has no geotransform"),
+    "raster_rotated": _both("栅格格网是旋转或倾斜的", "the raster's grid is rotated or sheared"),
+    "raster_outside_township": _both("栅格不在本镇范围内（请检查坐标系）", "the raster lies far from the township "
+                                     "(check its coordinate system)"),
     # --- one feature (warnings and errors in an upload report) ---
     "zm_dropped": _both("文件含有 Z（高程）或 M（量测）值，已舍去：图层为二维",
                         "the file has Z (height) or M (measure) values; they were dropped, as layers are 2D"),
@@ -232,6 +254,19 @@ TITLES: dict[str, tuple[str, str]] = {
     "database_unavailable": ("数据库暂不可用", "Database unavailable"),
     "query_timeout": ("查询时间太长", "Query took too long"),
     "internal_error": ("内部错误", "Internal error"),
+    "raster_not_found": ("找不到栅格", "Raster not found"),
+    "invalid_raster_parameter": ("栅格参数无效", "Invalid raster parameter"),
+    "raster_not_tiff": ("不是 GeoTIFF", "Not a GeoTIFF"),
+    "raster_corrupt": ("栅格已损坏或不完整", "Raster damaged or truncated"),
+    "raster_too_large": ("栅格文件太大", "Raster file too large"),
+    "raster_dimensions_too_large": ("栅格像元太多", "Raster has too many pixels"),
+    "raster_too_many_bands": ("栅格波段太多", "Raster has too many bands"),
+    "raster_dtype_unsupported": ("不接受的像元类型", "Raster sample type not accepted"),
+    "raster_no_crs": ("栅格没有坐标系", "Raster has no coordinate system"),
+    "raster_not_georeferenced": ("栅格没有地理参考", "Raster not georeferenced"),
+    "raster_rotated": ("栅格格网旋转", "Raster grid rotated"),
+    "raster_outside_township": ("栅格不在本镇", "Raster far from the township"),
+    "raster_storage_failed": ("栅格无法保存", "Raster storage failed"),
 }
 _STATUS_TITLES = {400: ("请求有误", "Bad request"), 401: ("需要登录", "Sign-in required"),
                   403: ("没有权限", "Forbidden"), 404: ("未找到", "Not found"),

@@ -97,6 +97,29 @@ class Settings(BaseSettings):
         """The storage folder: ``storage_dir``, or ``<home>/storage``."""
         return self.storage_dir if self.storage_dir is not None else self.home / "storage"
 
+    # -- rasters (layers/rasters.py) ---------------------------------------------------------
+    #: Where rasters are stored as Cloud-Optimized GeoTIFFs: a folder path, or a URI GDAL
+    #: writes and rasterio opens (``/vsis3/bucket/rasters``) so that workers on other machines
+    #: read the same files. Default ``<storage>/rasters``.
+    raster_storage: str | None = None
+    #: Largest raster file one may add, in bytes.
+    raster_max_bytes: int = 2 * 1024**3
+    #: Largest raster by its header: width × height × bands × bytes per sample, checked before
+    #: any pixel is read (a 10 000 × 10 000 float32 band is 400 MB).
+    raster_max_pixel_bytes: int = 8 * 1024**3
+    #: Most bands one raster may have.
+    raster_max_bands: int = 16
+    #: Rasters of at least this many bytes are checked and stored by a job (202 and a progress
+    #: bar) instead of inside the request.
+    raster_job_bytes: int = 20 * 1024**2
+
+    @property
+    def rasters_uri(self) -> str:
+        """Where rasters are stored: ``raster_storage``, or ``<storage>/rasters``."""
+        if self.raster_storage is not None and self.raster_storage.strip():
+            return self.raster_storage.strip().rstrip("/")
+        return str(self.storage / "rasters")
+
     # -- time limits -------------------------------------------------------------------------
     #: Longest one statement of a web request may run (ms): items, queries, maps, statistics,
     #: conflicts, exports. Past it the request answers 503 ``query_timeout``.

@@ -120,3 +120,35 @@ def upload_commit(ctx: JobContext, *, upload_id: str, actor: str | None, address
                           who=_who(actor, address, "job: upload_commit"), on_progress=_follow(ctx))
     return {"upload_id": upload_id, "state": state["state"], "written": state["report"].get("written"),
             "page": f"/uploads?id={upload_id}"}
+
+
+def _check_raster_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A received raster (``incoming``), what it is (kind, acquired, source, band_meaning, name), who."""
+    from layers.rasters import RasterParameterError, check_incoming, check_kind
+
+    known = {"incoming", "kind", "acquired", "source", "band_meaning", "name", "actor", "address"}
+    unknown = set(params) - known
+    if unknown:
+        raise JobParameterError(f"a raster job takes no {', '.join(sorted(unknown))}")
+    check_incoming(params.get("incoming"))
+    check_kind(params.get("kind"))
+    for key in ("acquired", "source", "band_meaning", "name", "actor", "address"):
+        if params.get(key) is not None and not isinstance(params[key], str):
+            raise RasterParameterError(key, "is a text")
+    return {k: params.get(k) for k in known}
+
+
+@job_kind("raster_add", zh="添加栅格", en="Add a raster", check=_check_raster_params)
+def raster_add(ctx: JobContext, *, incoming: str, kind: str, acquired: str, source: str | None,
+               band_meaning: str | None, name: str | None, actor: str | None,
+               address: str | None) -> dict[str, Any]:
+    """A large raster checked, converted to a COG and registered outside the request."""
+    from layers.rasters import add_received
+
+    words = {"checking": "正在检查", "converting": "正在转换为 COG", "storing": "正在保存",
+             "stored": "已保存"}
+    raster = add_received(ctx.engine, ctx.settings, incoming, kind=kind, acquired=acquired, source=source,
+                          band_meaning=band_meaning, name=name, who=_who(actor, address, "job: raster_add"),
+                          on_progress=lambda f, stage: ctx.progress(f, words.get(stage, stage)))
+    return {"raster_id": raster.id, "kind": raster.kind, "acquired": raster.acquired.isoformat(),
+            "page": f"/rasters/{raster.id}?f=html"}

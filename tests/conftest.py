@@ -88,10 +88,17 @@ def conn(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 @pytest.fixture(scope="session")
-def demo_url(new_database) -> Iterator[URL]:
-    """A throwaway database holding the demo township (seed 20220701). Read it, never write."""
+def demo_url(new_database, tmp_path_factory) -> Iterator[URL]:
+    """A throwaway database holding the demo township (seed 20220701). Read it, never write.
+
+    With the demo's rasters (NDVI and cover of 2019-2022, stored under a session folder).
+    """
+    from layers.demo_rasters import load_demo_rasters
+
     with new_database("landeco_test_demo") as url:
         load_demo(url)
+        load_demo_rasters(engine_for(url.render_as_string(hide_password=False)),
+                          Settings(home=tmp_path_factory.mktemp("demo-rasters")))
         yield url
 
 

@@ -355,3 +355,39 @@ _HISTORY = {layer_id: build_history_table(layer) for layer_id, layer in LAYERS.i
 def history_table_for(layer: Layer | str) -> sa.Table:
     """The history table of a registry layer."""
     return _HISTORY[layer if isinstance(layer, str) else layer.id]
+
+
+# -- rasters (layers/rasters.py) ------------------------------------------------------------
+__all__ += ["RASTER_KINDS", "rasters_table"]
+
+#: What a raster measures (zh labels in layers.rasters.KINDS).
+RASTER_KINDS = ("ndvi", "fvc", "dem", "other")
+
+#: Rasters stored as COGs at ``uri`` (a path or URI rasterio opens); their footprint in lon/lat.
+rasters_table = sa.Table(
+    "rasters", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("acquired", sa.Date, nullable=False),
+    sa.Column("source", sa.Text),
+    sa.Column("band_meaning", sa.Text),
+    sa.Column("name", sa.Text),  # the uploaded file's name
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("crs", sa.Text, nullable=False),
+    sa.Column("width", sa.Integer),
+    sa.Column("height", sa.Integer),
+    sa.Column("band_count", sa.Integer),
+    sa.Column("dtype", sa.Text),
+    sa.Column("nodata", sa.Double),
+    sa.Column("res_x", sa.Double),
+    sa.Column("res_y", sa.Double),
+    sa.Column("footprint", Geometry("MULTIPOLYGON", srid=4326, dimension=2, spatial_index=True),
+              nullable=False),
+    sa.Column("bytes", sa.BigInteger),
+    sa.Column("sha256", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("created_by", sa.Text),
+    sa.CheckConstraint("kind IN ('ndvi', 'fvc', 'dem', 'other')", name="kind_domain"),
+    sa.CheckConstraint("width > 0 AND height > 0 AND band_count > 0", name="size_positive"),
+    sa.Index("ix_rasters_kind_acquired", "kind", "acquired"),
+)

@@ -176,7 +176,7 @@ def test_document_lists_every_error_as_a_problem(demo_client):
             assert "422" not in responses or label in (
                 "POST /uploads", "POST /collections/{collection_id}/items",
                 "PUT /collections/{collection_id}/items/{feature_id}",
-                "PATCH /collections/{collection_id}/items/{feature_id}"), label
+                "PATCH /collections/{collection_id}/items/{feature_id}", "POST /rasters"), label
             if operation.get("parameters") or operation.get("requestBody"):
                 assert "400" in responses, label
             if "{" in path:

@@ -81,7 +81,7 @@ def _valid(conn: sa.Connection) -> dict[str, str]:
     return {
         "collection_id": "caragana_plots", "layer_id": "caragana_plots", "tms": "WebMercatorQuad",
         "z": "12", "x": "3315", "y": "1579", "upload_id": "0" * 32, "check_id": "leases_on_subsidence",
-        "fmt": "png", "job_id": "1", "version": "1",
+        "fmt": "png", "job_id": "1", "version": "1", "raster_id": "1",
         "feature_id": str(conn.scalar(sa.text("SELECT min(id) FROM caragana_plots"))),
         "code": conn.scalar(sa.text("SELECT min(code) FROM villages")),
     }
@@ -178,6 +178,23 @@ def test_upload_form_fields_are_checked(client):
             _answer_ok(r, f"POST /uploads/form {field}={value[:30]!r}")
     for value in HOSTILE:
         _answer_ok(client.post(f"/uploads/{quote(value, safe='')}/commit/form"), f"commit {value[:30]!r}")
+
+
+def test_raster_form_fields_are_checked(client, township):
+    from layers.store.database import engine_for
+    from tests.conftest import surveyor_headers
+
+    auth = surveyor_headers(township)  # so that the fields are read, not refused at the door
+    tif = b"II*\x00" + b"\x00" * 64
+    for field in ("kind", "acquired", "source", "band_meaning"):
+        for value in HOSTILE:
+            data = {"kind": "ndvi", "acquired": "2022-07-15", field: value}
+            for path in ("/rasters", "/rasters/form"):
+                r = client.post(path, data=data, files={"file": (value[:100] or "x.tif", tif)}, headers=auth)
+                _answer_ok(r, f"POST {path} {field}={value[:30]!r}")
+                assert 400 <= r.status_code < 500, f"POST {path} {field}={value[:30]!r}: {r.status_code}"
+    with engine_for(township.render_as_string(hide_password=False)).connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM rasters")) == 0
 
 
 def test_the_database_came_through(client, watched_backend):

@@ -28,7 +28,7 @@ WHO = ("anonymous", "viewer", "surveyor", "planner", "admin")
 PARAMS = {"collection_id": "no_such_layer", "layer_id": "no_such_layer", "feature_id": "1",
           "tms": "WebMercatorQuad", "z": "0", "x": "0", "y": "0", "code": "no_such_village",
           "fmt": "png", "check_id": "no_such_check", "upload_id": "0" * 32, "job_id": "999999",
-          "version": "1"}
+          "version": "1", "raster_id": "999999"}
 
 
 def _rows(text: str, header: str) -> list[list[str]]:

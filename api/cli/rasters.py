@@ -1,0 +1,111 @@
+"""``landeco raster add FILE --kind ndvi --date 2022-07-15``, ``landeco raster list``, ``… show ID``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from layers.errors import LandecoError
+
+_STAGES = {"checking": "检查 checking", "converting": "转换为 COG converting", "storing": "保存 storing",
+           "stored": "已保存 stored"}
+
+
+def _engine_settings():
+    from layers.settings import Settings
+    from layers.store.database import database_url, engine_for
+
+    settings = Settings()
+    return engine_for(database_url(settings).render_as_string(hide_password=False)), settings
+
+
+def _fail(exc: LandecoError) -> typer.Exit:
+    typer.secho(f"error [{exc.code}]: {exc}", fg="red", err=True)
+    hint = getattr(exc, "hint", None)
+    if hint:
+        typer.secho(f"hint: {hint}", fg="yellow", err=True)
+    return typer.Exit(1)
+
+
+def _line(r) -> str:
+    bands = f"×{r.band_count}" if r.band_count > 1 else ""
+    crs = r.crs if len(r.crs) < 16 else "…"
+    size = f"{r.width}×{r.height}{bands}"
+    return f"{r.id:>5}  {r.kind:<6} {r.acquired.isoformat()}  {size}  {r.res_x:g} {crs}  {r.source or ''}"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``landeco raster`` group."""
+    raster = typer.Typer(help="Rasters (NDVI, vegetation cover, DEM …) stored as Cloud-Optimized GeoTIFFs.",
+                         no_args_is_help=True)
+    app.add_typer(raster, name="raster")
+
+    @raster.command("add")
+    def add_command(
+        file: Annotated[Path, typer.Argument(help="a GeoTIFF", exists=True, dir_okay=False, readable=True)],
+        kind: Annotated[str, typer.Option(help="ndvi, fvc, dem or other")],
+        date: Annotated[str, typer.Option("--date", help="acquisition date, YYYY-MM-DD")],
+        source: Annotated[str | None, typer.Option(help="where it comes from (sensor, provider)")] = None,
+        band_meaning: Annotated[str | None, typer.Option(help="what the band values mean")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="print the raster as JSON")] = False,
+    ) -> None:
+        """Check a GeoTIFF, store it as a COG and register it (a progress bar follows the conversion)."""
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        from layers.audit import cli_who
+        from layers.rasters import add_raster
+
+        engine, settings = _engine_settings()
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                            TimeElapsedColumn(), disable=as_json, transient=False)
+        task = progress.add_task(_STAGES["checking"], total=1000)
+
+        def step(fraction: float, stage: str) -> None:
+            progress.update(task, completed=int(fraction * 1000), description=_STAGES.get(stage, stage))
+
+        try:
+            with progress:
+                r = add_raster(engine, settings, file, kind=kind, acquired=date, source=source,
+                               band_meaning=band_meaning, who=cli_who("raster add"), on_progress=step)
+        except LandecoError as exc:
+            raise _fail(exc) from exc
+        if as_json:
+            typer.echo(json.dumps(r.as_json(), ensure_ascii=False))
+        else:
+            typer.echo(f"raster {r.id} added (已添加): {r.kind} {r.acquired.isoformat()}, "
+                       f"{r.width}×{r.height} pixels, {r.crs}, {r.bytes:,} bytes → {r.uri}")
+
+    @raster.command("list")
+    def list_command(
+        kind: Annotated[str | None, typer.Option(help="only this kind: ndvi, fvc, dem or other")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="JSON, one raster a line")] = False,
+    ) -> None:
+        """The rasters by kind and date."""
+        from layers.rasters import list_rasters
+
+        engine, _ = _engine_settings()
+        try:
+            with engine.connect() as conn:
+                found = list_rasters(conn, kind=kind)
+        except LandecoError as exc:
+            raise _fail(exc) from exc
+        for r in found:
+            typer.echo(json.dumps(r.as_json(), ensure_ascii=False) if as_json else _line(r))
+        if not found and not as_json:
+            typer.echo("no rasters (没有栅格)")
+
+    @raster.command("show")
+    def show_command(raster_id: Annotated[str, typer.Argument(help="the raster's id")]) -> None:
+        """One raster's metadata (JSON), with where its COG is stored."""
+        from layers.rasters import get_raster
+
+        engine, _ = _engine_settings()
+        try:
+            with engine.connect() as conn:
+                r = get_raster(conn, raster_id)
+        except LandecoError as exc:
+            raise _fail(exc) from exc
+        typer.echo(json.dumps({**r.as_json(), "uri": r.uri}, ensure_ascii=False, indent=2))

@@ -1,0 +1,66 @@
+"""``landeco raster add|list|show``: the same checks as the API, on the command line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from api.cli import app
+from layers.store.database import engine_for
+from tests.gis.test_raster import hand_written_tiff
+from tests.layers.test_rasters import ndvi_file
+
+
+@pytest.fixture
+def cli_db(new_database, monkeypatch, tmp_path) -> Iterator[sa.Engine]:
+    with new_database("landeco_test_raster_cli") as url:
+        monkeypatch.setenv("LANDECO_DATABASE_URL", url.render_as_string(hide_password=False))
+        monkeypatch.setenv("LANDECO_HOME", str(tmp_path / "home"))
+        yield engine_for(url.render_as_string(hide_password=False))
+
+
+def test_add_list_show(cli_db, tmp_path):
+    runner = CliRunner()
+    src = ndvi_file(tmp_path)
+    added = runner.invoke(app, ["raster", "add", str(src), "--kind", "ndvi", "--date", "2022-07-15",
+                                "--source", "Sentinel-2"])
+    assert added.exit_code == 0, added.output
+    assert "raster 1 added" in added.output and "EPSG:32648" in added.output
+    as_json = runner.invoke(app, ["raster", "add", str(src), "--kind", "fvc", "--date", "2021-07-15",
+                                  "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["kind"] == "fvc"
+
+    listed = runner.invoke(app, ["raster", "list"])
+    assert listed.exit_code == 0
+    lines = listed.output.strip().splitlines()
+    assert [line.split()[1:3] for line in lines] == [["fvc", "2021-07-15"], ["ndvi", "2022-07-15"]]
+    only = runner.invoke(app, ["raster", "list", "--kind", "ndvi", "--json"])
+    assert [json.loads(x)["id"] for x in only.stdout.splitlines()] == [1]
+
+    shown = runner.invoke(app, ["raster", "show", "1"])
+    assert shown.exit_code == 0
+    body = json.loads(shown.stdout)
+    assert body["source"] == "Sentinel-2" and Path(body["uri"]).is_file()
+    with cli_db.connect() as conn:
+        assert conn.scalar(sa.text("SELECT actor FROM audit WHERE action = 'raster.add' LIMIT 1"))
+
+
+def test_refusals_explain_and_store_nothing(cli_db, tmp_path):
+    runner = CliRunner()
+    huge = runner.invoke(app, ["raster", "add", str(hand_written_tiff(tmp_path / "h.tif", 10**9, 10**9)),
+                               "--kind", "ndvi", "--date", "2022-07-15"])
+    assert huge.exit_code == 1 and "raster_dimensions_too_large" in huge.output
+    bad_date = runner.invoke(app, ["raster", "add", str(ndvi_file(tmp_path)), "--kind", "ndvi",
+                                   "--date", "2022-02-30"])
+    assert bad_date.exit_code == 1 and "invalid_raster_parameter" in bad_date.output
+    missing = runner.invoke(app, ["raster", "show", "42"])
+    assert missing.exit_code == 1 and "raster_not_found" in missing.output
+    with cli_db.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM rasters")) == 0
+    assert not any((tmp_path / "home" / "storage" / "rasters").glob("*"))

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from api import audit, auth, editing, features, history, home, jobs, maps, query, rasters, tiles, uploads
+from api import zonal as zonal_routes
 from api.edge import EdgeGuard
 from api.observability import install_observability
 from api.openapi import install_openapi
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (home, auth, features, tiles, uploads, query, maps, audit, history, jobs, rasters):
         app.include_router(module.router)
     app.include_router(editing.router)
+    app.include_router(zonal_routes.router)
     install_openapi(app, "/api.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_observability(app, access_log=settings.access_log)  # last: outermost, around gzip

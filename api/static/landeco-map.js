@@ -202,6 +202,112 @@
   });
   map.on("popupopen", function () { if (measuring) { map.closePopup(); } });
 
+  // -- a feature's zonal statistics (GET …/items/{id}/zonal) as a small chart in its popup ----
+  var FEATURE_PATH = /\/maps\/([a-z_]+)\/features\/(\d+)/;
+  var SVG = "http://www.w3.org/2000/svg";
+  var zonalWords = en ? {inside: "inside", ring: "ring", mean: "mean", title: "Zonal statistics (mean by date)"}
+    : {inside: "区内", ring: "外围", mean: "均值", title: "分区统计（各期均值）"};
+  function zonalUrl(el) {
+    var found = null;
+    el.querySelectorAll("a[href]").forEach(function (a) {
+      var url = new URL(a.getAttribute("href"), window.location.href);
+      if (!found && url.origin === window.location.origin && FEATURE_PATH.test(url.pathname)) { found = url; }
+    });
+    if (!found && FEATURE_PATH.test(window.location.pathname)) { found = new URL(window.location.href); }
+    if (!found) { return null; }
+    found.pathname = found.pathname.replace(FEATURE_PATH, "/collections/$1/items/$2/zonal");
+    found.search = "?" + new URLSearchParams({lang: config.lang});
+    return found.toString();
+  }
+  function svgNode(name, attrs) {
+    var node = document.createElementNS(SVG, name);
+    Object.keys(attrs).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    return node;
+  }
+  function zoneWord(zone) {
+    return zone === "feature" ? zonalWords.inside : zonalWords.ring + " " + zone.replace(/^ring_/, "") + " m";
+  }
+  function sparkline(series) {  // every series of one kind: the feature's solid, its rings dashed
+    var w = 220, h = 48, pad = 4, points = [];
+    series.forEach(function (s) {
+      s.points.forEach(function (p) {
+        if (typeof p.mean === "number") { points.push({t: Date.parse(p.acquired), v: p.mean}); }
+      });
+    });
+    var svg = svgNode("svg", {width: w, height: h, viewBox: "0 0 " + w + " " + h, role: "img",
+                              "class": "landeco-zonal-chart"});
+    if (!points.length) { return svg; }
+    var t0 = Math.min.apply(null, points.map(function (p) { return p.t; }));
+    var t1 = Math.max.apply(null, points.map(function (p) { return p.t; }));
+    var v0 = Math.min.apply(null, points.map(function (p) { return p.v; }));
+    var v1 = Math.max.apply(null, points.map(function (p) { return p.v; }));
+    if (v1 - v0 < 1e-9) { v0 -= 0.5; v1 += 0.5; }
+    function x(t) { return t1 > t0 ? pad + (w - 2 * pad) * (t - t0) / (t1 - t0) : w / 2; }
+    function y(v) { return h - pad - (h - 2 * pad) * (v - v0) / (v1 - v0); }
+    series.forEach(function (s) {
+      var ring = s.zone !== "feature";
+      var xy = s.points.filter(function (p) { return typeof p.mean === "number"; })
+        .map(function (p) { return [x(Date.parse(p.acquired)), y(p.mean), p]; });
+      if (xy.length > 1) {
+        svg.appendChild(svgNode("polyline", {
+          points: xy.map(function (q) { return q[0].toFixed(1) + "," + q[1].toFixed(1); }).join(" "),
+          fill: "none", stroke: ring ? "#888888" : "#1a9850", "stroke-width": 2,
+          "stroke-dasharray": ring ? "4 3" : "none"}));
+      }
+      xy.forEach(function (q) {
+        var dot = svgNode("circle", {cx: q[0].toFixed(1), cy: q[1].toFixed(1), r: 2.5,
+                                     fill: ring ? "#888888" : "#1a9850"});
+        var tip = document.createElementNS(SVG, "title");
+        tip.textContent = q[2].acquired + " " + zoneWord(s.zone) + " " + zonalWords.mean + " " + q[2].mean.toFixed(3);
+        dot.appendChild(tip);
+        svg.appendChild(dot);
+      });
+    });
+    return svg;
+  }
+  function zonalChart(answer) {
+    var box = document.createElement("div");
+    box.className = "landeco-zonal";
+    var head = document.createElement("div");
+    head.className = "landeco-zonal-title";
+    head.textContent = zonalWords.title;
+    box.appendChild(head);
+    var kinds = [];
+    answer.series.forEach(function (s) { if (kinds.indexOf(s.kind) < 0) { kinds.push(s.kind); } });
+    kinds.forEach(function (kind) {
+      var mine = answer.series.filter(function (s) { return s.kind === kind; });
+      var caption = document.createElement("div");
+      caption.className = "landeco-zonal-caption";
+      caption.dataset.kind = kind;
+      caption.textContent = mine[0].label + ": " + mine.map(function (s) {
+        var last = s.points[s.points.length - 1];
+        return zoneWord(s.zone) + " " + (typeof last.mean === "number" ? last.mean.toFixed(3) : "—") +
+          " (" + last.acquired + ")";
+      }).join("；");
+      box.appendChild(caption);
+      box.appendChild(sparkline(mine));
+    });
+    return box;
+  }
+  map.on("popupopen", function (e) {
+    var el = e.popup.getElement();
+    var content = el && el.querySelector(".leaflet-popup-content");
+    var url = content && zonalUrl(content);
+    if (!url || content.querySelector(".landeco-zonal")) { return; }
+    fetch(url, {headers: {Accept: "application/json"}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (answer) {
+        if (!answer || !answer.series || !answer.series.length || !map.hasLayer(e.popup)) { return; }
+        // the popup's content as one node, the chart after it (update() would re-render a string)
+        var wrapper = document.createElement("div");
+        while (content.firstChild) { wrapper.appendChild(content.firstChild); }
+        wrapper.appendChild(zonalChart(answer));
+        e.popup.setContent(wrapper);
+        root.dataset.zonal = answer.layer + ":" + answer.feature_id;
+      })
+      .catch(function () { /* the popup stays as it was */ });
+  });
+
   // -- print what is shown: the box on screen, the layers switched on, the date -------------
   var pdf = document.getElementById("print-pdf");
   var png = document.getElementById("print-png");

@@ -391,3 +391,30 @@ rasters_table = sa.Table(
     sa.CheckConstraint("width > 0 AND height > 0 AND band_count > 0", name="size_positive"),
     sa.Index("ix_rasters_kind_acquired", "kind", "acquired"),
 )
+
+
+# -- zonal statistics (layers/zonal.py) ------------------------------------------------------
+__all__ += ["ZONAL_STAT_COLUMNS", "zonal_stats_table"]
+
+#: The statistics stored per feature, zone and raster (see gis.zonal.STATS).
+ZONAL_STAT_COLUMNS = ("mean", "median", "min", "max", "stdev", "area_m2", "area_mu", "share_above")
+
+#: Zonal statistics of a layer's features over a raster, one row per feature and zone
+#: ('feature', 'ring_500' …); with the raster's kind and date, every feature has a time series.
+zonal_stats_table = sa.Table(
+    "zonal_stats", metadata,
+    sa.Column("raster_id", sa.BigInteger, sa.ForeignKey("rasters.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("layer", sa.Text, nullable=False),
+    sa.Column("feature_id", sa.BigInteger, nullable=False),
+    sa.Column("zone", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("acquired", sa.Date, nullable=False),
+    sa.Column("pixels", sa.Double, nullable=False),
+    *(sa.Column(name, sa.Double) for name in ZONAL_STAT_COLUMNS),
+    sa.Column("threshold", sa.Double),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("job_id", sa.BigInteger),
+    sa.PrimaryKeyConstraint("raster_id", "layer", "feature_id", "zone"),
+    sa.CheckConstraint("zone = 'feature' OR zone ~ '^ring_[0-9.]+$'", name="zone_name"),
+    sa.Index("ix_zonal_stats_layer", "layer", "feature_id", "acquired"),
+)

@@ -10,6 +10,7 @@ COG with overviews through ``rio-cogeo``.
 
 from __future__ import annotations
 
+import errno
 import re
 import struct
 from collections.abc import Callable
@@ -178,7 +179,6 @@ def footprint_lonlat(bounds: tuple[float, float, float, float], crs_wkt: str) ->
 def inspect(path: Path, limits: RasterLimits | None = None) -> RasterInfo:
     """The raster's metadata, or an :class:`InputError` with a stable code; no pixel is read."""
     import rasterio
-    from rasterio.errors import RasterioError
 
     limits = limits or RasterLimits()
     width, height, samples, bits = tiff_header(path)
@@ -195,7 +195,7 @@ def inspect(path: Path, limits: RasterLimits | None = None) -> RasterInfo:
             gcps = src.gcps[0]
     except InputError:
         raise
-    except (RasterioError, OSError, ValueError) as err:
+    except Exception as err:  # RasterioError, GDAL's CPLE_* errors, a header numpy cannot take
         raise InputError("raster_corrupt", f"the file cannot be read as a GeoTIFF: {err}",
                          hint="the file may be truncated or damaged: send it again") from None
     if len(dtypes) != 1 or next(iter(dtypes)) not in DTYPES:
@@ -281,7 +281,6 @@ def to_cog(src_path: Path, dst_path: Path, *, resampling: str = "average",
     continuous values, ``nearest`` for classes).
     """
     import rasterio
-    from rasterio.errors import RasterioError
     from rio_cogeo.cogeo import cog_translate
     from rio_cogeo.profiles import cog_profiles
 
@@ -296,7 +295,9 @@ def to_cog(src_path: Path, dst_path: Path, *, resampling: str = "average",
                           quiet=on_progress is None,
                           progress_out=_Progress(on_progress) if on_progress else None,
                           in_memory=False, use_cog_driver=False)
-    except (RasterioError, OSError, ValueError) as err:
+    except Exception as err:  # GDAL's errors come as several classes; a full disk is not the file's fault
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise
         raise InputError("raster_corrupt", f"the raster's pixels cannot be read: {err}",
                          hint="the file may be truncated or damaged: send it again") from None
 

@@ -398,8 +398,9 @@ def add_raster(engine: sa.Engine, settings: Settings, path: Path | str, *, kind:
                on_progress: Callable[[float, str], None] | None = None) -> Raster:
     """Check the GeoTIFF at ``path``, store it as a COG and register it; nothing is kept on a refusal.
 
-    ``on_progress(fraction, stage)`` hears ``checking``, ``converting`` (most of the time) and
-    ``storing``. Raises a :class:`RasterRefusedError` subclass (4xx) for a file landeco will not
+    ``on_progress(fraction, stage)`` hears ``checking``, ``converting`` (the pixels read, to 50 %),
+    ``overviews`` (overviews and the COG's layout written), ``storing`` and ``stored``. Raises a
+    :class:`RasterRefusedError` subclass (4xx) for a file landeco will not
     store and :class:`RasterParameterError` for a wrong kind, date or text.
     """
     path = Path(path)
@@ -433,7 +434,8 @@ def add_raster(engine: sa.Engine, settings: Settings, path: Path | str, *, kind:
         progress(0.05, "converting")
         try:
             graster.to_cog(path, tmp, resampling=_resampling(kind),
-                           on_progress=lambda f: progress(0.05 + 0.45 * f, "converting"))
+                           on_progress=lambda f: progress(0.05 + 0.45 * f,
+                                                          "converting" if f < 1 else "overviews"))
         except InputError as err:
             raise raster_error(err) from None
         progress(0.9, "storing")  # the pixels are read (to 50 %); overviews and layout were written since

@@ -145,8 +145,8 @@ def raster_add(ctx: JobContext, *, incoming: str, kind: str, acquired: str, sour
     """A large raster checked, converted to a COG and registered outside the request."""
     from layers.rasters import add_received
 
-    words = {"checking": "正在检查", "converting": "正在转换为 COG", "storing": "正在保存",
-             "stored": "已保存"}
+    words = {"checking": "正在检查", "converting": "正在转换为 COG", "overviews": "正在生成金字塔",
+             "storing": "正在保存", "stored": "已保存"}
     raster = add_received(ctx.engine, ctx.settings, incoming, kind=kind, acquired=acquired, source=source,
                           band_meaning=band_meaning, name=name, who=_who(actor, address, "job: raster_add"),
                           on_progress=lambda f, stage: ctx.progress(f, words.get(stage, stage)))

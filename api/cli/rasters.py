@@ -10,8 +10,8 @@ import typer
 
 from layers.errors import LandecoError
 
-_STAGES = {"checking": "检查 checking", "converting": "转换为 COG converting", "storing": "保存 storing",
-           "stored": "已保存 stored"}
+_STAGES = {"checking": "检查 checking", "converting": "转换为 COG converting",
+           "overviews": "生成金字塔 overviews", "storing": "保存 storing", "stored": "已保存 stored"}
 
 
 def _engine_settings():

@@ -191,3 +191,29 @@ def test_to_cog_writes_a_valid_cog_with_the_same_pixels(tmp_path):
         assert b.overviews(1)  # overviews for drawing at low zoom
         assert b.block_shapes[0] == (512, 512)
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_damaged_files_are_refused_with_a_code_never_a_crash(tmp_path):
+    """Bytes flipped in the header or the tiles, files cut short: a stored COG or an InputError."""
+    src = _ndvi(tmp_path, shape=(300, 300), nodata=-9999, tiled=True)
+    data = src.read_bytes()
+    rng = np.random.default_rng(42)
+    codes = set()
+    for i in range(150):
+        damaged = bytearray(data)
+        for _ in range(int(rng.integers(1, 8))):
+            pos = int(rng.integers(0, 2000 if rng.random() < 0.7 else len(damaged)))
+            damaged[pos] = int(rng.integers(0, 256))
+        if rng.random() < 0.2:
+            damaged = damaged[: int(rng.integers(8, len(damaged)))]
+        path = tmp_path / f"d{i}.tif"
+        path.write_bytes(bytes(damaged))
+        try:
+            inspect(path)
+            to_cog(path, tmp_path / f"out{i}.tif")
+        except InputError as err:
+            codes.add(err.code)
+    assert "raster_corrupt" in codes and codes <= {
+        "raster_corrupt", "raster_no_crs", "raster_not_tiff", "raster_too_many_bands",
+        "raster_dtype_unsupported", "raster_dimensions_too_large", "raster_not_georeferenced",
+        "raster_rotated", "raster_outside_township"}

@@ -138,6 +138,12 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process (user + system): less shaken than wall time on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _plots_in_job_order(engine: Any, raster: Any) -> Any:
     """The plots as the job reads them (same statement, same order), in the raster's CRS."""
     import geopandas as gpd
@@ -173,9 +179,9 @@ def run_one(which: str, plots: int, raster_id: int, out: Path) -> dict[str, floa
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM zonal_stats WHERE raster_id = :r"), {"r": raster_id})
         before = _peak_mb()
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _cpu_s()
         summary = run_zonal(engine, raster_id=raster_id, layer="caragana_plots", stats=list(STATS))
-        seconds = time.perf_counter() - t
+        seconds, cpu = time.perf_counter() - t, _cpu_s() - cpu
         peak = _peak_mb()
         with engine.connect() as conn:
             rows = conn.execute(sa.text(
@@ -189,7 +195,7 @@ def run_one(which: str, plots: int, raster_id: int, out: Path) -> dict[str, floa
     else:
         frame = _plots_in_job_order(engine, raster)
         before = _peak_mb()
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _cpu_s()
         if which == "exactextract":
             from exactextract import exact_extract
 
@@ -199,7 +205,7 @@ def run_one(which: str, plots: int, raster_id: int, out: Path) -> dict[str, floa
 
             got = zonal_stats(frame.geometry, raster.uri, nodata=NODATA,
                               stats=["mean", "median", "min", "max", "std", "count"])
-        seconds = time.perf_counter() - t
+        seconds, cpu = time.perf_counter() - t, _cpu_s() - cpu
         peak = _peak_mb()
         if which == "exactextract":
             got = got.sort_values("fid")
@@ -216,7 +222,7 @@ def run_one(which: str, plots: int, raster_id: int, out: Path) -> dict[str, floa
                                         dtype="float64")
         features = len(frame)
     np.savez(out, **result)
-    return {"seconds": seconds, "peak_mb": peak, "before_mb": before, "features": features}
+    return {"seconds": seconds, "cpu_s": cpu, "peak_mb": peak, "before_mb": before, "features": features}
 
 
 def _child(which: str, plots: int, raster_id: int, out: Path) -> dict[str, float]:
@@ -271,7 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     for i in range(args.repeat):
         for which in (("landeco", "exactextract") if i % 2 == 0 else ("exactextract", "landeco")):
             runs[which].append(_child(which, args.plots, raster_id, out / f"zonal_{which}.npz"))
-            print(f"  {which}: {runs[which][-1]['seconds']:.2f} s", flush=True)
+            print(f"  {which}: {runs[which][-1]['seconds']:.2f} s ({runs[which][-1]['cpu_s']:.2f} s CPU)",
+                  flush=True)
     if not args.no_rasterstats:
         runs["rasterstats"].append(_child("rasterstats", args.plots, raster_id,
                                           out / "zonal_rasterstats.npz"))
@@ -279,22 +286,25 @@ def main(argv: list[str] | None = None) -> None:
     got = {k: dict(np.load(out / f"zonal_{k}.npz")) for k in runs if runs[k]}
     same = compare(got["landeco"], got["exactextract"], ("mean", "median", "min", "max", "stdev", "area_m2"))
     base = statistics.median(r["seconds"] for r in runs["exactextract"])
+    base_cpu = statistics.median(r["cpu_s"] for r in runs["exactextract"])
     print()
     print(f"{runs['landeco'][0]['features']:,} plots, {args.size:,} × {args.size:,} float32 raster (COG), "
           f"median of {args.repeat}; load average {os.getloadavg()[0]:.1f}")
     print()
-    print("| run | seconds (median) | runs (s) | plots/s | peak RSS (MB) | RSS before the run (MB) "
-          "| ÷ exactextract |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print("| run | seconds (median) | runs (s) | CPU s (median) | plots/s | peak RSS (MB) "
+          "| RSS before the run (MB) | ÷ exactextract (wall) | ÷ exactextract (CPU) |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for which, label in (("landeco", "landeco (`zonal` job body: read, reproject, extract, store)"),
                          ("exactextract", "exactextract alone"), ("rasterstats", "rasterstats")):
         if not runs[which]:
             continue
         secs = [r["seconds"] for r in runs[which]]
         med = statistics.median(secs)
-        print(f"| {label} | {med:.2f} | {' '.join(f'{s:.2f}' for s in secs)} "
+        cpu = statistics.median(r["cpu_s"] for r in runs[which])
+        print(f"| {label} | {med:.2f} | {' '.join(f'{s:.2f}' for s in secs)} | {cpu:.2f} "
               f"| {runs[which][0]['features'] / med:,.0f} | {max(r['peak_mb'] for r in runs[which]):,.0f} "
-              f"| {max(r['before_mb'] for r in runs[which]):,.0f} | {med / base:.2f}× |")
+              f"| {max(r['before_mb'] for r in runs[which]):,.0f} | {med / base:.2f}× "
+              f"| {cpu / base_cpu:.2f}× |")
     print()
     worst = max(same[n]["max_abs"] for n in ("mean", "median", "min", "max", "stdev"))
     mismatched = sum(same[n]["null_mismatch"] for n in ("mean", "median", "min", "max", "stdev", "area_m2"))

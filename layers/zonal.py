@@ -25,8 +25,9 @@ from layers.model import Layer
 from layers.registry import LAYERS
 from layers.store.schema import ZONAL_STAT_COLUMNS, zonal_stats_table
 
-__all__ = ["MAX_RING_M", "ZonalLayerError", "ZonalParameterError", "ZonalStatError", "bans_against_rings",
-           "caragana_cover_by_year", "check_zonal", "feature_series", "run_zonal"]
+__all__ = ["EXAMPLES", "MAX_RING_M", "ZonalLayerError", "ZonalParameterError", "ZonalStatError",
+           "bans_against_rings", "caragana_cover_by_year", "check_zonal", "feature_series", "run_examples",
+           "run_zonal"]
 
 #: Widest ring (metres) outside a feature.
 MAX_RING_M = 5000.0
@@ -253,6 +254,29 @@ def zonal_job(ctx: JobContext, *, raster_id: int, layer: str, stats: list[str], 
 
     return run_zonal(ctx.engine, raster_id=raster_id, layer=layer, stats=stats, where=where,
                      threshold=threshold, ring_m=ring_m, job_id=ctx.id, on_progress=progress)
+
+
+#: The township's two questions: (layer, ring in metres or None) run over each NDVI and cover raster.
+EXAMPLES = (("caragana_plots", None), ("grazing_bans", 500.0))
+
+
+def run_examples(engine: sa.Engine, *, kinds: tuple[str, ...] = ("ndvi", "fvc"),
+                 on_progress: Callable[[str, int, int], None] | None = None) -> list[dict[str, Any]]:
+    """:data:`EXAMPLES` over every raster of ``kinds`` (what ``landeco demo`` runs); the summaries.
+
+    Afterwards :func:`caragana_cover_by_year` and :func:`bans_against_rings` answer, and every
+    caragana plot and grazing ban has its series (and its popup chart).
+    """
+    with engine.connect() as conn:
+        ids = conn.execute(sa.text("SELECT id FROM rasters WHERE kind = ANY(:k) ORDER BY kind, acquired, id"),
+                           {"k": list(kinds)}).scalars().all()
+    done = []
+    for i, raster_id in enumerate(ids):
+        for layer, ring_m in EXAMPLES:
+            done.append(run_zonal(engine, raster_id=raster_id, layer=layer, ring_m=ring_m))
+        if on_progress is not None:
+            on_progress("zonal_stats", i + 1, len(ids))
+    return done
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -150,7 +150,8 @@ def demo(
                                        "100000, 1000000); default: a township-sized 300–600"),
     replace: bool = typer.Option(True, help="empty the layers before loading"),
     rasters: bool = typer.Option(True, help="add the demo's NDVI and vegetation cover rasters "
-                                 "(4 summers, 30 m; about 10-20 s)"),
+                                 "(4 summers, 30 m; about 10-20 s) and their zonal statistics over the "
+                                 "caragana plots and grazing bans (about 30 s more)"),
 ) -> None:
     """Load the demo township (deterministic) into the database, and its rasters."""
     from rich.progress import Progress
@@ -182,6 +183,10 @@ def demo(
                 engine = engine_for(url.render_as_string(hide_password=False))
                 added = load_demo_rasters(engine, settings, seed=seed, progress=advance)
                 counts["rasters"] = len(added)
+                if parcels is None:  # each plot's and ban's series over the demo rasters (popup charts)
+                    from layers.zonal import run_examples
+
+                    counts["zonal_stats"] = sum(s["rows"] for s in run_examples(engine, on_progress=advance))
     except LandecoError as exc:
         raise _fail(exc) from exc
     for layer_id, n in counts.items():

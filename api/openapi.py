@@ -131,7 +131,7 @@ SUCCESS: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
     ("get", "/export/{layer_id}"): {200: _FILES},
     ("get", "/stats/{layer_id}"): {200: {"application/json": {"type": "object"}, "text/csv": _STRING,
                                          XLSX: _BINARY}},
-    ("get", "/conflicts/{check_id}"): {200: {GEOJSON: {"$ref": _REF + "FeatureCollection"}}},
+    ("get", "/conflicts/{check_id}"): {200: {GEOJSON: {"$ref": _REF + "FeatureCollection"}, XLSX: _BINARY}},
     ("get", "/maps/{layer_id}.{fmt}"): {200: {"image/png": _BINARY, "application/pdf": _BINARY}},
     ("get", "/maps.{fmt}"): {200: {"image/png": _BINARY, "application/pdf": _BINARY}},
     ("get", "/maps/villages/{code}.{fmt}"): {200: {"image/png": _BINARY, "application/pdf": _BINARY}},

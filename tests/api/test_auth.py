@@ -134,11 +134,12 @@ def test_every_form_refuses_a_missing_or_wrong_token(client, user):
     sign_in(client, user)
     good = _page_csrf(client)
     forms = {"/uploads/form": {"layer": "caragana_plots"}, "/logout": {},
-             "/uploads/{upload_id}/commit/form": {}}
+             "/uploads/{upload_id}/commit/form": {},
+             "/rasters/form": {"kind": "ndvi", "acquired": "2022-07-15"}}
     assert {p for _, p in FORMS} == {*forms, "/login"}
     for path, data in forms.items():
         url = path.replace("{upload_id}", "0" * 32)
-        files = {"file": ("a.geojson", b"{}")} if path == "/uploads/form" else None
+        files = {"file": ("a.geojson", b"{}")} if path in ("/uploads/form", "/rasters/form") else None
         for token in (None, "wrong-" + good):
             body = {**data, **({"csrf_token": token} if token else {})}
             res = client.post(url, data=body, files=files)

@@ -12,7 +12,7 @@ Unanswerable figures are listed as such: never a made-up number, never a zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ from layers.settings import Settings
 
 __all__ = ["FIGURES", "SECTIONS", "Figure", "Section", "build_report", "figure_sql", "table_exists"]
 
-Precision = Literal["day", "year", "status_day"]
+Precision = Literal["day", "year"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ class Figure:
     ``cql`` the same condition in CQL2 text (the link to the features); ``measure`` the SQL
     aggregate (``sum(t.area_mu) / 10000``); ``date_field`` and ``precision`` the period rule:
     ``day`` (a date field within the period), ``year`` (an integer year field: year precision,
-    so a period shorter than a year is widened to its calendar year), ``status_day`` (the day
-    a workflow status was reached). The others carry ``needs``: the data that would answer them.
+    so a period shorter than a year is widened to its calendar year). The others carry
+    ``needs``: the data that would answer them.
     """
 
     id: str
@@ -80,7 +80,6 @@ class Figure:
     needs_zh: str = ""
     needs_en: str = ""
     #: answered only when this table exists in the database (a layer other branches add)
-    optional_table: bool = False
 
     @property
     def answerable(self) -> bool:
@@ -416,13 +415,12 @@ FIGURES: tuple[Figure, ...] = (
         "图斑个数",
         "number of patches",
         "status_at",
-        "status_day",
+        "day",
         "按整改日期计：图斑计入其状态变为“已整改”的日期所在的期间",
         "a patch counts in the period in which its status became rectified (status_at)",
         digits=0,
         needs_zh="变化图斑图层（change_patches，含整改状态与日期）",
         needs_en="the change-patch layer (change_patches) with its rectification status and date",
-        optional_table=True,
     ),
     Figure(
         "patches_rectified_area",
@@ -437,12 +435,11 @@ FIGURES: tuple[Figure, ...] = (
         "面积（亩）",
         "area (mu)",
         "status_at",
-        "status_day",
+        "day",
         "按整改日期计：图斑计入其状态变为“已整改”的日期所在的期间",
         "a patch counts in the period in which its status became rectified (status_at)",
         needs_zh="变化图斑图层（change_patches，含整改状态与日期）",
         needs_en="the change-patch layer (change_patches) with its rectification status and date",
-        optional_table=True,
     ),
     Figure(
         "caragana_planted",
@@ -630,20 +627,6 @@ def table_exists(conn: sa.Connection, table: str) -> bool:
     return bool(conn.scalar(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}))
 
 
-def _status_day_sql(conn: sa.Connection, table: str, column: str) -> str:
-    """The day (in the township's time zone) a timestamp column holds; a date column as it is."""
-    kind = conn.scalar(
-        sa.text(
-            "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() "
-            "AND table_name = :t AND column_name = :c"
-        ),
-        {"t": table, "c": column},
-    )
-    if kind and kind.startswith("timestamp with"):
-        return f"(t.{column} AT TIME ZONE :tz)::date"
-    return f"t.{column}::date"
-
-
 def _years(period: Period) -> tuple[int, int, bool]:
     """The years a year-precise figure counts for ``period`` and whether it was widened."""
     first, last = period.years
@@ -657,11 +640,6 @@ def figure_sql(fig: Figure, conn: sa.Connection) -> tuple[str, str]:
             f"t.{fig.date_field} BETWEEN :y0 AND :y1",
             f"{fig.date_field} >= {{y0}} AND {fig.date_field} <= {{y1}}",
         )
-    if fig.precision == "status_day":
-        return (
-            f"{_status_day_sql(conn, fig.layer, fig.date_field)} BETWEEN :start AND :end",
-            f"{fig.date_field} >= TIMESTAMP('{{t0}}') AND {fig.date_field} < TIMESTAMP('{{t1}}')",
-        )
     return (
         f"t.{fig.date_field} BETWEEN :start AND :end",
         f"{fig.date_field} >= DATE('{{start}}') AND {fig.date_field} <= DATE('{{end}}')",
@@ -674,18 +652,9 @@ def _params(fig: Figure, period: Period, tz: str) -> tuple[dict[str, Any], dict[
         y0, y1, _ = _years(period)
         label = str(y0) if y0 == y1 else f"{y0}–{y1}"
         return {"y0": y0, "y1": y1}, {"y0": str(y0), "y1": str(y1)}, label
-    zone = ZoneInfo(tz)
-    t0 = datetime(period.start.year, period.start.month, period.start.day, tzinfo=zone)
-    after = date.fromordinal(period.end.toordinal() + 1)
-    t1 = datetime(after.year, after.month, after.day, tzinfo=zone)
     return (
-        {"start": period.start, "end": period.end, "tz": tz},
-        {
-            "start": period.start.isoformat(),
-            "end": period.end.isoformat(),
-            "t0": t0.isoformat(),
-            "t1": t1.isoformat(),
-        },
+        {"start": period.start, "end": period.end},
+        {"start": period.start.isoformat(), "end": period.end.isoformat()},
         f"{period.start.isoformat()}..{period.end.isoformat()}",
     )
 
@@ -798,7 +767,7 @@ def compute_figure(
         "unit": fig.unit,
         "answerable": fig.answerable,
     }
-    if not fig.answerable or (fig.optional_table and not table_exists(conn, fig.layer)):
+    if not fig.answerable:
         out.update(
             answerable=False,
             value=None,
@@ -891,7 +860,10 @@ def build_report(
 
     en = lang == "en"
     tz = settings.timezone
-    now = (now or datetime.now(ZoneInfo(tz))).replace(microsecond=0)
+    now = now or datetime.now(ZoneInfo(tz))
+    # to the next whole second: the links' ``asof`` must not fall before what was just counted
+    if now.microsecond:
+        now = now.replace(microsecond=0) + timedelta(seconds=1)
     figures = [compute_figure(conn, f, period, base=base, lang=lang, tz=tz, asof=now) for f in FIGURES]
     capacity = carrying_capacity(conn, settings, period, lang=lang)
     sections = []

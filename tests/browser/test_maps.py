@@ -174,7 +174,12 @@ def test_the_ecology_staffs_day(open_watched, live_url, demo, lang):
         assert ("No basemap" if en else "无底图") in checked
 
         # the legend: every entry inside the viewport, and it folds away
-        boxes = page.eval_on_selector_all(".landeco-legend-name, .landeco-legend-item", _BOXES)
+        # (a raster's entry shows only while its overlay is on, and rasters start off)
+        assert page.eval_on_selector_all(".landeco-legend-raster",
+                                         "els => els.every(e => e.offsetParent === null)")
+        outside_rasters = ":not(.landeco-legend-raster *)"
+        boxes = page.eval_on_selector_all(
+            f".landeco-legend-name{outside_rasters}, .landeco-legend-item{outside_rasters}", _BOXES)
         assert len(boxes) > 40
         for left, top, right, bottom, text in boxes:
             assert 0 <= left < right <= 1280 and 0 <= top < bottom <= 800, (text, left, top, right, bottom)

@@ -1,7 +1,8 @@
 """The change patches' workflow, enforced by the database; detection written as pending patches."""
 
 import itertools
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -57,9 +58,22 @@ def test_a_patch_is_born_pending_with_its_first_step(conn, village):
     conn.execute(sa.text("SELECT set_config('landeco.who', '', true)"))
     row = conn.execute(sa.text("SELECT status, status_by, status_at FROM change_patches WHERE id = :i"),
                        {"i": fid}).one()
-    assert row.status == "pending" and row.status_by and row.status_at == date.today()
+    assert row.status == "pending" and row.status_by and row.status_at == _township_today()
     [first] = steps(conn, fid)
     assert first["from"] is None and first["to"] == "pending"
+
+
+def _township_today() -> date:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def test_a_step_is_dated_by_the_townships_day_whatever_the_servers_zone(conn, village):
+    # twenty hours behind Beijing: on most hours of a day its date is not the township's
+    conn.execute(sa.text("SET LOCAL TimeZone = 'Etc/GMT+12'"))
+    fid = _new(conn, "T-tz")
+    _to(conn, fid, "verified")
+    assert conn.scalar(sa.text("SELECT status_at FROM change_patches WHERE id = :i"), {"i": fid}) \
+        == _township_today()
 
 
 def test_a_patch_cannot_be_born_verified(conn, village):
@@ -106,7 +120,7 @@ def test_the_workflow_fields_change_only_with_a_step(conn, village):
                          "status_at = '2000-01-01', note = 'a plain note' WHERE id = :i"), {"i": fid})
     row = conn.execute(sa.text("SELECT status_by, status_note, status_at, note FROM change_patches "
                                "WHERE id = :i"), {"i": fid}).one()
-    assert row.status_by != "mallory" and row.status_note == "seen" and row.status_at == date.today()
+    assert row.status_by != "mallory" and row.status_note == "seen" and row.status_at == _township_today()
     assert row.note == "a plain note"
 
 

@@ -44,6 +44,13 @@ def _workflow_sql() -> list[str]:
     cases = " ".join(f"WHEN '{a}' THEN ARRAY[{', '.join(repr(b) for b in flow.allowed(a))}]::text[]"
                      for a in dict.fromkeys(a for a, _ in flow.transitions))
     return [
+        # the day of a step is the township's day (a step at 07:00 in Beijing on 1 July is in H2,
+        # whatever the server's time zone); an operator elsewhere sets landeco.timezone on the database
+        """
+        CREATE FUNCTION landeco_township_day() RETURNS date LANGUAGE sql STABLE AS $$
+            SELECT (now() AT TIME ZONE coalesce(nullif(current_setting('landeco.timezone', true), ''),
+                                                'Asia/Shanghai'))::date
+        $$""",
         f"""
         CREATE FUNCTION change_patch_guard() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE
@@ -64,7 +71,7 @@ def _workflow_sql() -> list[str]:
                                                    'allowed', ARRAY['{flow.start}'])::text;
                 END IF;
                 NEW.status_by := who;
-                NEW.status_at := current_date;
+                NEW.status_at := landeco_township_day();
                 RETURN NEW;
             END IF;
             IF NEW.status IS NOT DISTINCT FROM OLD.status THEN
@@ -83,7 +90,7 @@ def _workflow_sql() -> list[str]:
             note := CASE WHEN NEW.status_note IS DISTINCT FROM OLD.status_note THEN NEW.status_note END;
             NEW.status_note := note;
             NEW.status_by := who;
-            NEW.status_at := current_date;
+            NEW.status_at := landeco_township_day();
             RETURN NEW;
         END $$""",
         """
@@ -241,5 +248,6 @@ def downgrade() -> None:
     op.drop_index('ix_change_patches_history_changed_at', table_name='change_patches_history')
     op.drop_geospatial_table('change_patches_history')
     # ### end Alembic commands ###
-    for function in ("change_patch_guard", "change_patch_step", "change_patch_steps_append_only"):
+    for function in ("change_patch_guard", "change_patch_step", "change_patch_steps_append_only",
+                     "landeco_township_day"):
         op.execute(f"DROP FUNCTION {function}()")

@@ -50,7 +50,8 @@ def test_a_large_upload_is_checked_and_committed_by_a_job(job_db, tmp_path):
         checked = _until(lambda: client.get(r.headers["location"]).json(), lambda b: b["state"] != "checking")
         assert checked["state"] == "checked" and checked["report"]["counts"]["features"] == 6
         # the job is marked done a moment after the work it did is written
-        job = _until(lambda: client.get(body["links"]["job"]).json(), lambda j: j["state"] in ("succeeded", "failed", "cancelled"))
+        job = _until(lambda: client.get(body["links"]["job"]).json(),
+                     lambda j: j["state"] in ("succeeded", "failed", "cancelled"))
         assert job["state"] == "succeeded" and job["progress"] == 1
         assert job["links"]["page"].endswith(body["id"])  # the job page links the upload's report
 

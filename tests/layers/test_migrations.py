@@ -46,6 +46,14 @@ def test_upgrade_downgrade_upgrade_round_trip(empty_db_url):
     assert set(LAYERS) <= _tables(empty_db_url)
 
 
+def test_a_database_made_without_postgis_is_migrated(empty_db_url):
+    # an operator's own database (LANDECO_DATABASE_URL) that nobody enabled PostGIS in
+    with engine_for(empty_db_url.render_as_string(hide_password=False)).begin() as conn:
+        conn.execute(sa.text("DROP EXTENSION postgis CASCADE"))
+    assert upgrade(empty_db_url) == head_revision()
+    assert set(LAYERS) <= _tables(empty_db_url)
+
+
 def test_migrated_schema_matches_the_registry(engine):
     """A layer module changed without a migration shows up here as a difference."""
     with engine.connect() as conn:

@@ -816,6 +816,17 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
         for name, expr in layer.checks:
             add(conn.execute(sa.text(f"SELECT code FROM {s} WHERE NOT ({expr}) LIMIT {MAX_LISTED}")),
                 "rule_broken", lambda r, name=name: {"rule": name}, None)
+    flow = layer.workflow
+    if flow is not None and not target.direct:
+        # the workflow's field changes only by its steps: a new feature (or any, when the upload
+        # replaces the layer) starts at the start, the others keep theirs (the trigger would refuse)
+        f = flow.field
+        kept = f"coalesce((SELECT t.{f} FROM {t} t WHERE t.code = s.code), :start)" \
+            if mode != "replace" else ":start"
+        add(conn.execute(sa.text(f"SELECT s.code, s.{f}, {kept} FROM {s} s "
+                                 f"WHERE s.{f} IS DISTINCT FROM {kept} LIMIT {MAX_LISTED}"),
+                         {"start": flow.start}),
+            "workflow_step_needed", lambda r: _workflow_params(layer, f, r[1], r[2]), f)
     if not layer.overlaps_allowed:
         overlap = overlap_sql()
         area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
@@ -847,6 +858,17 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
         add([r for r in rows if not r[3]], "overlap_existing",
             lambda r: {"other_code": quote(r[1]), "area_m2": float(r[2])}, "geometry")
     report.refused += len(refused)
+
+
+def _workflow_params(layer: Layer, name: str, value: object, expected: object) -> dict[str, str]:
+    """A workflow field's value and the one expected, as codes and labels (zh, en)."""
+    labels = {c.value: c for c in layer.get_field(name).choices}
+    out: dict[str, str] = {}
+    for key, code in (("value", value), ("expected", expected)):
+        choice = labels.get(str(code))
+        out[key] = quote(choice.en if choice else str(code))
+        out[f"{key}_zh"] = quote(choice.zh if choice else str(code))
+    return out
 
 
 def _written_ids(conn: Connection, layer: Layer, target: _Target) -> list[int]:

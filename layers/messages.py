@@ -239,6 +239,9 @@ MESSAGES: dict[str, dict[str, Text]] = {
                              "in the layer (mode upsert)"),
     "village_unknown": _both("没有编号为「{village}」的嘎查村", "no village has code '{village}'"),
     "rule_broken": _both("属性值违反了规则「{rule}」", "the values break the rule '{rule}'"),
+    "workflow_step_needed": _both("状态只能按流程逐步变更：此处应为「{expected_zh}」，文件中为「{value_zh}」",
+                                  "the status changes only by a step of its workflow: "
+                                  "expected '{expected}', the file has '{value}'"),
     "overlap": _both(_overlap("zh", False), _overlap("en", False)),
     "overlap_existing": _both(_overlap("zh", True), _overlap("en", True)),
 }

@@ -358,9 +358,12 @@ def test_an_upload_cannot_bring_patches_in_another_status(client):
     fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
         "code": "UP-1", "kind": "loss", "detected_on": "2024-08-01", "status": "rectified"},
         "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
-    up = client.post("/uploads", data={"layer": "change_patches"},
-                     files={"file": ("patches.geojson", json.dumps(fc).encode())}).json()["id"]
-    r = client.post(f"/uploads/{up}/commit")
-    assert r.status_code == 409 and r.json()["code"] == "illegal_transition"
-    assert r.json()["detail"] == "新图斑须为「待核查」，不能为「已整改」"
+    checked = client.post("/uploads", data={"layer": "change_patches"},
+                          files={"file": ("patches.geojson", json.dumps(fc).encode())}).json()
+    # the check says so, on the feature and its field, before anything is committed
+    [found] = [p for p in checked["report"]["problems"] if p["code"] == "workflow_step_needed"]
+    assert found["index"] == 0 and found["field"] == "status"
+    assert found["message"] == "状态只能按流程逐步变更：此处应为「待核查」，文件中为「已整改」"
+    r = client.post(f"/uploads/{checked['id']}/commit")
+    assert r.status_code >= 400
     assert client.get("/collections/change_patches/items", params={"code": "UP-1"}).json()["features"] == []

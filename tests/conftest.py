@@ -123,6 +123,23 @@ def surveyor_headers(url: URL | str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def until(get: Callable[[], object], done: Callable[[object], bool], timeout: float = 90) -> object:
+    """Ask ``get()`` every 0.2 s until ``done`` says yes; its last answer (work done by a job)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        answer = get()
+        if done(answer):
+            return answer
+        time.sleep(0.2)
+    raise AssertionError(f"never done: {answer}")
+
+
+def job_finished(client: TestClient, location: str, timeout: float = 90) -> dict:
+    """The job at ``location`` once it has finished (succeeded, failed or cancelled)."""
+    return until(lambda: client.get(location).json(),
+                 lambda job: job["state"] in ("succeeded", "failed", "cancelled"), timeout)
+
+
 def client_for(url: URL, home, *, surveyor: bool = True, **settings_: object) -> TestClient:
     """A TestClient of the app configured for the database at ``url``, acting for a surveyor.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from datetime import date
 
 import numpy as np
@@ -19,7 +18,7 @@ from layers.rasters import add_raster
 from layers.settings import Settings
 from layers.store.database import engine_for
 from layers.store.migrate import upgrade
-from tests.conftest import UNLIMITED, client_for
+from tests.conftest import UNLIMITED, client_for, job_finished
 
 #: UTM 48N inside the banner: 600 000 E, 4 200 000 N is about 106.14 E, 37.94 N.
 ORIGIN = (600_000.0, 4_200_000.0)
@@ -89,23 +88,13 @@ def client(place):
         yield c
 
 
-def _finished(client, location: str, timeout: float = 90) -> dict:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        job = client.get(location).json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"the job never finished: {job}")
-
-
 @pytest.fixture(scope="module")
 def detected(client, place):
     _, _, ids, _, engine = place
     r = client.post("/change_patches/detect", json={"before": ids["before"], "after": ids["after"],
                                                      "threshold": 0.15, "direction": "both", "min_mu": 10})
     assert r.status_code == 202, r.text
-    job = _finished(client, r.headers["location"])
+    job = job_finished(client, r.headers["location"])
     assert job["state"] == "succeeded", job
     with engine.connect() as c:
         rows = c.execute(sa.text(
@@ -131,7 +120,7 @@ def test_detection_again_on_the_same_pair_adds_nothing(client, place, detected):
     _, _, ids, _, engine = place
     r = client.post("/change_patches/detect", json={"before": ids["before"], "after": ids["after"],
                                                      "min_mu": 1})  # lower: the 5.4 亩 patch is new
-    job = _finished(client, r.headers["location"])
+    job = job_finished(client, r.headers["location"])
     assert (job["result"]["inserted"], job["result"]["known"]) == (1, 2)
     with engine.connect() as c:
         assert c.scalar(sa.text("SELECT count(*) FROM change_patches")) == 3

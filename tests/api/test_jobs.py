@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import io
-import time
 
 import openpyxl
 import pytest
-from fastapi.testclient import TestClient
 
 from layers import accounts
 from layers.store.database import engine_for
-from tests.conftest import client_for
+from tests.conftest import client_for, job_finished
 
 
 @pytest.fixture(scope="module")
@@ -21,22 +19,12 @@ def working(demo_url, tmp_path_factory):
         yield client
 
 
-def _finished(client: TestClient, location: str, timeout: float = 60) -> dict:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        job = client.get(location).json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"the job never finished: {job}")
-
-
 def test_an_export_is_queued_followed_and_downloaded(working):
     r = working.post("/jobs/export/caragana_plots?format=xlsx&lang=en")
     assert r.status_code == 202, r.text
     location = r.headers["location"]
     assert r.json()["state"] in ("queued", "running", "succeeded")
-    job = _finished(working, location)
+    job = job_finished(working, location, 60)
     assert job["state"] == "succeeded" and job["progress"] == 1
     got = working.get(job["links"]["result"])
     assert got.status_code == 200

@@ -6,14 +6,13 @@ row nor a file behind.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from layers.store.database import engine_for
-from tests.conftest import client_for
+from tests.conftest import client_for, job_finished
 from tests.layers.test_rasters import _hostile, ndvi_file
 
 
@@ -151,23 +150,12 @@ def test_the_form_adds_and_shows_the_raster(raster_db, tmp_path):
         assert "<script>x</script>" not in page.text and "&lt;script&gt;x&lt;/script&gt;" in page.text
 
 
-def _until(get, done, timeout=90):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        body = get()
-        if done(body):
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"never done: {body}")
-
-
 def test_a_large_raster_is_added_by_a_job(raster_db, tmp_path):
     home = tmp_path / "home"
     with client_for(raster_db, home, inprocess_worker=True, raster_job_bytes=0) as client:
         r = _post(client, ndvi_file(tmp_path), kind="dem")
         assert r.status_code == 202, r.text
-        job = _until(lambda: client.get(r.headers["location"]).json(),
-                     lambda j: j["state"] in ("succeeded", "failed"))
+        job = job_finished(client, r.headers["location"])
         assert job["state"] == "succeeded", job
         assert job["result"]["kind"] == "dem" and job["links"]["page"].endswith("?f=html")
         raster = client.get(f"/rasters/{job['result']['raster_id']}").json()
@@ -178,8 +166,7 @@ def test_a_large_raster_is_added_by_a_job(raster_db, tmp_path):
         # a truncated file is found by the job, which says why; nothing is kept
         cut = _post(client, _hostile(tmp_path)["raster_corrupt"])
         if cut.status_code == 202:
-            failed = _until(lambda: client.get(cut.headers["location"]).json(),
-                            lambda j: j["state"] in ("succeeded", "failed"))
+            failed = job_finished(client, cut.headers["location"])
             assert failed["state"] == "failed" and failed["error"]["code"] == "raster_corrupt"
         else:
             assert cut.json()["code"] == "raster_corrupt"

@@ -27,7 +27,7 @@ from layers.report import build_report
 from layers.report_files import to_pdf
 from layers.settings import Settings
 from layers.store.database import engine_for
-from tests.conftest import client_for
+from tests.conftest import client_for, job_finished
 
 MU = 10_000 / 15  # m² per 亩
 H1 = ("2022-01-01", "2022-06-30")
@@ -340,13 +340,7 @@ def test_a_pdf_is_a_job_with_a_file(township, tmp_path_factory):
     with client_for(township, tmp_path_factory.mktemp("home"), inprocess_worker=True) as working:
         r = working.get("/reports/2022H1?f=pdf", headers={"Accept": "application/json"})
         assert r.status_code == 202, r.text
-        location = r.headers["location"]
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
-            job = working.get(location).json()
-            if job["state"] in ("succeeded", "failed"):
-                break
-            time.sleep(0.3)
+        job = job_finished(working, r.headers["location"], timeout=120)
         assert job["state"] == "succeeded", job
         got = working.get(job["links"]["result"])
         assert got.headers["content-type"] == "application/pdf"

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from layers.store.database import engine_for
-from tests.conftest import client_for, surveyor_headers
+from tests.conftest import client_for, job_finished, surveyor_headers, until
 from tests.data.fixtures import make
 
 
@@ -22,16 +22,6 @@ from tests.data.fixtures import make
 def job_db(new_database):
     with new_database("landeco_test_upload_jobs") as url:
         yield url
-
-
-def _until(get, done, timeout=90):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        body = get()
-        if done(body):
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"never done: {body}")
 
 
 def _post(client, path: Path, **data):
@@ -47,17 +37,16 @@ def test_a_large_upload_is_checked_and_committed_by_a_job(job_db, tmp_path):
         assert r.status_code == 202, r.text
         body = r.json()
         assert body["state"] == "checking" and body["links"]["job"].endswith(f"/jobs/{body['job']}")
-        checked = _until(lambda: client.get(r.headers["location"]).json(), lambda b: b["state"] != "checking")
+        checked = until(lambda: client.get(r.headers["location"]).json(), lambda b: b["state"] != "checking")
         assert checked["state"] == "checked" and checked["report"]["counts"]["features"] == 6
         # the job is marked done a moment after the work it did is written
-        job = _until(lambda: client.get(body["links"]["job"]).json(),
-                     lambda j: j["state"] in ("succeeded", "failed", "cancelled"))
+        job = job_finished(client, body["links"]["job"])
         assert job["state"] == "succeeded" and job["progress"] == 1
         assert job["links"]["page"].endswith(body["id"])  # the job page links the upload's report
 
         c = client.post(f"/uploads/{body['id']}/commit")
         assert c.status_code == 202, c.text
-        done = _until(lambda: client.get(r.headers["location"]).json(), lambda b: b["state"] == "committed")
+        done = until(lambda: client.get(r.headers["location"]).json(), lambda b: b["state"] == "committed")
         assert done["report"]["written"]["inserted"] == 6
         with engine.connect() as conn:
             assert conn.scalar(sa.text("SELECT count(*) FROM caragana_plots")) == 6
@@ -74,8 +63,7 @@ def test_a_large_refused_file_leaves_nothing_and_the_job_says_why(job_db, tmp_pa
     with client_for(job_db, home, inprocess_worker=True, upload_job_bytes=0) as client:
         r = _post(client, bad)
         assert r.status_code == 202
-        job = _until(lambda: client.get(r.json()["links"]["job"]).json(),
-                     lambda j: j["state"] in ("succeeded", "failed"))
+        job = job_finished(client, r.json()["links"]["job"])
         assert job["state"] == "failed" and job["error"]["code"] not in ("job_failed", "worker_lost")
         assert client.get(r.headers["location"]).status_code == 404
     assert not any((home / "storage" / "uploads").glob(f"{r.json()['id']}*"))
@@ -84,11 +72,11 @@ def test_a_large_refused_file_leaves_nothing_and_the_job_says_why(job_db, tmp_pa
 def test_a_large_replace_without_confirmation_is_refused_before_any_job(job_db, tmp_path):
     with client_for(job_db, tmp_path / "home", inprocess_worker=True, upload_job_bytes=0) as client:
         first = _post(client, make.caragana_zip(tmp_path, 3)).json()
-        _until(lambda: client.get(f"/uploads/{first['id']}").json(), lambda b: b["state"] == "checked")
+        until(lambda: client.get(f"/uploads/{first['id']}").json(), lambda b: b["state"] == "checked")
         client.post(f"/uploads/{first['id']}/commit")
-        _until(lambda: client.get(f"/uploads/{first['id']}").json(), lambda b: b["state"] == "committed")
+        until(lambda: client.get(f"/uploads/{first['id']}").json(), lambda b: b["state"] == "committed")
         second = _post(client, make.caragana_zip(tmp_path / "again", 2), mode="replace").json()
-        _until(lambda: client.get(f"/uploads/{second['id']}").json(), lambda b: b["state"] == "checked")
+        until(lambda: client.get(f"/uploads/{second['id']}").json(), lambda b: b["state"] == "checked")
         jobs_before = len(client.get("/jobs?limit=500").json()["jobs"])
         refused = client.post(f"/uploads/{second['id']}/commit")
         assert refused.status_code == 409 and refused.json()["code"] == "confirmation_required"
@@ -135,9 +123,9 @@ def test_two_web_processes_and_one_job_worker_share_the_work(job_db, tmp_path):
         time.sleep(1)
         assert other.get(f"/uploads/{upload}").json()["state"] == "checking"  # no worker yet: it waits
         procs.append(_spawn(["-c", "from api.cli import main; main()", "worker"], env))
-        _until(lambda: other.get(f"/uploads/{upload}").json(), lambda b: b["state"] == "checked")
+        until(lambda: other.get(f"/uploads/{upload}").json(), lambda b: b["state"] == "checked")
         assert other.post(f"/uploads/{upload}/commit").status_code == 202
-        done = _until(lambda: one.get(f"/uploads/{upload}").json(), lambda b: b["state"] == "committed")
+        done = until(lambda: one.get(f"/uploads/{upload}").json(), lambda b: b["state"] == "committed")
         assert done["report"]["written"]["inserted"] == 4
     finally:
         for proc in procs:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from fastapi.testclient import TestClient
 
-from tests.conftest import client_for
+from tests.conftest import client_for, job_finished
 from tests.layers.test_zonal import township  # noqa: F401  (the demo township and its rasters)
 
 
@@ -19,16 +16,6 @@ def client(township, tmp_path_factory):  # noqa: F811
         yield c
 
 
-def _finished(client: TestClient, location: str, timeout: float = 120) -> dict:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        job = client.get(location).json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"the job never finished: {job}")
-
-
 def test_a_zonal_job_is_queued_run_and_read_as_a_series(client, township):  # noqa: F811
     raster = township["rasters"]["ndvi_2020"]
     answer = client.post(f"/rasters/{raster.id}/zonal",
@@ -37,7 +24,7 @@ def test_a_zonal_job_is_queued_run_and_read_as_a_series(client, township):  # no
     job = answer.json()
     assert job["kind"] == "zonal" and answer.headers["Location"] == job["links"]["self"]
     assert job["params"]["stats"][-1] == "share_above" and job["params"]["ring_m"] == 500
-    done = _finished(client, answer.headers["Location"])
+    done = job_finished(client, answer.headers["Location"], 120)
     assert done["state"] == "succeeded", done
     assert done["result"]["zones"] == ["feature", "ring_500"] and done["result"]["features"] > 0
     fid = 1

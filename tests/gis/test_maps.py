@@ -115,6 +115,25 @@ def _raster_overlay(show=False):
     return RasterOverlay(key="raster_ndvi", title="归一化植被指数 (NDVI)", dates=dates, show=show)
 
 
+def test_a_rasters_file_name_is_inert_in_the_script_and_the_layer_control():
+    import dataclasses
+
+    hostile = '</script><img src=x onerror="alert(1)">.tif'
+    overlay = _raster_overlay()
+    overlay = dataclasses.replace(overlay, title=hostile, dates=tuple(
+        dataclasses.replace(d, label=hostile) for d in overlay.dates))
+    parts = page_parts(build_map([_layer()], title="t", bounds=BOUNDS, basemaps=[NO_BASEMAP],
+                                 rasters=[overlay]))
+    assert "</script" not in parts.script and "<img" not in parts.script
+    # kept as text in the controls' data (the page's script sets it as textContent and title)
+    config = json.loads(re.search(r"var cfg = (\{.*?\});\n", parts.script).group(1))
+    assert config["dates"][0]["label"] == hostile and config["title"] == hostile
+    # the layer control's label is HTML: escaped there
+    overlays = re.search(r"overlays : +\{(.*?)\}", parts.script, re.S).group(1)
+    names = [json.loads(k) for k in re.findall(r'^\s*(".*?") :', overlays, re.M)]
+    assert names[0].startswith("&lt;/script&gt;&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.tif · ")
+
+
 def test_raster_overlay_is_a_tile_layer_with_its_date_and_legend():
     m = build_map([_layer()], title="t", bounds=BOUNDS, basemaps=[NO_BASEMAP], rasters=[_raster_overlay()])
     parts = page_parts(m)

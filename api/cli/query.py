@@ -18,11 +18,9 @@ from pydantic import ValidationError
 
 from layers.conflicts import CHECKS, run_check
 from layers.errors import LandecoError
-from layers.export import export_layer, export_query
 from layers.query import QuerySpec, feature_collection, run_query
 from layers.registry import LAYERS
 from layers.settings import Settings
-from layers.stats import layer_stats, to_csv, to_json, to_xlsx
 from layers.store.database import database_url, engine_for
 
 __all__ = ["register"]
@@ -92,6 +90,8 @@ def query_command(
     as_json: Annotated[bool, typer.Option("--json", help="print the GeoJSON answer")] = False,
 ) -> None:
     """Features of LAYERS by size, place and attributes: totals in 亩, 万亩 and ha, or a file."""
+    from layers.export import export_query  # its writers (GDAL, folium) load only when asked
+
     place: dict[str, Any] | None = None
     if village:
         place = {"villages": village}
@@ -141,6 +141,8 @@ def export_command(
     lang: Annotated[str, typer.Option(help="XLSX headers: zh or en")] = "zh",
 ) -> None:
     """Write a whole LAYER to a file planners open (QGIS, ArcGIS, Excel)."""
+    from layers.export import export_layer
+
     with _connection() as conn:
         written = export_layer(conn, layer, _format(out, fmt), crs=crs, encoding=encoding,
                                csv_geometry=geometry, lang=lang)
@@ -157,6 +159,8 @@ def stats_command(
     lang: Annotated[str, typer.Option(help="headers and labels: zh or en")] = "zh",
 ) -> None:
     """Totals of LAYER per group: count, 亩, 万亩, ha and the layer's measures."""
+    from layers.stats import layer_stats, to_csv, to_json, to_xlsx
+
     groups = [b.strip() for b in by.split(",") if b.strip()] if by else []
     with _connection() as conn:
         table = layer_stats(conn, layer, groups, on=on.date() if on else None, expiring_days=expiring_days)

@@ -16,10 +16,7 @@ import typer
 from api.cli.query import _connection
 from layers.audit import cli_who
 from layers.errors import LandecoError
-from layers.livestock import list_livestock, parse_livestock, write_livestock
 from layers.periods import parse_period, period_between
-from layers.report import build_report
-from layers.report_files import file_name, to_json, to_pdf, to_xlsx
 from layers.settings import Settings
 
 __all__ = ["register"]
@@ -40,6 +37,10 @@ def report_command(
     lang: Annotated[str, typer.Option(help="zh (default) or en")] = "zh",
 ) -> None:
     """The work report's figures for a period, the period before and the change, per village."""
+    # imported here: the report's writers (matplotlib, PDF) would slow every other command's start
+    from layers.report import build_report
+    from layers.report_files import file_name, to_json, to_pdf, to_xlsx
+
     try:
         if period is not None and (from_ or to):
             raise typer.BadParameter("give --period or --from/--to, not both")
@@ -87,6 +88,8 @@ def livestock_upload(
     ],
 ) -> None:
     """Check the sheet whole and write it, all or nothing (a village's count of a year is replaced)."""
+    from layers.livestock import parse_livestock, write_livestock
+
     data = file.read_bytes()
     with _connection() as conn:
         try:
@@ -106,6 +109,8 @@ def livestock_upload(
 @livestock_app.command("list")
 def livestock_list(year: Annotated[int | None, typer.Option(help="only this year")] = None) -> None:
     """The counts entered, as JSON lines."""
+    from layers.livestock import list_livestock
+
     with _connection() as conn:
         for row in list_livestock(conn, year):
             typer.echo(json.dumps(row, ensure_ascii=False))

@@ -72,9 +72,15 @@ GEOMETRY_SAME_DEG = 2e-7
 OVERLAP_CANDIDATES_MAX = 20_000
 #: Features of a batch looked up in the trees at a time (bounds the pairs one look-up returns).
 _OVERLAP_CHUNK = 1_000
-#: Files of more features have their overlaps found by the database alone: looking them up while
-#: reading keeps every geometry in memory (about 0.8 KB a parcel), too much beside the rest at 1 000 000.
-OVERLAPS_IN_PYTHON_MAX = 400_000
+#: Files of more features have their overlaps found by the database alone (the boxes and WKB
+#: kept of every feature, about 0.25 KB a parcel, would crowd the rest out).
+OVERLAPS_IN_PYTHON_MAX = 2_000_000
+#: Features kept parsed, in search trees, for the look-up (about 0.8 KB a parcel); the oldest
+#: batches beyond keep only their boxes and WKB and are parsed again where a later chunk meets them.
+OVERLAP_KEEP_PARSED = 200_000
+#: Features parsed again beyond which the database finds the file's overlaps: a file in no
+#: spatial order meets every earlier batch everywhere, and parsing again grows as n².
+OVERLAP_REPARSE_MAX = 5_000_000
 
 
 def overlap_sql(a: str = "a", b: str = "b") -> str:
@@ -329,48 +335,104 @@ def _staging(conn: Connection, layer: Layer) -> Layer:
     return dataclasses.replace(layer, id=name)
 
 
+@dataclass
+class _Seen:
+    """A batch kept for the overlap look-up of later ones: boxes and WKB, and while room is left its tree."""
+
+    extent: np.ndarray  # the batch's box: xmin, ymin, xmax, ymax
+    bounds: np.ndarray  # each feature's box, (n, 4)
+    codes: list[str]
+    tree: shapely.STRtree | None
+    geoms: np.ndarray | None
+    wkb: np.ndarray | None = None  # once the tree is given up
+
+
+def _meets(bounds: np.ndarray, box: np.ndarray) -> np.ndarray | np.bool_:
+    """Whether boxes (``(..., 4)``) meet ``box``: a pair of geometries can intersect only then."""
+    return ((bounds[..., 0] <= box[2]) & (box[0] <= bounds[..., 2])
+            & (bounds[..., 1] <= box[3]) & (box[1] <= bounds[..., 3]))
+
+
 class _Overlaps:
     """Pairs of the file's features whose interiors meet, found batch by batch in Python.
 
     The database's overlap check of the new rows among themselves (a self-join on the
     spatial index over the whole upload) is the costliest check of an import; here each
-    batch's geometries are looked up in the trees of the batches before it and its own
-    (shapely ``STRtree``, ``intersects``, then DE-9IM ``2********``, the same GEOS test as
-    ``ST_Relate`` in :func:`overlap_sql`) while the database is busy copying the batch
-    before. The database then measures only these pairs, with :func:`overlap_sql` unchanged:
-    every overlap it counts (more than 1 m² and 5 cm wide) has interiors that meet in any GEOS.
-    Past :data:`OVERLAP_CANDIDATES_MAX` pairs (``overflow``), or for files of more than
-    :data:`OVERLAPS_IN_PYTHON_MAX` features, the database checks as before.
+    chunk of a batch is looked up in the batches before it and its own (shapely ``STRtree``,
+    ``intersects``, then DE-9IM ``2********``, the same GEOS test as ``ST_Relate`` in
+    :func:`overlap_sql`) while the database is busy copying the batch before. Only batches
+    whose box meets the chunk's are searched, so a file in the usual spatial order meets a
+    few neighbours. Memory is bounded: past :data:`OVERLAP_KEEP_PARSED` parsed features the
+    oldest batches keep only their boxes and WKB, parsed again where a chunk's box meets them.
+    The database then measures only the pairs found, with :func:`overlap_sql` unchanged: every
+    overlap it counts (more than 1 m² and 5 cm wide) has interiors that meet in any GEOS.
+    Past :data:`OVERLAP_CANDIDATES_MAX` pairs or :data:`OVERLAP_REPARSE_MAX` features parsed
+    again (``overflow``), or for files of more than :data:`OVERLAPS_IN_PYTHON_MAX` features,
+    the database checks as before.
     """
 
     def __init__(self) -> None:
-        self.trees: list[tuple[shapely.STRtree, np.ndarray, list[str]]] = []
+        self.seen: list[_Seen] = []
+        self.parsed = 0  # features of self.seen kept parsed
+        self.reparsed = 0
         self.pairs: list[tuple[str, str]] = []  # (code of the later feature, code of the earlier)
         self.overflow = False
 
     def add(self, geoms: np.ndarray, codes: list[str]) -> None:
-        """Look up a batch's good features (in file order) and keep its tree for the next ones."""
+        """Look up a batch's good features (in file order) and keep it for the next ones."""
         if self.overflow or not len(geoms):
             return
-        tree = shapely.STRtree(geoms)
-        self.trees.append((tree, geoms, codes))
+        bounds = shapely.bounds(geoms)
+        mine = _Seen(_extent(bounds), bounds, codes, shapely.STRtree(geoms), geoms)
+        self.seen.append(mine)
+        self.parsed += len(geoms)
         for start in range(0, len(geoms), _OVERLAP_CHUNK):
             part = geoms[start:start + _OVERLAP_CHUNK]
-            for other_tree, other_geoms, other_codes in self.trees:
-                mine, theirs = other_tree.query(part, predicate="intersects")
-                mine = mine + start
-                if other_tree is tree:  # the batch itself: each pair once, the later feature first
-                    earlier = theirs < mine
-                    mine, theirs = mine[earlier], theirs[earlier]
-                if not len(mine):
+            box = _extent(bounds[start:start + _OVERLAP_CHUNK])
+            part_tree = None
+            for other in self.seen:
+                if not _meets(other.extent, box):
                     continue
-                meet = shapely.relate_pattern(geoms[mine], other_geoms[theirs], "2********")
-                self.pairs.extend((codes[i], other_codes[j]) for i, j in zip(mine[meet], theirs[meet],
+                if other.tree is not None:
+                    mine_i, theirs = other.tree.query(part, predicate="intersects")
+                    theirs_geoms = other.geoms[theirs]
+                else:  # parsed again: only the features whose box meets the chunk's
+                    near = np.flatnonzero(_meets(other.bounds, box))
+                    self.reparsed += len(near)
+                    if self.reparsed > OVERLAP_REPARSE_MAX:
+                        return self._give_up()
+                    if not len(near):
+                        continue
+                    part_tree = part_tree if part_tree is not None else shapely.STRtree(part)
+                    near_geoms = shapely.from_wkb(other.wkb[near])
+                    found, mine_i = part_tree.query(near_geoms, predicate="intersects")
+                    theirs, theirs_geoms = near[found], near_geoms[found]
+                mine_i = mine_i + start
+                if other is mine:  # the batch itself: each pair once, the later feature first
+                    earlier = theirs < mine_i
+                    mine_i, theirs, theirs_geoms = mine_i[earlier], theirs[earlier], theirs_geoms[earlier]
+                if not len(mine_i):
+                    continue
+                meet = shapely.relate_pattern(geoms[mine_i], theirs_geoms, "2********")
+                self.pairs.extend((codes[i], other.codes[j]) for i, j in zip(mine_i[meet], theirs[meet],
                                                                                strict=True))
                 if len(self.pairs) > OVERLAP_CANDIDATES_MAX:
-                    self.overflow = True
-                    self.trees, self.pairs = [], []
-                    return
+                    return self._give_up()
+        for old in self.seen:  # the oldest batches give up their trees past the room kept
+            if self.parsed <= OVERLAP_KEEP_PARSED:
+                break
+            if old.tree is not None:
+                self.parsed -= len(old.codes)
+                old.wkb, old.tree, old.geoms = shapely.to_wkb(old.geoms), None, None
+
+    def _give_up(self) -> None:
+        self.overflow = True
+        self.seen, self.pairs = [], []
+
+
+def _extent(bounds: np.ndarray) -> np.ndarray:
+    return np.array([np.nanmin(bounds[:, 0]), np.nanmin(bounds[:, 1]),
+                     np.nanmax(bounds[:, 2]), np.nanmax(bounds[:, 3])])
 
 
 class _Progress:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 import shapely.ops
 import sqlalchemy as sa
@@ -283,19 +284,44 @@ def test_a_check_reports_overlaps_beside_other_errors(db, tmp_path):
     assert "NT-0001" in next(p.message for p in report.problems if p.code == "overlap")
 
 
+def test_the_overlap_look_up_keeps_old_batches_as_wkb_and_parses_only_what_a_chunk_meets(monkeypatch):
+    """Memory stays bounded on a million parcels: old batches give up their trees, not their overlaps."""
+    import shapely
+
+    from layers import importer
+
+    monkeypatch.setattr(importer, "OVERLAP_KEEP_PARSED", 2)
+    squares = [shapely.box(108 + i * 0.01, 38, 108.005 + i * 0.01, 38.005) for i in range(6)]
+    found = importer._Overlaps()
+    found.add(np.array(squares[:2]), ["a0", "a1"])
+    found.add(np.array(squares[2:4]), ["b2", "b3"])
+    assert found.seen[0].tree is None and found.seen[0].wkb is not None and found.seen[1].tree is not None
+    found.add(np.array([squares[0].buffer(0.001)]), ["c0"])  # overlaps a0, parsed again
+    assert found.pairs == [("c0", "a0")] and not found.overflow
+    assert found.reparsed == 1  # only a0's box meets the chunk's box: a1 stays unparsed
+
+    monkeypatch.setattr(importer, "OVERLAP_REPARSE_MAX", 0)
+    found.add(np.array([squares[1].buffer(0.001)]), ["d1"])
+    assert found.overflow and found.pairs == []  # the database looks instead
+
+
 @pytest.mark.parametrize("write", [True, False], ids=["direct", "staged"])
-@pytest.mark.parametrize("limit", [None, "OVERLAP_CANDIDATES_MAX", "OVERLAPS_IN_PYTHON_MAX"],
-                         ids=["found-while-reading", "too-many-pairs", "too-many-features"])
+@pytest.mark.parametrize("limits", [(), ("OVERLAP_KEEP_PARSED",), ("OVERLAP_CANDIDATES_MAX",),
+                                    ("OVERLAPS_IN_PYTHON_MAX",),
+                                    ("OVERLAP_KEEP_PARSED", "OVERLAP_REPARSE_MAX")],
+                         ids=["found-while-reading", "earlier-batches-parsed-again", "too-many-pairs",
+                              "too-many-features", "too-much-parsed-again"])
 def test_overlaps_across_batches_are_found_alike_while_reading_and_by_the_database(db, tmp_path, monkeypatch,
-                                                                                 write, limit):
+                                                                                 write, limits):
     """The file's overlaps are looked for batch by batch in Python, or by the database past a limit.
 
     Both report the same: features overlapping ones of earlier batches and of their own batch,
-    and nothing for the touching plots (their reprojected edges meet in slivers only).
+    and nothing for the touching plots (their reprojected edges meet in slivers only). With no
+    room to keep earlier batches parsed, they are parsed again from their WKB where needed.
     """
     from layers import importer
 
-    if limit is not None:  # past either limit the database finds the file's overlaps itself
+    for limit in limits:  # no room kept parsed, or past a limit: the database finds them itself
         monkeypatch.setattr(importer, limit, 0)
     frame = make.caragana_frame(7)  # batches of 2: [0 1] [2 3] [4 5] [6]
     frame.loc[6, "geometry"] = frame.loc[0, "geometry"].buffer(5)  # 0 whole, 1 by a 5 m strip

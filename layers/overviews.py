@@ -70,7 +70,8 @@ def _cell_rows(layer: Layer, source: str) -> str:
             f"ceil(ln({cell_deg0!r} / span) / ln(2))::int - 1) END AS agg_from, "
             f"area_m2, radians((ST_YMin(b) + ST_YMax(b)) / 2) AS lat{', ' + cols if cols else ''} "
             f"FROM (SELECT *, Box2D(geom) AS b, {SPAN} AS span FROM {source}) s "
-            f"WHERE span < {cell_deg0!r}")
+            # "+ 0": every row is read, so not through the span index (a slower scan of it all)
+            f"WHERE span + 0 < {cell_deg0!r}")
 
 
 #: Per-field sums of two cells added (``{"field": [sum, count]}``): inserted rows join their cells.
@@ -82,40 +83,70 @@ CREATE OR REPLACE FUNCTION landeco_add_sums(a jsonb, b jsonb) RETURNS jsonb LANG
     FROM (SELECT jsonb_object_keys(a) UNION SELECT jsonb_object_keys(b)) s(k) $$"""
 
 
-def _fill(layer: Layer, rows: str, add: bool = False) -> list[str]:
-    """The statement inserting the cells of ``rows`` (a ``_cell_rows`` select), read once.
+def _groups(layer: Layer, rows: str) -> str:
+    """``rows`` (a ``_cell_rows`` select) grouped by cell, aggregation zoom and coded values, summed.
 
-    ``add``: the rows are new, and their counts and sums are added to the cells they join.
+    One pass over the rows; cells and value counts are then summed from these few groups
+    (tens of thousands for a million plots) instead of reading the rows twice.
     """
     coded, numbers = _fields(layer)
-    sums = ", ".join(f"'{n}', jsonb_build_array(sum({n})::float8, count({n}))" for n, _ in numbers)
+    keys = ", ".join(["ix", "iy", "agg_from", *coded])
+    sums = "".join(f", sum({n})::float8 AS {n}_s, count({n}) AS {n}_n" for n, _ in numbers)
+    return (f"SELECT {keys}, count(*) AS n, sum(area_m2) AS area_m2, sum(lat) AS lat{sums} "
+            f"FROM ({rows}) r WHERE agg_from >= 0 GROUP BY {keys}")
+
+
+def _from_groups(layer: Layer, groups: str, add: bool = False) -> tuple[str, str | None]:
+    """The statements writing the cells and the value counts from ``groups`` (a :func:`_groups` table).
+
+    ``add``: the groups are of new rows, and their counts and sums are added to the cells they join.
+    """
+    coded, numbers = _fields(layer)
+    sums = ", ".join(f"'{n}', jsonb_build_array(sum({n}_s), sum({n}_n))" for n, _ in numbers)
     cells = (f"INSERT INTO layer_cells AS c (layer, ix, iy, agg_from, parcels, area_m2, lat_sum, numbers) "
-             f"SELECT '{layer.id}', ix, iy, agg_from, count(*), sum(area_m2), sum(lat), "
-             f"jsonb_build_object({sums}) FROM r GROUP BY ix, iy, agg_from")
+             f"SELECT '{layer.id}', ix, iy, agg_from, sum(n), sum(area_m2), sum(lat), "
+             f"jsonb_build_object({sums}) FROM {groups} GROUP BY ix, iy, agg_from")
     if add:
         cells += (" ON CONFLICT (layer, ix, iy, agg_from) DO UPDATE SET "
                   "parcels = c.parcels + excluded.parcels, area_m2 = c.area_m2 + excluded.area_m2, "
                   "lat_sum = c.lat_sum + excluded.lat_sum, "
                   "numbers = landeco_add_sums(c.numbers, excluded.numbers)")
     if not coded:
-        return [f"WITH r AS MATERIALIZED (SELECT * FROM ({rows}) s WHERE agg_from >= 0) {cells}"]
-    # every coded value of every row, counted per cell: the rows are unpivoted, not read again
-    values = ", ".join(f"('{name}', r.{name}::text)" for name in coded)
+        return cells, None
+    values = ", ".join(f"('{name}', g.{name}::text)" for name in coded)
     conflict = (" ON CONFLICT (layer, field, ix, iy, agg_from, value) DO UPDATE SET n = k.n + excluded.n"
                 if add else "")
-    return [f"WITH r AS MATERIALIZED (SELECT * FROM ({rows}) s WHERE agg_from >= 0), "
-            f"cells AS ({cells} RETURNING 1) "
-            f"INSERT INTO layer_cell_codes AS k (layer, ix, iy, agg_from, field, value, n) "
-            f"SELECT '{layer.id}', ix, iy, agg_from, v.field, v.value, count(*) "
-            f"FROM r CROSS JOIN LATERAL (VALUES {values}) AS v(field, value) WHERE v.value IS NOT NULL "
-            f"GROUP BY ix, iy, agg_from, v.field, v.value{conflict}"]
+    codes = (f"INSERT INTO layer_cell_codes AS k (layer, ix, iy, agg_from, field, value, n) "
+             f"SELECT '{layer.id}', ix, iy, agg_from, v.field, v.value, sum(n) "
+             f"FROM {groups} g CROSS JOIN LATERAL (VALUES {values}) AS v(field, value) "
+             f"WHERE v.value IS NOT NULL GROUP BY ix, iy, agg_from, v.field, v.value{conflict}")
+    return cells, codes
+
+
+def _fill(layer: Layer, rows: str, add: bool = False) -> list[str]:
+    """The statement inserting the cells of ``rows`` (a ``_cell_rows`` select), read once.
+
+    ``add``: the rows are new, and their counts and sums are added to the cells they join.
+    """
+    cells, codes = _from_groups(layer, "g", add)
+    groups = f"WITH g AS MATERIALIZED ({_groups(layer, rows)})"
+    if codes is None:
+        return [f"{groups} {cells}"]
+    return [f"{groups}, cells AS ({cells} RETURNING 1) {codes}"]
 
 
 def refresh_sql(layer: Layer) -> list[str]:
-    """Statements recomputing every cell of ``layer``."""
+    """Statements recomputing every cell of ``layer``.
+
+    The groups go through a temporary table: unlike an INSERT, ``CREATE TABLE AS`` may read
+    the layer with parallel workers (a million plots: 6.1 s → 3.2 s, 1 M rows on 2 cores).
+    """
+    cells, codes = _from_groups(layer, "landeco_cell_groups")
     return [f"DELETE FROM layer_cells WHERE layer = '{layer.id}'",
             f"DELETE FROM layer_cell_codes WHERE layer = '{layer.id}'",
-            *_fill(layer, _cell_rows(layer, layer.table)),
+            f"CREATE TEMP TABLE landeco_cell_groups ON COMMIT DROP AS "
+            f"{_groups(layer, _cell_rows(layer, layer.table))}",
+            cells, *([codes] if codes else []), "DROP TABLE landeco_cell_groups",
             # fresh statistics, or the planner takes the new cells for none and nests its loops
             "ANALYZE layer_cells", "ANALYZE layer_cell_codes"]
 

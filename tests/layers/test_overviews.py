@@ -72,6 +72,26 @@ def test_cells_follow_every_kind_of_write(township):
         assert counted == total  # every plot in exactly one cell
 
 
+def test_a_write_touching_many_cells_recomputes_them_all_alike(township, monkeypatch):
+    """Past WHOLE_ABOVE touched cells the trigger regroups the whole layer, through a temporary table."""
+    from layers import overviews
+
+    layer = get_layer("caragana_plots")
+    monkeypatch.setattr(overviews, "WHOLE_ABOVE", 0)  # every statement takes the whole-layer path
+    with township.connect() as conn:
+        trans = conn.begin()  # the function and the writes are rolled back: the module's township stays
+        conn.execute(sa.text(overviews.function_sql(layer)))
+        conn.execute(sa.text("UPDATE caragana_plots SET geom = ST_Translate(geom, 0.04, 0.01), "
+                             "method = 'restoration' WHERE id % 4 = 0"))
+        conn.execute(sa.text("DELETE FROM caragana_plots WHERE id % 9 = 0"))
+        _assert_same(conn, layer)
+        counted, area = conn.execute(sa.text("SELECT sum(parcels), sum(area_m2) FROM layer_cells "
+                                             "WHERE layer = 'caragana_plots'")).one()
+        total, total_area = conn.execute(sa.text("SELECT count(*), sum(area_m2) FROM caragana_plots")).one()
+        assert counted == total and area == pytest.approx(total_area, rel=1e-12)
+        trans.rollback()
+
+
 def test_a_rolled_back_write_leaves_the_cells_as_they_were(township):
     totals = sa.text("SELECT count(*), sum(parcels), sum(area_m2) FROM layer_cells")
     with township.connect() as conn:

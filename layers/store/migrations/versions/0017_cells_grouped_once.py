@@ -1,7 +1,7 @@
 """Cells grouped once: the rows are grouped by cell and coded values, and cells summed from the groups.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-11-30 09:20:00
 
 The cell functions of 0011 materialised every row and read it twice (cells, then coded
@@ -18,8 +18,8 @@ from alembic import op
 from layers.overviews import cell_layers, function_sql
 from layers.registry import LAYERS
 
-revision: str = '0016'
-down_revision: Union[str, None] = '0015'
+revision: str = '0017'
+down_revision: Union[str, None] = '0016'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

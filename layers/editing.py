@@ -36,7 +36,7 @@ from layers.errors import BadRequestError, LandecoError
 from layers.features import CRS84, Crs, FeatureNotFoundError, ItemsQuery, feature_sql
 from layers.history import attribute
 from layers.importer import ImportOptions, Report, run_import
-from layers.model import Layer
+from layers.model import TOWNSHIP_CODE, Layer, township_of
 from layers.values import parse_json
 
 __all__ = ["PROBLEM_ZH", "EditRefusedError", "Edited", "FeatureInUseError", "InvalidFeatureError",
@@ -455,7 +455,11 @@ def _feature_json(conn: Connection, layer: Layer, feature_id: int) -> dict[str, 
 
 def _write_values(layer: Layer, row: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     names = [f.name for f in layer.all_fields]
-    return names, {**{n: row[n] for n in names}, "extra": row["extra"], "geom": row["geom"]}
+    values = {**{n: row[n] for n in names}, "extra": row["extra"], "geom": row["geom"]}
+    if layer.by_township:  # sent with the village: Citus routes the row by it
+        names.append(TOWNSHIP_CODE)
+        values[TOWNSHIP_CODE] = township_of(row["village_code"])
+    return names, values
 
 
 def _current(conn: Connection, layer: Layer, feature_id: int) -> dict[str, Any]:
@@ -531,10 +535,15 @@ def _replace(engine: sa.Engine, layer: Layer, feature_id: int, if_match: str | N
         attribute(conn, who, edit_id=edit_id)
         names, values = _write_values(layer, row)
         sets = ", ".join(f"{n} = :{n}" for n in names)
+        where, town = "id = :fid", {}
+        if layer.by_township:  # the stored township too: on Citus the UPDATE then goes to one shard
+            where += " AND township_code = :old_township"
+            town = {"old_township": conn.scalar(sa.text(f"SELECT township_code FROM {layer.table} "
+                                                        "WHERE id = :fid"), {"fid": feature_id})}
         with _constraints(layer):
             conn.execute(sa.text(f"UPDATE {layer.table} SET {sets}, extra = CAST(:extra AS jsonb), "
-                                 "geom = CAST(:geom AS geometry) WHERE id = :fid"),
-                         {**values, "fid": feature_id})
+                                 f"geom = CAST(:geom AS geometry) WHERE {where}"),
+                         {**values, "fid": feature_id, **town})
         audit_id = _record(conn, who, layer, feature_id, operation, edit_id, warnings)
         etag = current_etag(conn, layer, feature_id)
         body = _feature_json(conn, layer, feature_id)

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from layers import audit
 from layers.audit import Who
 from layers.errors import LandecoError, NotFoundError
-from layers.model import Layer
+from layers.model import TOWNSHIP_CODE, Layer, township_of
 from layers.registry import LAYERS, get_layer
 from layers.store.schema import HISTORY_SUFFIX
 from layers.values import InvalidParameterError
@@ -120,8 +120,12 @@ def data_columns(layer: Layer) -> list[str]:
 
 
 def _writable(layer: Layer) -> list[str]:
-    """The columns a restore writes back (sizes are the database's, ``updated_at`` its trigger's)."""
-    return [*(f.name for f in layer.all_fields), "extra", "created_at", "geom"]
+    """The columns a restore writes back (sizes are the database's, ``updated_at`` its trigger's).
+
+    With the township (Citus routes a row by it), which the history keeps beside the village.
+    """
+    return [*(f.name for f in layer.all_fields), "extra", "created_at", "geom",
+            *([TOWNSHIP_CODE] if layer.by_township else [])]
 
 
 # --- the layers as they were -----------------------------------------------------------------
@@ -322,14 +326,21 @@ def restore_feature(engine: sa.Engine, layer: Layer, feature_id: int, number: in
             row = assembled[number - 1]["row"]
             attribute(conn, who, edit_id=edit_id)
             cols = _writable(layer)
-            values = {c: row[c] for c in cols if c != "geom"}
+            values = {c: row[c] for c in cols if c not in ("geom", TOWNSHIP_CODE)}
+            if layer.by_township:
+                values[TOWNSHIP_CODE] = township_of(row["village_code"])
             values["extra"] = json.dumps(values["extra"] or {}, ensure_ascii=False)
             values |= {"geom": row["geom_wkb"], "fid": feature_id}
             exprs = {c: f"CAST(:{c} AS jsonb)" if c == "extra" else
                      ("CAST(:geom AS geometry)" if c == "geom" else f":{c}") for c in cols}
             if current is not None:
                 sets = ", ".join(f"{c} = {exprs[c]}" for c in cols)
-                conn.execute(sa.text(f"UPDATE {layer.table} SET {sets} WHERE id = :fid"), values)
+                # in its township (on Citus: one shard, and no row moves between shards)
+                where = " AND township_code = :township_code" if layer.by_township else ""
+                if not conn.execute(sa.text(f"UPDATE {layer.table} SET {sets} WHERE id = :fid{where}"),
+                                    values).rowcount:
+                    raise RestoreConflictError(f"version {number} of {layer.id} {feature_id} lies in another "
+                                               "township than the feature: it cannot be written back")
             else:
                 conn.execute(sa.text(f"INSERT INTO {layer.table} (id, {', '.join(cols)}) "
                                      f"VALUES (:fid, {', '.join(exprs[c] for c in cols)})"), values)
@@ -427,10 +438,13 @@ def undo_upload(engine: sa.Engine, upload_id: str, who: Who | None, *, force: bo
             removed = conn.execute(sa.text(
                 f"DELETE FROM {layer.table} t USING undo_changes u WHERE t.id = u.feature_id "
                 "AND u.operation = 'insert'")).rowcount
-            sets = ", ".join(f"{c} = u.{c}" for c in cols)
+            # a feature stays in its township (Citus moves no row between shards): one moved since
+            # is not put back (the CHECK of its township refuses a village elsewhere)
+            sets = ", ".join(f"{c} = u.{c}" for c in cols if c != TOWNSHIP_CODE)
+            same_town = " AND t.township_code = u.township_code" if layer.by_township else ""
             restored = conn.execute(sa.text(
                 f"UPDATE {layer.table} t SET {sets} FROM undo_changes u WHERE t.id = u.feature_id "
-                "AND u.operation <> 'insert'")).rowcount
+                f"AND u.operation <> 'insert'{same_town}")).rowcount
             recreated = conn.execute(sa.text(
                 f"INSERT INTO {layer.table} (id, {', '.join(cols)}) SELECT feature_id, "
                 f"{', '.join(cols)} FROM undo_changes u WHERE u.operation <> 'insert' "

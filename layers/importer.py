@@ -39,10 +39,10 @@ from gis.errors import InputError
 from gis.geometry import check_geometries
 from gis.readers import Upload, batches, column_names, open_upload
 from layers.messages import localise_report, message, quote
-from layers.model import Field, Layer
+from layers.model import TOWNSHIP_CODE, Field, Layer
 from layers.overviews import defer_cells, refresh_cells
 from layers.registry import get_layer
-from layers.store.load import copy_records, encode_features
+from layers.store.load import copy_columns, copy_records, encode_features
 from layers.store.schema import AUDIT_MAX_FEATURE_IDS
 from layers.upload_errors import UploadRefusedError
 
@@ -322,7 +322,7 @@ def _region(conn: Connection, layer: Layer) -> tuple[float, float, float, float]
 def _staging(conn: Connection, layer: Layer) -> Layer:
     """A temporary table shaped like the layer's, dropped at the end of the transaction."""
     name = f"upload_{layer.id}"
-    cols = ", ".join([f.name for f in layer.all_fields] + ["extra", "geom"])
+    cols = ", ".join(copy_columns(layer))
     conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{name}"))
     conn.execute(sa.text(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT {cols} FROM {layer.table} "
                          "WITH NO DATA"))
@@ -886,8 +886,10 @@ def _written_ids(conn: Connection, layer: Layer, target: _Target) -> list[int]:
 
 def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[str, int]:
     names = [f.name for f in layer.all_fields]
-    cols = ", ".join([*names, "extra", "geom"])
-    select = f"SELECT {', '.join(names)}, extra, geom FROM {staging.table}"
+    # the township goes with the row (Citus routes by it); staged with it, as the COPY writes it
+    town = [TOWNSHIP_CODE] if layer.by_township else []
+    cols = ", ".join([*names, "extra", "geom", *town])
+    select = f"SELECT {', '.join([*names, 'extra', 'geom', *town])} FROM {staging.table}"
     written = {"inserted": 0, "updated": 0, "deleted": 0}
     if mode == "replace":
         written["deleted"] = conn.execute(sa.text(f"DELETE FROM {layer.table}")).rowcount
@@ -897,7 +899,8 @@ def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[st
         # keeps the stored one; keys of ``extra`` the file does not carry are kept; a file without
         # geometries (XLSX) proposes the stored ones (a NULL would break NOT NULL before ON CONFLICT)
         select = (f"SELECT {', '.join(names)}, extra, coalesce(s.geom, (SELECT l.geom FROM {layer.table} l "
-                  f"WHERE l.code = s.code)) FROM {staging.table} s")
+                  f"WHERE l.code = s.code{' AND l.township_code = s.township_code' if town else ''})) "
+                  f"{''.join(f', s.{c}' for c in town)} FROM {staging.table} s")
         same = (f"(ST_NPoints(t.geom) = ST_NPoints(EXCLUDED.geom) AND "
                 f"ST_HausdorffDistance(t.geom, EXCLUDED.geom) <= {GEOMETRY_SAME_DEG})")
         keep = f"EXCLUDED.geom IS NULL OR {same}"
@@ -907,7 +910,8 @@ def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[st
                    f"({', '.join(f'EXCLUDED.{c}' for c in names[1:])}, t.extra || EXCLUDED.extra) "
                    f"OR (EXCLUDED.geom IS NOT NULL AND NOT {same})")
         rows = conn.execute(sa.text(
-            f"INSERT INTO {layer.table} AS t ({cols}) {select} ON CONFLICT (code) DO UPDATE SET {sets}, "
+            f"INSERT INTO {layer.table} AS t ({cols}) {select} ON CONFLICT ({', '.join(['code', *town])}) "
+            f"DO UPDATE SET {sets}, "
             f"updated_at = now() WHERE {differs} RETURNING (xmax = 0)")).scalars().all()
         written["inserted"] = sum(1 for r in rows if r)
         written["updated"] = len(rows) - written["inserted"]

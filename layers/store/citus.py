@@ -26,10 +26,10 @@ from layers.errors import LandecoError
 from layers.registry import LAYERS
 from layers.store.schema import HISTORY_SUFFIX
 
-__all__ = ["CitusMissingError", "distribute", "distributed_tables", "plan"]
+__all__ = ["CitusMissingError", "distribute", "distributed_tables", "plan", "same_township"]
 
 #: Small tables read everywhere, or written by the layers' triggers from any node.
-REFERENCE = ("villages", "villages_history", "users", "api_tokens", "sessions", "login_attempts",
+REFERENCE = ("villages_history", "villages", "users", "api_tokens", "sessions", "login_attempts",
              "layer_versions", "layer_cells", "layer_cell_codes")
 
 
@@ -48,6 +48,22 @@ def plan() -> dict[str, list[str]]:
     if "change_patches" in layers:
         distributed.append("change_patch_steps")
     return {"reference": list(REFERENCE), "distributed": distributed}
+
+
+def same_township(conn: Connection, table: str, a: str = "a", b: str = "b") -> str:
+    """`` AND a.township_code = b.township_code`` when ``table`` is distributed by Citus, else ''.
+
+    Citus joins two distributed tables only on their distribution column (it cannot repartition
+    a spatial predicate); features that overlap lie in one village and so in one township, except
+    across a township's border, which one server still finds (docs/scale.md).
+    """
+    distributed = conn.scalar(sa.text(
+        "SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL"))
+    if distributed:
+        distributed = conn.scalar(sa.text(
+            "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(:t) "
+            "AND partkey IS NOT NULL)"), {"t": table})
+    return f" AND {a}.township_code = {b}.township_code" if distributed else ""
 
 
 def distributed_tables(conn: Connection) -> dict[str, str]:
@@ -76,21 +92,24 @@ def distribute(conn: Connection, shard_count: int | None = None) -> dict[str, li
     conn.execute(sa.text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
     if shard_count is not None:
         conn.execute(sa.text(f"SET LOCAL citus.shard_count = {int(shard_count)}"))
-    # on Citus a trigger must not move a row between shards: the writers send the township
+    # on Citus a trigger must not move a row between shards (the writers send the township), and
+    # the cells' triggers cannot read their transition tables in a statement Citus plans: the
+    # cells are refreshed by the bulk writers (imports) and `landeco db distribute` itself
     for layer in LAYERS.values():
         if layer.by_township:
-            for event in ("insert", "update"):
-                conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {layer.table}_township_{event} ON {layer.table}"))
+            for trigger in (*(f"{layer.table}_township_{e}" for e in ("insert", "update")),
+                            *(f"cells_{e}" for e in ("insert", "update", "delete", "truncate"))):
+                conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {trigger} ON {layer.table}"))
     known = distributed_tables(conn)
     what = plan()
     done: dict[str, list[str]] = {"reference": [], "distributed": []}
+    # the rows a table holds are copied into its shards: no trigger records that as a change
+    conn.execute(sa.text("SET LOCAL citus.propagate_set_commands = 'local'"))
+    conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
     for table in what["reference"]:
         if table not in known and _exists(conn, table):
             conn.execute(sa.text("SELECT create_reference_table(:t)"), {"t": table})
             done["reference"].append(table)
-    # the rows a table holds are copied into its shards: no trigger records that as a change
-    conn.execute(sa.text("SET LOCAL citus.propagate_set_commands = 'local'"))
-    conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
     # a foreign key between two tables to distribute (a patch's steps) is made again afterwards:
     # Citus refuses one from a table it does not know yet to a distributed one
     fks = conn.execute(sa.text(

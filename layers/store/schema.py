@@ -336,7 +336,8 @@ def build_history_table(layer: Layer, meta: sa.MetaData = metadata) -> sa.Table:
     name = layer.table + HISTORY_SUFFIX
     seq = sa.Sequence(f"{name}_history_id_seq")
     cols = [
-        sa.Column("history_id", sa.BigInteger, seq, server_default=seq.next_value(), primary_key=True),
+        sa.Column("history_id", sa.BigInteger, seq, server_default=seq.next_value(), nullable=False,
+                  primary_key=True),
         sa.Column("feature_id", sa.BigInteger, nullable=False),
         sa.Column("operation", sa.Text, nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
@@ -357,7 +358,7 @@ def build_history_table(layer: Layer, meta: sa.MetaData = metadata) -> sa.Table:
     ]
     cols += [sa.Column(m.name, sa.Double) for m in layer.stored_measures]
     if layer.by_township:  # also on inserts' rows: the history lives beside its feature on Citus
-        cols.append(sa.Column(TOWNSHIP_CODE, sa.Text))
+        cols.append(sa.Column(TOWNSHIP_CODE, sa.Text, nullable=False, primary_key=True))
     ops = ", ".join(f"'{o}'" for o in HISTORY_OPERATIONS)
     return sa.Table(
         name, meta, *cols,

@@ -45,22 +45,30 @@ CREATE OR REPLACE FUNCTION landeco_history_record() RETURNS trigger LANGUAGE plp
 DECLARE
     -- the layer's name is the trigger's argument: on a Citus shard the table's name is the shard's
     hist text := format('%I.%I', TG_TABLE_SCHEMA, TG_ARGV[0] || '_history');
+    -- named, not the column's default: a Citus shard's columns have no sequence defaults
+    seq text := format('%I.%I', TG_TABLE_SCHEMA, TG_ARGV[0] || '_history_history_id_seq');
     who text := nullif(current_setting('landeco.who', true), '');
     upload text := nullif(current_setting('landeco.upload_id', true), '');
     edit text := nullif(current_setting('landeco.edit_id', true), '');
     cols text;
     src text := 'old_rows';
 BEGIN
+    IF TG_RELID <> to_regclass(format('%I.%I', TG_TABLE_SCHEMA, TG_ARGV[0])) THEN
+        -- a Citus shard: its history goes into the history's co-located shard, a plain table on
+        -- the same node (Citus cannot plan a statement that reads a trigger's transition table)
+        hist := landeco_colocated_shard(TG_RELID, hist);
+    END IF;
     IF TG_OP = 'INSERT' THEN
         -- an insert's row says who and when, and the township it lives in (where Citus puts it)
         IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = TG_RELID AND attname = 'township_code'
                    AND NOT attisdropped) THEN
-            EXECUTE format('INSERT INTO %s (feature_id, operation, changed_by, upload_id, edit_id, township_code) '
-                           'SELECT id, ''insert'', $1, $2, $3, township_code FROM new_rows', hist)
+            EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, changed_by, upload_id, edit_id, '
+                           'township_code) SELECT nextval(%L), id, ''insert'', $1, $2, $3, township_code '
+                           'FROM new_rows', hist, seq)
                 USING who, upload, edit;
         ELSE
-            EXECUTE format('INSERT INTO %s (feature_id, operation, changed_by, upload_id, edit_id) '
-                           'SELECT id, ''insert'', $1, $2, $3 FROM new_rows', hist)
+            EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, changed_by, upload_id, edit_id) '
+                           'SELECT nextval(%L), id, ''insert'', $1, $2, $3 FROM new_rows', hist, seq)
                 USING who, upload, edit;
         END IF;
         RETURN NULL;
@@ -70,11 +78,29 @@ BEGIN
     END IF;
     cols := landeco_history_columns(TG_RELID);
     -- the version ended now; it began when it was written (updated_at, kept by the database)
-    EXECUTE format('INSERT INTO %s (feature_id, operation, valid, changed_by, upload_id, edit_id, %s) '
-                   'SELECT id, %L, tstzrange(least(updated_at, now()), now()), $1, $2, $3, %s FROM %s',
-                   hist, cols, CASE TG_OP WHEN 'UPDATE' THEN 'update' ELSE 'delete' END, cols, src)
+    EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, valid, changed_by, upload_id, edit_id, %s) '
+                   'SELECT nextval(%L), id, %L, tstzrange(least(updated_at, now()), now()), $1, $2, $3, %s '
+                   'FROM %s', hist, cols, seq, CASE TG_OP WHEN 'UPDATE' THEN 'update' ELSE 'delete' END,
+                   cols, src)
         USING who, upload, edit;
     RETURN NULL;
+END $$
+"""
+
+#: The shard of ``tbl`` co-located with ``shard`` (a Citus shard, named ``<table>_<shard id>``);
+#: dynamic SQL, so the function exists on servers without Citus (and is never called there).
+COLOCATED_SHARD = """
+CREATE FUNCTION landeco_colocated_shard(shard regclass, tbl text) RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    name text;
+BEGIN
+    EXECUTE 'SELECT shard_name(s.logicalrelid, s.shardid) FROM pg_dist_shard s '
+            'WHERE s.logicalrelid = $1::regclass AND s.shardid = ANY(get_colocated_shard_array($2))'
+        INTO name USING tbl, substring(shard::text FROM '_([0-9]+)"?$')::bigint;
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'no shard of % beside %', tbl, shard;
+    END IF;
+    RETURN name;
 END $$
 """
 
@@ -156,10 +182,34 @@ END $$
 """
 
 # what 0006 and 0008 made (downgrade)
-OLD_HISTORY_RECORD = (HISTORY_RECORD
-                      .replace("TG_ARGV[0] || '_history'", "TG_TABLE_NAME || '_history'")
-                      .replace("src := TG_RELID::regclass::text;",
-                               "src := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);"))
+OLD_HISTORY_RECORD = """
+CREATE OR REPLACE FUNCTION landeco_history_record() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    hist text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME || '_history');
+    who text := nullif(current_setting('landeco.who', true), '');
+    upload text := nullif(current_setting('landeco.upload_id', true), '');
+    edit text := nullif(current_setting('landeco.edit_id', true), '');
+    cols text;
+    src text := 'old_rows';
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format('INSERT INTO %s (feature_id, operation, changed_by, upload_id, edit_id) '
+                       'SELECT id, ''insert'', $1, $2, $3 FROM new_rows', hist)
+            USING who, upload, edit;
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'TRUNCATE' THEN
+        src := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+    END IF;
+    cols := landeco_history_columns(TG_RELID);
+    -- the version ended now; it began when it was written (updated_at, kept by the database)
+    EXECUTE format('INSERT INTO %s (feature_id, operation, valid, changed_by, upload_id, edit_id, %s) '
+                   'SELECT id, %L, tstzrange(least(updated_at, now()), now()), $1, $2, $3, %s FROM %s',
+                   hist, cols, CASE TG_OP WHEN 'UPDATE' THEN 'update' ELSE 'delete' END, cols, src)
+        USING who, upload, edit;
+    RETURN NULL;
+END $$
+"""
 OLD_HISTORY_FOLLOW = (HISTORY_FOLLOW.replace("landeco_history_record(%L)", "landeco_history_record()")
                       .replace("spec[3], name);", "spec[3]);")
                       .replace("    PERFORM landeco_township_follow(tbl);\n", ""))
@@ -210,7 +260,7 @@ def _to_identity(table: str, column: str) -> None:
 
 def upgrade() -> None:
     # 1. triggers name their layer
-    for statement in (TOWNSHIP_FILL, TOWNSHIP_FOLLOW, HISTORY_RECORD, HISTORY_FOLLOW, BUMP_VERSION,
+    for statement in (TOWNSHIP_FILL, TOWNSHIP_FOLLOW, COLOCATED_SHARD, HISTORY_RECORD, HISTORY_FOLLOW, BUMP_VERSION,
                       VERSION_TRIGGER):
         op.execute(statement)
     _retrigger()
@@ -235,6 +285,10 @@ def upgrade() -> None:
                    f"left(h.village_code, 9), (SELECT t.township_code FROM {table} t WHERE t.id = h.feature_id), "
                    f"(SELECT left(o.village_code, 9) FROM {table}_history o WHERE o.feature_id = h.feature_id "
                    f"AND o.operation <> 'insert' ORDER BY o.history_id DESC LIMIT 1), '')")
+        op.execute(f"ALTER TABLE {table}_history ALTER COLUMN township_code SET NOT NULL")
+        op.execute(f"ALTER TABLE {table}_history DROP CONSTRAINT pk_{table}_history")
+        op.execute(f"ALTER TABLE {table}_history ADD CONSTRAINT pk_{table}_history "
+                   "PRIMARY KEY (history_id, township_code)")
         # 4. keys with the township (id and code first: look-ups by them keep their index)
         op.execute(f"ALTER TABLE {table} DROP CONSTRAINT pk_{table}")
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY (id, township_code)")
@@ -279,6 +333,8 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT uq_{table}_code UNIQUE (code)")
         op.execute(f"ALTER TABLE {table} DROP CONSTRAINT pk_{table}")
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY (id)")
+        op.execute(f"ALTER TABLE {table}_history DROP CONSTRAINT pk_{table}_history")
+        op.execute(f"ALTER TABLE {table}_history ADD CONSTRAINT pk_{table}_history PRIMARY KEY (history_id)")
         op.execute(f"ALTER TABLE {table}_history DROP COLUMN township_code")
         op.execute(f"ALTER TABLE {table} DROP COLUMN township_code")
     op.execute("ALTER TABLE change_patch_steps ADD CONSTRAINT fk_change_patch_steps_patch_id FOREIGN KEY "
@@ -291,3 +347,4 @@ def downgrade() -> None:
         op.execute(statement)
     _retrigger()
     op.execute("DROP FUNCTION landeco_township_follow(regclass)")
+    op.execute("DROP FUNCTION landeco_colocated_shard(regclass, text)")

@@ -275,10 +275,14 @@ def current_etag(conn: Connection, layer: Layer, feature_id: int) -> str | None:
 
 
 def _check_match(conn: Connection, layer: Layer, feature_id: int, if_match: str | None) -> str:
-    """The current ETag, after checking ``If-Match`` against it (locks the row)."""
+    """The current ETag, after checking ``If-Match`` against it.
+
+    Callers hold the table's lock (:func:`_lock`), so no row lock: Citus refuses ``FOR UPDATE``
+    on a statement that may reach several shards (the id alone does not name the township).
+    """
     if not 0 < feature_id < 2**63:
         raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id}")
-    etag = conn.scalar(sa.text(_etag_sql(layer) + " FOR UPDATE"), {"fid": feature_id})
+    etag = conn.scalar(sa.text(_etag_sql(layer)), {"fid": feature_id})
     if etag is None:
         raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id}")
     if if_match is None or not if_match.strip():
@@ -534,16 +538,18 @@ def _replace(engine: sa.Engine, layer: Layer, feature_id: int, if_match: str | N
         row, warnings = _checked(conn, layer, feature, crs, replacing=feature_id)
         attribute(conn, who, edit_id=edit_id)
         names, values = _write_values(layer, row)
+        where = "id = :fid"
+        if layer.by_township and values[TOWNSHIP_CODE] == conn.scalar(
+                sa.text(f"SELECT township_code FROM {layer.table} WHERE id = :fid"), {"fid": feature_id}):
+            # in its township: on Citus the UPDATE goes to one shard and moves no row between shards
+            # (a feature moved to another township is written on one server; Citus refuses it)
+            names.remove(TOWNSHIP_CODE)
+            where += " AND township_code = :township_code"
         sets = ", ".join(f"{n} = :{n}" for n in names)
-        where, town = "id = :fid", {}
-        if layer.by_township:  # the stored township too: on Citus the UPDATE then goes to one shard
-            where += " AND township_code = :old_township"
-            town = {"old_township": conn.scalar(sa.text(f"SELECT township_code FROM {layer.table} "
-                                                        "WHERE id = :fid"), {"fid": feature_id})}
         with _constraints(layer):
             conn.execute(sa.text(f"UPDATE {layer.table} SET {sets}, extra = CAST(:extra AS jsonb), "
                                  f"geom = CAST(:geom AS geometry) WHERE {where}"),
-                         {**values, "fid": feature_id, **town})
+                         {**values, "fid": feature_id})
         audit_id = _record(conn, who, layer, feature_id, operation, edit_id, warnings)
         etag = current_etag(conn, layer, feature_id)
         body = _feature_json(conn, layer, feature_id)
@@ -586,6 +592,7 @@ def delete_feature(engine: sa.Engine, layer: Layer, feature_id: int, if_match: s
     """DELETE: the feature goes (its versions stay in the history; a restore brings it back)."""
     edit_id = f"edit:{uuid.uuid4().hex}"
     with engine.begin() as conn:
+        _lock(conn, layer)
         _check_match(conn, layer, feature_id, if_match)
         attribute(conn, who, edit_id=edit_id)
         try:

@@ -851,12 +851,13 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
                 rows += conn.execute(sa.text(overlap_existing_sql(t, int(target.before), township))).all()
                 rows = rows[:MAX_LISTED]
         if not target.direct and mode != "replace":
-            # features of the layer that the upload replaces (same code) are not its neighbours
-            replaced = f" AND NOT EXISTS (SELECT 1 FROM {s} c WHERE c.code = b.code)" \
-                if mode == "upsert" else ""
+            # features of the layer that the upload replaces (same code) are not its neighbours (an
+            # anti-join, not a correlated NOT EXISTS: Citus cannot push that onto the shards)
+            join, replaced = (f" LEFT JOIN {s} c ON c.code = b.code", " AND c.code IS NULL") \
+                if mode == "upsert" else ("", "")
             rows += conn.execute(sa.text(
                 f"SELECT a.code, b.code, {area}, false FROM {s} a JOIN {t} b ON a.geom && b.geom "
-                f"AND a.code <> b.code WHERE {overlap}{replaced} LIMIT {MAX_LISTED}")).all()
+                f"AND a.code <> b.code{join} WHERE {overlap}{replaced} LIMIT {MAX_LISTED}")).all()
         add([r for r in rows if r[3]], "overlap",
             lambda r: {"other": codes.get(r[1]), "other_code": quote(r[1]), "area_m2": float(r[2])},
             "geometry")
@@ -903,9 +904,10 @@ def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[st
         # nothing; a geometry within GEOMETRY_SAME_DEG of the stored one (coordinate rounding)
         # keeps the stored one; keys of ``extra`` the file does not carry are kept; a file without
         # geometries (XLSX) proposes the stored ones (a NULL would break NOT NULL before ON CONFLICT)
-        select = (f"SELECT {', '.join(names)}, extra, coalesce(s.geom, (SELECT l.geom FROM {layer.table} l "
-                  f"WHERE l.code = s.code{' AND l.township_code = s.township_code' if town else ''})) "
-                  f"{''.join(f', s.{c}' for c in town)} FROM {staging.table} s")
+        # (a join, not a correlated subquery: Citus cannot push that onto the shards)
+        select = (f"SELECT {', '.join(f's.{n}' for n in names)}, s.extra, coalesce(s.geom, l.geom)"
+                  f"{''.join(f', s.{c}' for c in town)} FROM {staging.table} s LEFT JOIN {layer.table} l "
+                  f"ON l.code = s.code{' AND l.township_code = s.township_code' if town else ''}")
         same = (f"(ST_NPoints(t.geom) = ST_NPoints(EXCLUDED.geom) AND "
                 f"ST_HausdorffDistance(t.geom, EXCLUDED.geom) <= {GEOMETRY_SAME_DEG})")
         keep = f"EXCLUDED.geom IS NULL OR {same}"
@@ -916,8 +918,8 @@ def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[st
                    f"OR (EXCLUDED.geom IS NOT NULL AND NOT {same})")
         rows = conn.execute(sa.text(
             f"INSERT INTO {layer.table} AS t ({cols}) {select} ON CONFLICT ({', '.join(['code', *town])}) "
-            f"DO UPDATE SET {sets}, "
-            f"updated_at = now() WHERE {differs} RETURNING (xmax = 0)")).scalars().all()
+            # updated_at is the touch trigger's (BEFORE UPDATE): Citus ships no now() in DO UPDATE
+            f"DO UPDATE SET {sets} WHERE {differs} RETURNING (xmax = 0)")).scalars().all()
         written["inserted"] = sum(1 for r in rows if r)
         written["updated"] = len(rows) - written["inserted"]
     else:

@@ -26,7 +26,8 @@ from layers.errors import LandecoError
 from layers.registry import LAYERS
 from layers.store.schema import HISTORY_SUFFIX
 
-__all__ = ["CitusMissingError", "distribute", "distributed_tables", "plan", "same_township"]
+__all__ = ["CitusMissingError", "bump_version", "distribute", "distributed_tables", "is_distributed",
+           "plan", "same_township"]
 
 #: Small tables read everywhere, or written by the layers' triggers from any node.
 REFERENCE = ("villages_history", "villages", "users", "api_tokens", "sessions", "login_attempts",
@@ -50,6 +51,23 @@ def plan() -> dict[str, list[str]]:
     return {"reference": list(REFERENCE), "distributed": distributed}
 
 
+def is_distributed(conn: Connection, table: str) -> bool:
+    """Whether Citus distributes ``table`` (False on a server without Citus)."""
+    if not conn.scalar(sa.text("SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL")):
+        return False
+    return bool(conn.scalar(sa.text(
+        "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(:t) "
+        "AND partkey IS NOT NULL)"), {"t": table}))
+
+
+def bump_version(conn: Connection, table: str) -> None:
+    """Bump ``table``'s version, as its trigger does on one server (on a Citus shard it does not)."""
+    conn.execute(sa.text(
+        "INSERT INTO layer_versions AS v (layer, version, changed_at) VALUES (:l, 1, now()) "
+        "ON CONFLICT (layer) DO UPDATE SET version = v.version + 1, changed_at = excluded.changed_at"),
+        {"l": table})
+
+
 def same_township(conn: Connection, table: str, a: str = "a", b: str = "b") -> str:
     """`` AND a.township_code = b.township_code`` when ``table`` is distributed by Citus, else ''.
 
@@ -57,13 +75,7 @@ def same_township(conn: Connection, table: str, a: str = "a", b: str = "b") -> s
     a spatial predicate); features that overlap lie in one village and so in one township, except
     across a township's border, which one server still finds (docs/scale.md).
     """
-    distributed = conn.scalar(sa.text(
-        "SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL"))
-    if distributed:
-        distributed = conn.scalar(sa.text(
-            "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(:t) "
-            "AND partkey IS NOT NULL)"), {"t": table})
-    return f" AND {a}.township_code = {b}.township_code" if distributed else ""
+    return f" AND {a}.township_code = {b}.township_code" if is_distributed(conn, table) else ""
 
 
 def distributed_tables(conn: Connection) -> dict[str, str]:
@@ -85,10 +97,25 @@ def distribute(conn: Connection, shard_count: int | None = None) -> dict[str, li
     if not conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM pg_dist_node WHERE groupid = 0)")):
         port = conn.scalar(sa.text("SELECT current_setting('port')::int"))
         conn.execute(sa.text("SELECT citus_set_coordinator_host('localhost', :p)"), {"p": port})
+    database = conn.scalar(sa.text("SELECT current_database()"))
     if not conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM pg_dist_node WHERE groupid <> 0)")):
         conn.execute(sa.text("SELECT citus_set_node_property(nodename, nodeport, 'shouldhaveshards', true) "
                              "FROM pg_dist_node WHERE groupid = 0"))
+        # the shards are all the coordinator's: without local execution, a statement reaching them
+        # all (ANALYZE after an import's COPY) may follow one that reached one in the transaction
+        conn.execute(sa.text(f'ALTER DATABASE "{database}" SET citus.enable_local_execution = off'))
+    # the migrations' triggers run on the shards (each writes only its own layer's rows, by name);
+    # for this database, so that a later migration may make them too
     conn.execute(sa.text("SET LOCAL citus.enable_unsafe_triggers = on"))
+    conn.execute(sa.text(f'ALTER DATABASE "{database}" SET citus.enable_unsafe_triggers = on'))
+    # who writes, and the transaction's id and time (layers/history.py attribute) reach the shards
+    conn.execute(sa.text(f'ALTER DATABASE "{database}" SET citus.propagate_set_commands = \'local\''))
+    # a shard's trigger bumps its layer's version (a reference table) and a patch's guard reads
+    # the patches: distributed statements from a shard, which Citus allows when told
+    conn.execute(sa.text(f'ALTER DATABASE "{database}" SET citus.allow_nested_distributed_execution = on'))
+    # the layers have foreign keys to a reference table (the villages), read in the same transaction
+    # as an import's ANALYZE and multi-shard writes: one connection per node
+    conn.execute(sa.text(f'ALTER DATABASE "{database}" SET citus.multi_shard_modify_mode = \'sequential\''))
     conn.execute(sa.text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
     if shard_count is not None:
         conn.execute(sa.text(f"SET LOCAL citus.shard_count = {int(shard_count)}"))

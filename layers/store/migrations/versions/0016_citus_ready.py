@@ -50,6 +50,10 @@ DECLARE
     who text := nullif(current_setting('landeco.who', true), '');
     upload text := nullif(current_setting('landeco.upload_id', true), '');
     edit text := nullif(current_setting('landeco.edit_id', true), '');
+    -- the writer's transaction and time (layers/history.py attribute): on Citus this trigger runs
+    -- in a shard's transaction, whose own are not those of the audit entry the change is tied to
+    xact bigint := coalesce(nullif(current_setting('landeco.xact', true), '')::bigint, txid_current());
+    at timestamptz := coalesce(nullif(current_setting('landeco.at', true), '')::timestamptz, now());
     cols text;
     src text := 'old_rows';
 BEGIN
@@ -63,13 +67,14 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = TG_RELID AND attname = 'township_code'
                    AND NOT attisdropped) THEN
             EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, changed_by, upload_id, edit_id, '
-                           'township_code) SELECT nextval(%L), id, ''insert'', $1, $2, $3, township_code '
-                           'FROM new_rows', hist, seq)
-                USING who, upload, edit;
+                           'xact, changed_at, township_code) SELECT nextval(%L), id, ''insert'', $1, $2, $3, '
+                           '$4, $5, township_code FROM new_rows', hist, seq)
+                USING who, upload, edit, xact, at;
         ELSE
-            EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, changed_by, upload_id, edit_id) '
-                           'SELECT nextval(%L), id, ''insert'', $1, $2, $3 FROM new_rows', hist, seq)
-                USING who, upload, edit;
+            EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, changed_by, upload_id, edit_id, '
+                           'xact, changed_at) SELECT nextval(%L), id, ''insert'', $1, $2, $3, $4, $5 FROM new_rows',
+                           hist, seq)
+                USING who, upload, edit, xact, at;
         END IF;
         RETURN NULL;
     END IF;
@@ -78,11 +83,11 @@ BEGIN
     END IF;
     cols := landeco_history_columns(TG_RELID);
     -- the version ended now; it began when it was written (updated_at, kept by the database)
-    EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, valid, changed_by, upload_id, edit_id, %s) '
-                   'SELECT nextval(%L), id, %L, tstzrange(least(updated_at, now()), now()), $1, $2, $3, %s '
-                   'FROM %s', hist, cols, seq, CASE TG_OP WHEN 'UPDATE' THEN 'update' ELSE 'delete' END,
-                   cols, src)
-        USING who, upload, edit;
+    EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, valid, changed_by, upload_id, edit_id, '
+                   'xact, changed_at, %s) SELECT nextval(%L), id, %L, tstzrange(least(updated_at, $5), $5), '
+                   '$1, $2, $3, $4, $5, %s FROM %s', hist, cols, seq,
+                   CASE TG_OP WHEN 'UPDATE' THEN 'update' ELSE 'delete' END, cols, src)
+        USING who, upload, edit, xact, at;
     RETURN NULL;
 END $$
 """
@@ -162,7 +167,11 @@ CREATE OR REPLACE FUNCTION landeco_bump_layer_version() RETURNS trigger LANGUAGE
 DECLARE
     at timestamptz := now();  -- a value, not now(): Citus ships no STABLE function in DO UPDATE
 BEGIN
-    -- the layer is the trigger's argument (a Citus shard's trigger has the shard's name)
+    -- the layer is the trigger's argument (a Citus shard's trigger has the shard's name); on a
+    -- shard, nothing: landeco's audited writes bump it (layers/audit.py _distributed_write)
+    IF TG_RELID <> to_regclass(format('%I.%I', TG_TABLE_SCHEMA, TG_ARGV[0])) THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO layer_versions AS v (layer, version, changed_at) VALUES (TG_ARGV[0], 1, at)
     ON CONFLICT (layer) DO UPDATE SET version = v.version + 1, changed_at = at;
     RETURN NULL;

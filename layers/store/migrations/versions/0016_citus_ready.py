@@ -45,8 +45,9 @@ CREATE OR REPLACE FUNCTION landeco_history_record() RETURNS trigger LANGUAGE plp
 DECLARE
     -- the layer's name is the trigger's argument: on a Citus shard the table's name is the shard's
     hist text := format('%I.%I', TG_TABLE_SCHEMA, TG_ARGV[0] || '_history');
-    -- named, not the column's default: a Citus shard's columns have no sequence defaults
-    seq text := format('%I.%I', TG_TABLE_SCHEMA, TG_ARGV[0] || '_history_history_id_seq');
+    -- on a Citus shard, whose columns have no sequence defaults, the history's id is given
+    idcol text := '';
+    idval text := '';
     who text := nullif(current_setting('landeco.who', true), '');
     upload text := nullif(current_setting('landeco.upload_id', true), '');
     edit text := nullif(current_setting('landeco.edit_id', true), '');
@@ -60,20 +61,22 @@ BEGIN
     IF TG_RELID <> to_regclass(format('%I.%I', TG_TABLE_SCHEMA, TG_ARGV[0])) THEN
         -- a Citus shard: its history goes into the history's co-located shard, a plain table on
         -- the same node (Citus cannot plan a statement that reads a trigger's transition table)
+        idcol := 'history_id, ';
+        idval := format('nextval(%L), ', pg_get_serial_sequence(hist, 'history_id'));
         hist := landeco_colocated_shard(TG_RELID, hist);
     END IF;
     IF TG_OP = 'INSERT' THEN
         -- an insert's row says who and when, and the township it lives in (where Citus puts it)
         IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = TG_RELID AND attname = 'township_code'
                    AND NOT attisdropped) THEN
-            EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, changed_by, upload_id, edit_id, '
-                           'xact, changed_at, township_code) SELECT nextval(%L), id, ''insert'', $1, $2, $3, '
-                           '$4, $5, township_code FROM new_rows', hist, seq)
+            EXECUTE format('INSERT INTO %s (%sfeature_id, operation, changed_by, upload_id, edit_id, '
+                           'xact, changed_at, township_code) SELECT %sid, ''insert'', $1, $2, $3, '
+                           '$4, $5, township_code FROM new_rows', hist, idcol, idval)
                 USING who, upload, edit, xact, at;
         ELSE
-            EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, changed_by, upload_id, edit_id, '
-                           'xact, changed_at) SELECT nextval(%L), id, ''insert'', $1, $2, $3, $4, $5 FROM new_rows',
-                           hist, seq)
+            EXECUTE format('INSERT INTO %s (%sfeature_id, operation, changed_by, upload_id, edit_id, '
+                           'xact, changed_at) SELECT %sid, ''insert'', $1, $2, $3, $4, $5 FROM new_rows',
+                           hist, idcol, idval)
                 USING who, upload, edit, xact, at;
         END IF;
         RETURN NULL;
@@ -83,9 +86,9 @@ BEGIN
     END IF;
     cols := landeco_history_columns(TG_RELID);
     -- the version ended now; it began when it was written (updated_at, kept by the database)
-    EXECUTE format('INSERT INTO %s (history_id, feature_id, operation, valid, changed_by, upload_id, edit_id, '
-                   'xact, changed_at, %s) SELECT nextval(%L), id, %L, tstzrange(least(updated_at, $5), $5), '
-                   '$1, $2, $3, $4, $5, %s FROM %s', hist, cols, seq,
+    EXECUTE format('INSERT INTO %s (%sfeature_id, operation, valid, changed_by, upload_id, edit_id, '
+                   'xact, changed_at, %s) SELECT %sid, %L, tstzrange(least(updated_at, $5), $5), '
+                   '$1, $2, $3, $4, $5, %s FROM %s', hist, idcol, cols, idval,
                    CASE TG_OP WHEN 'UPDATE' THEN 'update' ELSE 'delete' END, cols, src)
         USING who, upload, edit, xact, at;
     RETURN NULL;

@@ -54,6 +54,7 @@ PROBLEM_ZH: dict[str, str] = {
     "code_exists": "编号已被其他要素使用",
     "code_in_use": "其他图层的要素引用了该编号，不能修改",
     "village_unknown": "没有这个嘎查村代码",
+    "township_changed": "不能改到其他苏木乡镇的嘎查村（请删除后重新新增）",
     "outside_township": "要素位于旗界之外（坐标系是否正确？）",
     "overlap": "与其他要素重叠",
     "overlap_existing": "与图层中已有的要素重叠",

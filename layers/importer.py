@@ -820,6 +820,14 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
         for name, expr in layer.checks:
             add(conn.execute(sa.text(f"SELECT code FROM {s} WHERE NOT ({expr}) LIMIT {MAX_LISTED}")),
                 "rule_broken", lambda r, name=name: {"rule": name}, None)
+    if mode == "upsert" and layer.by_township and not target.direct:
+        # a feature keeps its township: the key is (code, township) and Citus moves no row between
+        # shards, so a new village of another township would make a second feature of the code
+        add(conn.execute(sa.text(
+            f"SELECT s.code, t.village_code, s.village_code FROM {s} s JOIN {t} t ON t.code = s.code "
+            f"WHERE t.township_code <> s.township_code LIMIT {MAX_LISTED}")),
+            "township_changed", lambda r: {"village": quote(str(r[1] or "")), "new": quote(str(r[2] or ""))},
+            "village_code")
     flow = layer.workflow
     if flow is not None and not target.direct:
         # the workflow's field changes only by its steps: a new feature (or any, when the upload

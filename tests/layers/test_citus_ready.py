@@ -150,3 +150,22 @@ def test_landeco_writers_send_the_township_themselves(ready_url, tmp_path):
     assert rows == {"TR-1": village[:9], "TR-2": village[:9]}
     assert history[0] == ("insert", None, village[:9])  # the trigger wrote it in the right table
     assert history[1][0] == "update" and history[1][1:] == (village, village[:9])
+
+
+def test_a_feature_keeps_its_township(ready_url, tmp_path):
+    """An edit (or an upsert) cannot give a feature a village of another township."""
+    engine = engine_for(ready_url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO villages (code, name, kind, geom) SELECT '150623102001', '邻乡测试村', 'village', "
+            "ST_Multi(ST_Buffer(ST_Centroid(geom), 0.01)) FROM villages ORDER BY code LIMIT 1"))
+        fid, village = conn.execute(sa.text(
+            "SELECT id, village_code FROM caragana_plots WHERE code NOT LIKE 'TR-%' ORDER BY id LIMIT 1")).one()
+    with client_for(ready_url, tmp_path / "home") as client:
+        etag = client.get(f"{PLOTS}/{fid}").headers["etag"]
+        r = client.patch(f"{PLOTS}/{fid}", json={"properties": {"village_code": "150623102001"}},
+                         headers={"If-Match": etag, "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 422, r.text
+    assert [p["code"] for p in r.json()["problems"]] == ["township_changed"]
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT village_code FROM caragana_plots WHERE id = :f"), {"f": fid}) == village

@@ -60,7 +60,9 @@ def _ogr_sql() -> str:
     The method's Chinese label becomes its stored value and ``2022年5月3日`` an ISO date; extra,
     created_at, updated_at and the two generated areas get a value so that no column is left
     to a default (GDAL 3.6 then COPYs; the generated columns are skipped in the COPY); the
-    township as landeco sends it (migration 0016: its filling trigger is dropped with the others).
+    township as landeco sends it (migration 0016: its filling trigger is dropped with the others),
+    and the id (the key is (id, township_code) since 0016: GDAL no longer takes ``id`` for the
+    FID, and would INSERT row by row to leave it to its default: 22 s instead of 2.8 s).
     """
     d = "验收日期"
     month, day = f"instr({d}, '月')", f"instr({d}, '日')"
@@ -74,7 +76,7 @@ def _ogr_sql() -> str:
     return (f"SELECT {', '.join(f'{v} AS {k}' for k, v in cols.items())}, {method} AS method, "
             f"{date} AS inspected_on, '{{}}' AS extra, {now} AS created_at, {now} AS updated_at, "
             f"0 AS area_m2, 0 AS area_mu, coalesce(substr(嘎查村代码, 1, 9), '') AS township_code, "
-            f"geometry FROM \"柠条地块\"")
+            f"ROWID + 1 AS id, geometry FROM \"柠条地块\"")
 
 
 def make_file(n: int) -> tuple[Path, Any]:

@@ -160,7 +160,8 @@ def test_a_feature_keeps_its_township(ready_url, tmp_path):
             "INSERT INTO villages (code, name, kind, geom) SELECT '150623102001', '邻乡测试村', 'village', "
             "ST_Multi(ST_Buffer(ST_Centroid(geom), 0.01)) FROM villages ORDER BY code LIMIT 1"))
         fid, village = conn.execute(sa.text(
-            "SELECT id, village_code FROM caragana_plots WHERE code NOT LIKE 'TR-%' ORDER BY id LIMIT 1")).one()
+            "SELECT id, village_code FROM caragana_plots WHERE code NOT LIKE 'TR-%' "
+            "ORDER BY id LIMIT 1")).one()
     with client_for(ready_url, tmp_path / "home") as client:
         etag = client.get(f"{PLOTS}/{fid}").headers["etag"]
         r = client.patch(f"{PLOTS}/{fid}", json={"properties": {"village_code": "150623102001"}},
@@ -168,4 +169,5 @@ def test_a_feature_keeps_its_township(ready_url, tmp_path):
     assert r.status_code == 422, r.text
     assert [p["code"] for p in r.json()["problems"]] == ["township_changed"]
     with engine.connect() as conn:
-        assert conn.scalar(sa.text("SELECT village_code FROM caragana_plots WHERE id = :f"), {"f": fid}) == village
+        kept = conn.scalar(sa.text("SELECT village_code FROM caragana_plots WHERE id = :f"), {"f": fid})
+    assert kept == village

@@ -109,10 +109,13 @@ def test_landeco_writers_send_the_township_themselves(ready_url, tmp_path):
     engine = engine_for(ready_url.render_as_string(hide_password=False))
     with engine.connect() as conn:
         village, other, x, y = conn.execute(sa.text(
-            "SELECT v.code, (SELECT min(code) FROM villages WHERE code <> v.code), ST_X(p), ST_Y(p) "
-            "FROM villages v, LATERAL (SELECT ST_PointOnSurface(ST_Difference(ST_Buffer(v.geom, -0.01), "
-            "coalesce((SELECT ST_Union(ST_Buffer(c.geom, 0.002)) FROM caragana_plots c), "
-            "'POLYGON EMPTY'::geometry))) p) s ORDER BY v.code DESC LIMIT 1")).one()
+            # two villages of the demo township (another test adds one of another township)
+            "SELECT v.code, (SELECT min(code) FROM villages WHERE code <> v.code "
+            "AND code LIKE '150623101%'), ST_X(p), ST_Y(p) FROM villages v, LATERAL (SELECT "
+            "ST_PointOnSurface(ST_Difference(ST_Buffer(v.geom, -0.01), coalesce((SELECT "
+            "ST_Union(ST_Buffer(c.geom, 0.002)) FROM caragana_plots c), 'POLYGON EMPTY'::geometry))) p) s "
+            "WHERE v.code LIKE '150623101%' "
+            "ORDER BY v.code DESC LIMIT 1")).one()
     d = 0.0008
     square = [[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]]
     upload = tmp_path / "one.geojson"

@@ -4,8 +4,9 @@
 loads Citus into one whose layers are spread over the Citus nodes by ``township_code``:
 
 - reference tables (a copy on every node): the villages (every layer's foreign key points to
-  them), their history, the accounts, and the tables the layers' triggers write into
-  (``layer_versions``, the overview cells): a trigger running on a worker's shard writes there;
+  them), their history, the accounts, the layers' versions and overview cells (small, written
+  for every layer by the coordinator: :mod:`layers.audit` does what those triggers do on one
+  server);
 - distributed by ``township_code`` and co-located: every layer with a village, its history and
   ``change_patch_steps`` (a patch's steps beside it);
 - everything else (uploads, jobs, audit, the tile cache, rasters, procrastinate's queue) stays a
@@ -110,8 +111,8 @@ def distribute(conn: Connection, shard_count: int | None = None) -> dict[str, li
     conn.execute(sa.text(f'ALTER DATABASE "{database}" SET citus.enable_unsafe_triggers = on'))
     # who writes, and the transaction's id and time (layers/history.py attribute) reach the shards
     conn.execute(sa.text(f'ALTER DATABASE "{database}" SET citus.propagate_set_commands = \'local\''))
-    # a shard's trigger bumps its layer's version (a reference table) and a patch's guard reads
-    # the patches: distributed statements from a shard, which Citus allows when told
+    # a change patch's guard (a row trigger) reads the patches: a distributed statement from a
+    # shard, which Citus allows when told
     conn.execute(sa.text(f'ALTER DATABASE "{database}" SET citus.allow_nested_distributed_execution = on'))
     # the layers have foreign keys to a reference table (the villages), read in the same transaction
     # as an import's ANALYZE and multi-shard writes: one connection per node
@@ -121,7 +122,7 @@ def distribute(conn: Connection, shard_count: int | None = None) -> dict[str, li
         conn.execute(sa.text(f"SET LOCAL citus.shard_count = {int(shard_count)}"))
     # on Citus a trigger must not move a row between shards (the writers send the township), and
     # the cells' triggers cannot read their transition tables in a statement Citus plans: the
-    # cells are refreshed by the bulk writers (imports) and `landeco db distribute` itself
+    # cells are refreshed by the imports and landeco's other audited writes (layers/audit.py)
     for layer in LAYERS.values():
         if layer.by_township:
             for trigger in (*(f"{layer.table}_township_{e}" for e in ("insert", "update")),

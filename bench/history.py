@@ -5,7 +5,7 @@ Usage: python -m bench.history [--repeat=R] [N]   (default: 3 repeats of 100000)
 In its own database (``landeco_bench_history``, migrated to the newest revision), the layer
 ``caragana_plots`` holds N parcels; a staging table holds the same N codes with changed
 attributes and geometries moved by about 1 m. Each round times, in one transaction each,
-the statement landeco's importer runs for an upsert (``INSERT … SELECT … ON CONFLICT (code)
+the statement landeco's importer runs for an upsert (``INSERT … SELECT … ON CONFLICT (code, township_code)
 DO UPDATE``, layers/importer.py ``_write``):
 
 - "upsert, all updated": every row exists, so every old version goes to the history;
@@ -59,7 +59,7 @@ def _triggers(conn: sa.Connection, on: bool) -> None:
 def _upsert_sql() -> str:
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLS[1:])
     return (f"INSERT INTO {TABLE} ({', '.join(COLS)}) SELECT {', '.join(COLS)} FROM bench_stage "
-            f"ON CONFLICT (code) DO UPDATE SET {sets}, updated_at = now()")
+            f"ON CONFLICT (code, township_code) DO UPDATE SET {sets}, updated_at = now()")
 
 
 def _prepare(engine: sa.Engine, empty: bool, n: int) -> None:

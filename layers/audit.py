@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from layers.errors import BadRequestError
+from layers.store.citus import bump_version, is_distributed
 from layers.store.schema import AUDIT_MAX_FEATURE_IDS
 
 __all__ = ["ACTIONS", "MAX_FEATURE_IDS", "InvalidAuditFilterError", "Who", "actors", "cli_who", "count",
@@ -102,6 +103,28 @@ def _json(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
 
 
+#: What writes a layer: on Citus its audit entry does what the layer's triggers do on one server
+#: (:func:`_distributed_write`).
+LAYER_WRITES = frozenset({"upload.commit", "upload.replace", "upload.undo", "feature.edit", "feature.restore",
+                          "change_patch.detect", "change_patch.step"})
+
+
+def _distributed_write(conn: Connection, layer: str, action: str) -> None:
+    """On Citus, what the version and cell triggers do on one server (docs/scale.md).
+
+    Their statements cannot run on the shards (the version trigger's write of a reference table
+    is a nested distributed execution Citus refuses after the first shard; the cells' read their
+    transition tables), so landeco's audited writes bump the version and recompute the layer's
+    cells (an upload's commit has already). A write typed in psql on Citus does neither.
+    """
+    from layers.overviews import refresh_cells  # (it builds on the tiles, which build on this)
+    from layers.registry import get_layer
+
+    bump_version(conn, layer)
+    if action not in ("upload.commit", "upload.replace"):
+        refresh_cells(conn, get_layer(layer))
+
+
 def record(conn: Connection, *, actor: str | None, address: str | None, action: str,
            route: str | None = None, layer: str | None = None, upload_id: str | None = None,
            counts: Mapping[str, int] | None = None, feature_ids: Iterable[int] | None = None,
@@ -111,6 +134,8 @@ def record(conn: Connection, *, actor: str | None, address: str | None, action: 
     ``feature_ids`` keeps the first :data:`MAX_FEATURE_IDS` (``counts`` says how many there
     were); ``actor`` ``None`` is anonymous. The caller commits (or rolls back with its change).
     """
+    if layer and action in LAYER_WRITES and is_distributed(conn, layer):
+        _distributed_write(conn, layer, action)
     ids = None
     if feature_ids is not None:
         ids = []

@@ -349,14 +349,16 @@ def insert_patches(conn: Connection, patches: list[Any], *, before_id: int, afte
         geom = shapely.to_wkb(shapely.geometry.MultiPolygon(
             list(getattr(patch.geometry, "geoms", [patch.geometry]))), hex=True)
         fid = conn.scalar(sa.text(
-            "WITH g AS (SELECT ST_Multi(ST_GeomFromWKB(decode(:geom, 'hex'), 4326)) AS geom) "
+            "WITH g AS (SELECT ST_Multi(ST_GeomFromWKB(decode(:geom, 'hex'), 4326)) AS geom), "
+            "gv AS (SELECT g.geom, (SELECT v.code FROM villages v WHERE ST_Intersects(v.geom, g.geom) "
+            "  ORDER BY ST_Area(ST_Intersection(v.geom, g.geom)) DESC, v.code LIMIT 1) AS village FROM g) "
             "INSERT INTO change_patches (code, village_code, kind, mean_change, threshold, before_raster_id, "
-            "after_raster_id, before_date, after_date, detected_on, status, status_note, geom) "
-            "SELECT :code, (SELECT v.code FROM villages v WHERE ST_Intersects(v.geom, g.geom) "
-            "               ORDER BY ST_Area(ST_Intersection(v.geom, g.geom)) DESC, v.code LIMIT 1), "
+            "after_raster_id, before_date, after_date, detected_on, status, status_note, geom, "
+            "township_code) "
+            "SELECT :code, g.village, "
             ":kind, :mean, :threshold, :before, :after, :before_date, :after_date, :on, 'pending', :note, "
-            "g.geom "
-            "FROM g WHERE NOT EXISTS (SELECT 1 FROM change_patches c WHERE c.before_raster_id = :before "
+            "g.geom, coalesce(left(g.village, 9), '') "
+            "FROM gv g WHERE NOT EXISTS (SELECT 1 FROM change_patches c WHERE c.before_raster_id = :before "
             "  AND c.after_raster_id = :after AND c.kind = :kind AND ST_Intersects(c.geom, g.geom) "
             "  AND ST_Area(ST_Intersection(c.geom, g.geom)) > 0) "
             "RETURNING id"),

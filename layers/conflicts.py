@@ -23,6 +23,7 @@ from gis.sheets import Sheet, SheetColumn
 from layers.errors import NotFoundError, UnknownVillageError
 from layers.model import Layer
 from layers.registry import LAYERS
+from layers.store.citus import same_township
 
 __all__ = ["CHECKS", "MIN_M2", "Check", "UnknownCheckError", "check_features", "checks", "run_check",
            "to_xlsx"]
@@ -92,8 +93,8 @@ def _props(side: str, names: tuple[str, ...]) -> str:
     return "".join(f", '{side}_{n}', {side}.{n}" for n in names)
 
 
-def _pair_sql(c: Check, village: bool) -> str:
-    pair = " AND a.id < b.id" if c.same_layer else ""
+def _pair_sql(c: Check, village: bool, township: str = "") -> str:
+    pair = (" AND a.id < b.id" if c.same_layer else "") + township
     a_cond, b_cond = c.conditions()
     vcond = " AND a.village_code = :village" if village else ""
     return (
@@ -140,7 +141,9 @@ def check_features(conn: sa.Connection, check_id: str, *, on: date, village: str
     if village is not None and conn.scalar(sa.text("SELECT 1 FROM villages WHERE code = :c"),
                                            {"c": village}) is None:
         raise UnknownVillageError(village)
-    inner = _outside_sql(village is not None) if c.a is None else _pair_sql(c, village is not None)
+    inner = (_outside_sql(village is not None) if c.a is None else
+             _pair_sql(c, village is not None,
+                       same_township(conn, c.a) if LAYERS[c.b].by_township else ""))
     sql = (f"WITH pairs AS ({inner}), sized AS (SELECT *, ST_Area(piece::geography) AS m2 FROM pairs "
            f"WHERE NOT ST_IsEmpty(piece)) "
            f"SELECT json_build_object('type', 'Feature', 'geometry', ST_AsGeoJSON(piece, 7)::json, "

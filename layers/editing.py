@@ -36,7 +36,7 @@ from layers.errors import BadRequestError, LandecoError
 from layers.features import CRS84, Crs, FeatureNotFoundError, ItemsQuery, feature_sql
 from layers.history import attribute
 from layers.importer import ImportOptions, Report, run_import
-from layers.model import Layer
+from layers.model import TOWNSHIP_CODE, Layer, township_of
 from layers.values import parse_json
 
 __all__ = ["PROBLEM_ZH", "EditRefusedError", "Edited", "FeatureInUseError", "InvalidFeatureError",
@@ -54,6 +54,7 @@ PROBLEM_ZH: dict[str, str] = {
     "code_exists": "编号已被其他要素使用",
     "code_in_use": "其他图层的要素引用了该编号，不能修改",
     "village_unknown": "没有这个嘎查村代码",
+    "township_changed": "不能改到其他苏木乡镇的嘎查村（请删除后重新新增）",
     "outside_township": "要素位于旗界之外（坐标系是否正确？）",
     "overlap": "与其他要素重叠",
     "overlap_existing": "与图层中已有的要素重叠",
@@ -275,10 +276,14 @@ def current_etag(conn: Connection, layer: Layer, feature_id: int) -> str | None:
 
 
 def _check_match(conn: Connection, layer: Layer, feature_id: int, if_match: str | None) -> str:
-    """The current ETag, after checking ``If-Match`` against it (locks the row)."""
+    """The current ETag, after checking ``If-Match`` against it.
+
+    Callers hold the table's lock (:func:`_lock`), so no row lock: Citus refuses ``FOR UPDATE``
+    on a statement that may reach several shards (the id alone does not name the township).
+    """
     if not 0 < feature_id < 2**63:
         raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id}")
-    etag = conn.scalar(sa.text(_etag_sql(layer) + " FOR UPDATE"), {"fid": feature_id})
+    etag = conn.scalar(sa.text(_etag_sql(layer)), {"fid": feature_id})
     if etag is None:
         raise FeatureNotFoundError(f"{layer.id} has no feature {feature_id}")
     if if_match is None or not if_match.strip():
@@ -455,7 +460,11 @@ def _feature_json(conn: Connection, layer: Layer, feature_id: int) -> dict[str, 
 
 def _write_values(layer: Layer, row: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     names = [f.name for f in layer.all_fields]
-    return names, {**{n: row[n] for n in names}, "extra": row["extra"], "geom": row["geom"]}
+    values = {**{n: row[n] for n in names}, "extra": row["extra"], "geom": row["geom"]}
+    if layer.by_township:  # sent with the village: Citus routes the row by it
+        names.append(TOWNSHIP_CODE)
+        values[TOWNSHIP_CODE] = township_of(row["village_code"])
+    return names, values
 
 
 def _current(conn: Connection, layer: Layer, feature_id: int) -> dict[str, Any]:
@@ -530,10 +539,17 @@ def _replace(engine: sa.Engine, layer: Layer, feature_id: int, if_match: str | N
         row, warnings = _checked(conn, layer, feature, crs, replacing=feature_id)
         attribute(conn, who, edit_id=edit_id)
         names, values = _write_values(layer, row)
+        where = "id = :fid"
+        if layer.by_township and values[TOWNSHIP_CODE] == conn.scalar(
+                sa.text(f"SELECT township_code FROM {layer.table} WHERE id = :fid"), {"fid": feature_id}):
+            # in its township: on Citus the UPDATE goes to one shard and moves no row between shards
+            # (a feature moved to another township is written on one server; Citus refuses it)
+            names.remove(TOWNSHIP_CODE)
+            where += " AND township_code = :township_code"
         sets = ", ".join(f"{n} = :{n}" for n in names)
         with _constraints(layer):
             conn.execute(sa.text(f"UPDATE {layer.table} SET {sets}, extra = CAST(:extra AS jsonb), "
-                                 "geom = CAST(:geom AS geometry) WHERE id = :fid"),
+                                 f"geom = CAST(:geom AS geometry) WHERE {where}"),
                          {**values, "fid": feature_id})
         audit_id = _record(conn, who, layer, feature_id, operation, edit_id, warnings)
         etag = current_etag(conn, layer, feature_id)
@@ -577,6 +593,7 @@ def delete_feature(engine: sa.Engine, layer: Layer, feature_id: int, if_match: s
     """DELETE: the feature goes (its versions stay in the history; a restore brings it back)."""
     edit_id = f"edit:{uuid.uuid4().hex}"
     with engine.begin() as conn:
+        _lock(conn, layer)
         _check_match(conn, layer, feature_id, if_match)
         attribute(conn, who, edit_id=edit_id)
         try:

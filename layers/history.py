@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from layers import audit
 from layers.audit import Who
 from layers.errors import LandecoError, NotFoundError
-from layers.model import Layer
+from layers.model import TOWNSHIP_CODE, Layer, township_of
 from layers.registry import LAYERS, get_layer
 from layers.store.schema import HISTORY_SUFFIX
 from layers.values import InvalidParameterError
@@ -96,14 +96,29 @@ def attribute(conn: Connection, who: Who | str | None, *, upload_id: str | None 
               edit_id: str | None = None) -> None:
     """Say who writes in ``conn``'s transaction: the history triggers record it with each change.
 
-    Transaction-local (``set_config(…, true)``): it ends with the transaction. Call it before
-    the writes.
+    Transaction-local (``SET LOCAL``): it ends with the transaction. Call it before the writes.
+    With the transaction's id and time (``landeco.xact``, ``landeco.at``), which the history rows
+    take: on Citus the triggers run in the shards' transactions, whose own differ from those of
+    the audit entry they are tied to; Citus passes ``SET LOCAL`` on to them
+    (``citus.propagate_set_commands``), not ``set_config``.
     """
     actor = who.actor if isinstance(who, Who) else who
-    conn.execute(sa.text("SELECT set_config('landeco.who', :who, true), "
-                         "set_config('landeco.upload_id', :upload, true), "
-                         "set_config('landeco.edit_id', :edit, true)"),
-                 {"who": actor or "", "upload": upload_id or "", "edit": edit_id or ""})
+    _set_local(conn, {"who": actor or "", "upload_id": upload_id or "", "edit_id": edit_id or ""})
+    tie(conn)
+
+
+def tie(conn: Connection) -> None:
+    """Tie the history rows ``conn``'s transaction writes to it (its id and time, as its audit entry).
+
+    One server: what the triggers would take anyway. Citus: they run in the shards' transactions.
+    """
+    xact, at = conn.execute(sa.text("SELECT txid_current()::text, now()::text")).one()
+    _set_local(conn, {"xact": xact, "at": at})
+
+
+def _set_local(conn: Connection, values: dict[str, str]) -> None:
+    conn.exec_driver_sql("; ".join(f"SET LOCAL landeco.{k} = '{v.replace(chr(39), chr(39) * 2)}'"
+                                   for k, v in values.items()))
 
 
 # --- columns ---------------------------------------------------------------------------------
@@ -120,8 +135,12 @@ def data_columns(layer: Layer) -> list[str]:
 
 
 def _writable(layer: Layer) -> list[str]:
-    """The columns a restore writes back (sizes are the database's, ``updated_at`` its trigger's)."""
-    return [*(f.name for f in layer.all_fields), "extra", "created_at", "geom"]
+    """The columns a restore writes back (sizes are the database's, ``updated_at`` its trigger's).
+
+    With the township (Citus routes a row by it), which the history keeps beside the village.
+    """
+    return [*(f.name for f in layer.all_fields), "extra", "created_at", "geom",
+            *([TOWNSHIP_CODE] if layer.by_township else [])]
 
 
 # --- the layers as they were -----------------------------------------------------------------
@@ -159,12 +178,23 @@ def asof_sql(layer: Layer, placeholder: str = "%(asof)s") -> str:
 
 # --- versions of a feature -------------------------------------------------------------------
 
-_EVENT = ("h.history_id, h.operation, h.changed_at, h.changed_by, h.db_user, "
-          "coalesce(h.upload_id, a.upload_id) AS upload_id, h.edit_id, a.actor AS audit_actor, "
-          "a.action AS audit_action")
-_AUDIT_JOIN = ("LEFT JOIN LATERAL (SELECT actor, action, CASE WHEN action IN ('upload.commit', "
-               "'upload.replace') THEN upload_id END AS upload_id FROM audit WHERE xact = h.xact "
-               "AND at = h.changed_at ORDER BY id LIMIT 1) a ON true")
+_EVENT = "h.history_id, h.operation, h.changed_at, h.changed_by, h.db_user, h.upload_id, h.edit_id, h.xact"
+#: The first audit entry of each change's transaction and moment (asked apart from the history:
+#: on Citus the history is distributed and the audit the coordinator's, which no query joins)
+_AUDIT = ("SELECT DISTINCT ON (xact, at) xact, at, actor, action, CASE WHEN action IN ('upload.commit', "
+          "'upload.replace') THEN upload_id END AS upload_id FROM audit WHERE (xact, at) IN "
+          "(SELECT * FROM unnest(CAST(:x AS bigint[]), CAST(:at AS timestamptz[]))) ORDER BY xact, at, id")
+
+
+def _audited(conn: Connection, events: list[dict]) -> list[dict]:
+    """``events`` with their audit entry's actor, action and upload (as a join would give them)."""
+    found = {(r.xact, r.at): r for r in conn.execute(sa.text(_AUDIT), {
+        "x": [e["xact"] for e in events], "at": [e["changed_at"] for e in events]})} if events else {}
+    for e in events:
+        a = found.get((e["xact"], e["changed_at"]))
+        e["audit_actor"], e["audit_action"] = (a.actor, a.action) if a else (None, None)
+        e["upload_id"] = e["upload_id"] or (a.upload_id if a else None)
+    return events
 
 
 def _json(value: Any) -> Any:
@@ -191,10 +221,10 @@ def _who(event: dict[str, Any] | None) -> dict[str, Any]:
 def _rows(conn: Connection, layer: Layer, feature_id: int) -> tuple[list[dict], dict | None]:
     """The feature's history events (oldest first) and its current row (None when deleted)."""
     cols = ", ".join(f"h.{c}" for c in data_columns(layer) if c != "geom")
-    events = [dict(r) for r in conn.execute(sa.text(
+    events = _audited(conn, [dict(r) for r in conn.execute(sa.text(
         f"SELECT {_EVENT}, lower(h.valid) AS valid_from, {cols}, h.geom::text AS geom_wkb, "
-        f"ST_AsGeoJSON(h.geom, 8) AS geometry FROM {history_table(layer)} h {_AUDIT_JOIN} "
-        "WHERE h.feature_id = :fid ORDER BY h.history_id"), {"fid": feature_id}).mappings()]
+        f"ST_AsGeoJSON(h.geom, 8) AS geometry FROM {history_table(layer)} h "
+        "WHERE h.feature_id = :fid ORDER BY h.history_id"), {"fid": feature_id}).mappings()])
     cur_cols = ", ".join(f"t.{c}" for c in data_columns(layer) if c != "geom")
     current = conn.execute(sa.text(
         f"SELECT {cur_cols}, t.geom::text AS geom_wkb, ST_AsGeoJSON(t.geom, 8) AS geometry "
@@ -322,14 +352,21 @@ def restore_feature(engine: sa.Engine, layer: Layer, feature_id: int, number: in
             row = assembled[number - 1]["row"]
             attribute(conn, who, edit_id=edit_id)
             cols = _writable(layer)
-            values = {c: row[c] for c in cols if c != "geom"}
+            values = {c: row[c] for c in cols if c not in ("geom", TOWNSHIP_CODE)}
+            if layer.by_township:
+                values[TOWNSHIP_CODE] = township_of(row["village_code"])
             values["extra"] = json.dumps(values["extra"] or {}, ensure_ascii=False)
             values |= {"geom": row["geom_wkb"], "fid": feature_id}
             exprs = {c: f"CAST(:{c} AS jsonb)" if c == "extra" else
                      ("CAST(:geom AS geometry)" if c == "geom" else f":{c}") for c in cols}
             if current is not None:
-                sets = ", ".join(f"{c} = {exprs[c]}" for c in cols)
-                conn.execute(sa.text(f"UPDATE {layer.table} SET {sets} WHERE id = :fid"), values)
+                sets = ", ".join(f"{c} = {exprs[c]}" for c in cols if c != TOWNSHIP_CODE)
+                # in its township (on Citus: one shard, and no row moves between shards)
+                where = " AND township_code = :township_code" if layer.by_township else ""
+                if not conn.execute(sa.text(f"UPDATE {layer.table} SET {sets} WHERE id = :fid{where}"),
+                                    values).rowcount:
+                    raise RestoreConflictError(f"version {number} of {layer.id} {feature_id} lies in another "
+                                               "township than the feature: it cannot be written back")
             else:
                 conn.execute(sa.text(f"INSERT INTO {layer.table} (id, {', '.join(cols)}) "
                                      f"VALUES (:fid, {', '.join(exprs[c] for c in cols)})"), values)
@@ -427,14 +464,18 @@ def undo_upload(engine: sa.Engine, upload_id: str, who: Who | None, *, force: bo
             removed = conn.execute(sa.text(
                 f"DELETE FROM {layer.table} t USING undo_changes u WHERE t.id = u.feature_id "
                 "AND u.operation = 'insert'")).rowcount
-            sets = ", ".join(f"{c} = u.{c}" for c in cols)
+            # a feature stays in its township (Citus moves no row between shards): one moved since
+            # is not put back (the CHECK of its township refuses a village elsewhere)
+            sets = ", ".join(f"{c} = u.{c}" for c in cols if c != TOWNSHIP_CODE)
+            same_town = " AND t.township_code = u.township_code" if layer.by_township else ""
             restored = conn.execute(sa.text(
                 f"UPDATE {layer.table} t SET {sets} FROM undo_changes u WHERE t.id = u.feature_id "
-                "AND u.operation <> 'insert'")).rowcount
+                f"AND u.operation <> 'insert'{same_town}")).rowcount
             recreated = conn.execute(sa.text(
-                f"INSERT INTO {layer.table} (id, {', '.join(cols)}) SELECT feature_id, "
-                f"{', '.join(cols)} FROM undo_changes u WHERE u.operation <> 'insert' "
-                f"AND NOT EXISTS (SELECT 1 FROM {layer.table} t WHERE t.id = u.feature_id)")).rowcount
+                # an anti-join, not a correlated NOT EXISTS: Citus cannot push that onto the shards
+                f"INSERT INTO {layer.table} (id, {', '.join(cols)}) SELECT u.feature_id, "
+                f"{', '.join(f'u.{c}' for c in cols)} FROM undo_changes u LEFT JOIN {layer.table} t "
+                f"ON t.id = u.feature_id WHERE u.operation <> 'insert' AND t.id IS NULL")).rowcount
             ids = list(conn.scalars(sa.text(f"SELECT feature_id FROM undo_changes ORDER BY 1 "
                                             f"LIMIT {audit.MAX_FEATURE_IDS}")))
             counts = {"removed": removed, "restored": restored, "recreated": recreated}

@@ -39,10 +39,11 @@ from gis.errors import InputError
 from gis.geometry import check_geometries
 from gis.readers import Upload, batches, column_names, open_upload
 from layers.messages import localise_report, message, quote
-from layers.model import Field, Layer
+from layers.model import TOWNSHIP_CODE, Field, Layer
 from layers.overviews import defer_cells, refresh_cells
 from layers.registry import get_layer
-from layers.store.load import copy_records, encode_features
+from layers.store.citus import same_township
+from layers.store.load import copy_columns, copy_records, encode_features
 from layers.store.schema import AUDIT_MAX_FEATURE_IDS
 from layers.upload_errors import UploadRefusedError
 
@@ -328,7 +329,7 @@ def _region(conn: Connection, layer: Layer) -> tuple[float, float, float, float]
 def _staging(conn: Connection, layer: Layer) -> Layer:
     """A temporary table shaped like the layer's, dropped at the end of the transaction."""
     name = f"upload_{layer.id}"
-    cols = ", ".join([f.name for f in layer.all_fields] + ["extra", "geom"])
+    cols = ", ".join(copy_columns(layer))
     conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{name}"))
     conn.execute(sa.text(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT {cols} FROM {layer.table} "
                          "WITH NO DATA"))
@@ -834,31 +835,34 @@ def _identity(conn: Connection, report: Report, layer: Layer, target: _Target, r
             bad[target.codes[code] - start] = True
 
 
-def overlap_pairs_sql(table: str, before: int) -> str:
+def overlap_pairs_sql(table: str, before: int, township: str = "") -> str:
     """Overlaps of the rows written after id ``before`` among themselves (once) and with older rows.
 
-    ``b.id + 0`` keeps the planner from AND-ing an id range scan (one per row: quadratic) onto
-    the spatial index once the table has statistics: 76 s instead of 9 s for 100 000 parcels.
+    ``township``: :func:`layers.store.citus.same_township` (Citus joins a distributed table with
+    itself only within a township). ``b.id + 0`` keeps the planner from AND-ing an id range scan
+    (one per row: quadratic) onto the spatial index once the table has statistics: 76 s instead
+    of 9 s for 100 000 parcels.
     """
     area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
     overlap = overlap_sql()
     return (f"SELECT a.code, b.code, {area}, b.id > {before} FROM {table} a JOIN {table} b "
-            f"ON a.geom && b.geom AND a.id <> b.id WHERE a.id > {before} AND (b.id + 0 <= {before} "
+            f"ON a.geom && b.geom AND a.id <> b.id{township} WHERE a.id > {before} AND (b.id + 0 <= {before} "
             f"OR a.id > b.id + 0) AND {overlap} LIMIT {MAX_LISTED}")
 
 
-def overlap_existing_sql(table: str, before: int) -> str:
+def overlap_existing_sql(table: str, before: int, township: str = "") -> str:
     """Overlaps of the rows written after id ``before`` with the older rows (as :func:`overlap_pairs_sql`)."""
     area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
-    return (f"SELECT a.code, b.code, {area}, false FROM {table} a JOIN {table} b ON a.geom && b.geom "
-            f"WHERE a.id > {before} AND b.id + 0 <= {before} AND {overlap_sql()} LIMIT {MAX_LISTED}")
+    return (f"SELECT a.code, b.code, {area}, false FROM {table} a JOIN {table} b ON a.geom && b.geom"
+            f"{township} WHERE a.id > {before} AND b.id + 0 <= {before} AND {overlap_sql()} "
+            f"LIMIT {MAX_LISTED}")
 
 
-def overlap_candidates_sql(table: str) -> str:
+def overlap_candidates_sql(table: str, township: str = "") -> str:
     """The overlaps among pairs of codes (``:a`` the later or greater, ``:b``), measured as ever."""
     area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
     return (f"SELECT a.code, b.code, {area}, true FROM unnest(CAST(:a AS text[]), CAST(:b AS text[])) "
-            f"AS p(a, b) JOIN {table} a ON a.code = p.a JOIN {table} b ON b.code = p.b "
+            f"AS p(a, b) JOIN {table} a ON a.code = p.a JOIN {table} b ON b.code = p.b{township} "
             f"WHERE {overlap_sql()} LIMIT {MAX_LISTED}")
 
 
@@ -878,6 +882,14 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
         for name, expr in layer.checks:
             add(conn.execute(sa.text(f"SELECT code FROM {s} WHERE NOT ({expr}) LIMIT {MAX_LISTED}")),
                 "rule_broken", lambda r, name=name: {"rule": name}, None)
+    if mode == "upsert" and layer.by_township and not target.direct:
+        # a feature keeps its township: the key is (code, township) and Citus moves no row between
+        # shards, so a new village of another township would make a second feature of the code
+        add(conn.execute(sa.text(
+            f"SELECT s.code, t.village_code, s.village_code FROM {s} s JOIN {t} t ON t.code = s.code "
+            f"WHERE t.township_code <> s.township_code LIMIT {MAX_LISTED}")),
+            "township_changed", lambda r: {"village": quote(str(r[1] or "")), "new": quote(str(r[2] or ""))},
+            "village_code")
     flow = layer.workflow
     if flow is not None and not target.direct:
         # the workflow's field changes only by its steps: a new feature (or any, when the upload
@@ -893,27 +905,29 @@ def _database_checks(conn: Connection, report: Report, layer: Layer, target: _Ta
         overlap = overlap_sql()
         area = "ST_Area(ST_Intersection(a.geom, b.geom)::geography)"
         found = target.overlaps
+        township = same_township(conn, t) if target.direct else ""
         if found is None or found.overflow:  # the database finds the file's overlaps itself
             if target.direct:
-                rows = conn.execute(sa.text(overlap_pairs_sql(t, int(target.before)))).all()
+                rows = conn.execute(sa.text(overlap_pairs_sql(t, int(target.before), township))).all()
             else:
                 rows = conn.execute(sa.text(
                     f"SELECT a.code, b.code, {area}, true FROM {s} a JOIN {s} b ON a.geom && b.geom "
                     f"AND a.code > b.code WHERE {overlap} LIMIT {MAX_LISTED}")).all()
         else:  # the pairs found while reading: the later (direct) or greater (staged) code first
             pairs = found.pairs if target.direct else [(max(p), min(p)) for p in found.pairs]
-            rows = conn.execute(sa.text(overlap_candidates_sql(s)), {
+            rows = conn.execute(sa.text(overlap_candidates_sql(s, township)), {
                 "a": [p[0] for p in pairs], "b": [p[1] for p in pairs]}).all() if pairs else []
             if target.direct and target.old_rows:
-                rows += conn.execute(sa.text(overlap_existing_sql(t, int(target.before)))).all()
+                rows += conn.execute(sa.text(overlap_existing_sql(t, int(target.before), township))).all()
                 rows = rows[:MAX_LISTED]
         if not target.direct and mode != "replace":
-            # features of the layer that the upload replaces (same code) are not its neighbours
-            replaced = f" AND NOT EXISTS (SELECT 1 FROM {s} c WHERE c.code = b.code)" \
-                if mode == "upsert" else ""
+            # features of the layer that the upload replaces (same code) are not its neighbours (an
+            # anti-join, not a correlated NOT EXISTS: Citus cannot push that onto the shards)
+            join, replaced = (f" LEFT JOIN {s} c ON c.code = b.code", " AND c.code IS NULL") \
+                if mode == "upsert" else ("", "")
             rows += conn.execute(sa.text(
                 f"SELECT a.code, b.code, {area}, false FROM {s} a JOIN {t} b ON a.geom && b.geom "
-                f"AND a.code <> b.code WHERE {overlap}{replaced} LIMIT {MAX_LISTED}")).all()
+                f"AND a.code <> b.code{join} WHERE {overlap}{replaced} LIMIT {MAX_LISTED}")).all()
         add([r for r in rows if r[3]], "overlap",
             lambda r: {"other": codes.get(r[1]), "other_code": quote(r[1]), "area_m2": float(r[2])},
             "geometry")
@@ -948,8 +962,10 @@ def _written_ids(conn: Connection, layer: Layer, target: _Target) -> list[int]:
 
 def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[str, int]:
     names = [f.name for f in layer.all_fields]
-    cols = ", ".join([*names, "extra", "geom"])
-    select = f"SELECT {', '.join(names)}, extra, geom FROM {staging.table}"
+    # the township goes with the row (Citus routes by it); staged with it, as the COPY writes it
+    town = [TOWNSHIP_CODE] if layer.by_township else []
+    cols = ", ".join([*names, "extra", "geom", *town])
+    select = f"SELECT {', '.join([*names, 'extra', 'geom', *town])} FROM {staging.table}"
     written = {"inserted": 0, "updated": 0, "deleted": 0}
     if mode == "replace":
         written["deleted"] = conn.execute(sa.text(f"DELETE FROM {layer.table}")).rowcount
@@ -958,8 +974,10 @@ def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[st
         # nothing; a geometry within GEOMETRY_SAME_DEG of the stored one (coordinate rounding)
         # keeps the stored one; keys of ``extra`` the file does not carry are kept; a file without
         # geometries (XLSX) proposes the stored ones (a NULL would break NOT NULL before ON CONFLICT)
-        select = (f"SELECT {', '.join(names)}, extra, coalesce(s.geom, (SELECT l.geom FROM {layer.table} l "
-                  f"WHERE l.code = s.code)) FROM {staging.table} s")
+        # (a join, not a correlated subquery: Citus cannot push that onto the shards)
+        select = (f"SELECT {', '.join(f's.{n}' for n in names)}, s.extra, coalesce(s.geom, l.geom)"
+                  f"{''.join(f', s.{c}' for c in town)} FROM {staging.table} s LEFT JOIN {layer.table} l "
+                  f"ON l.code = s.code{' AND l.township_code = s.township_code' if town else ''}")
         same = (f"(ST_NPoints(t.geom) = ST_NPoints(EXCLUDED.geom) AND "
                 f"ST_HausdorffDistance(t.geom, EXCLUDED.geom) <= {GEOMETRY_SAME_DEG})")
         keep = f"EXCLUDED.geom IS NULL OR {same}"
@@ -969,8 +987,9 @@ def _write(conn: Connection, layer: Layer, staging: Layer, mode: str) -> dict[st
                    f"({', '.join(f'EXCLUDED.{c}' for c in names[1:])}, t.extra || EXCLUDED.extra) "
                    f"OR (EXCLUDED.geom IS NOT NULL AND NOT {same})")
         rows = conn.execute(sa.text(
-            f"INSERT INTO {layer.table} AS t ({cols}) {select} ON CONFLICT (code) DO UPDATE SET {sets}, "
-            f"updated_at = now() WHERE {differs} RETURNING (xmax = 0)")).scalars().all()
+            f"INSERT INTO {layer.table} AS t ({cols}) {select} ON CONFLICT ({', '.join(['code', *town])}) "
+            # updated_at is the touch trigger's (BEFORE UPDATE): Citus ships no now() in DO UPDATE
+            f"DO UPDATE SET {sets} WHERE {differs} RETURNING (xmax = 0)")).scalars().all()
         written["inserted"] = sum(1 for r in rows if r)
         written["updated"] = len(rows) - written["inserted"]
     else:

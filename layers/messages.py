@@ -237,6 +237,10 @@ MESSAGES: dict[str, dict[str, Text]] = {
     "geometry_absent": _both("文件中没有图形：只能以“更新或新增”（upsert）模式修改图层中已有要素的属性",
                              "the file has no geometries: it can only change the attributes of features already "
                              "in the layer (mode upsert)"),
+    "township_changed": _both("要素属于嘎查村「{village}」所在的苏木乡镇，不能改到其他苏木乡镇的嘎查村「{new}」"
+                              "（请删除后重新新增）",
+                              "the feature lies in the township of village '{village}': it cannot move to "
+                              "'{new}' of another township (delete it and add it anew)"),
     "village_unknown": _both("没有编号为「{village}」的嘎查村", "no village has code '{village}'"),
     "rule_broken": _both("属性值违反了规则「{rule}」", "the values break the rule '{rule}'"),
     "workflow_step_needed": _both("状态只能按流程逐步变更：此处应为「{expected_zh}」，文件中为「{value_zh}」",

@@ -19,6 +19,9 @@ __all__ = [
     "LENGTH_M_SQL",
     "M2_PER_MU",
     "NOTE",
+    "TOWNSHIP_CODE",
+    "TOWNSHIP_DIGITS",
+    "TOWNSHIP_SQL",
     "VILLAGE_CODE",
     "Active",
     "Choice",
@@ -32,6 +35,7 @@ __all__ = [
     "Season",
     "Style",
     "Workflow",
+    "township_of",
 ]
 
 #: Units whose figures add up (money, households, plants, people, target areas).
@@ -410,6 +414,14 @@ class Layer:
         village = (VILLAGE_CODE,) if self.has_village else ()
         return (CODE, *village, *self.fields, NOTE)
 
+    @property
+    def by_township(self) -> bool:
+        """Whether the table carries ``township_code``: every layer with a village.
+
+        What Citus distributes by (docs/scale.md); the frame (the villages) does not.
+        """
+        return self.has_village
+
     def file_columns(self) -> dict[str, Field]:
         """Upper-cased file column name → field, for reading surveyors' files.
 
@@ -442,4 +454,21 @@ VILLAGE_CODE = Field(
     "village_code", "text", "所属嘎查村", "Village",
     aliases=("嘎查村代码", "村代码", "村级代码", "行政村代码", "所属村", "CDM", "CJDM", "XZQDM"),
 )
+#: The column a layer table is distributed by on Citus (docs/scale.md): its village's township,
+#: the first :data:`TOWNSHIP_DIGITS` digits of ``village_code``, '' for a feature without a village.
+TOWNSHIP_CODE = "township_code"
+TOWNSHIP_DIGITS = 9
+#: What the database checks the column against (a CHECK on each layer table, migration 0016).
+TOWNSHIP_SQL = f"coalesce(left(village_code, {TOWNSHIP_DIGITS}), '')"
+
+
+def township_of(village_code: object) -> str:
+    """The township of a village code, as :data:`TOWNSHIP_SQL` computes it ('' for none).
+
+    Writers send it with the village (Citus routes a row by the value in the statement; a
+    trigger filling it would run too late), so the importer's hot path pays a slice, no trigger.
+    """
+    return "" if village_code is None else str(village_code)[:TOWNSHIP_DIGITS]
+
+
 NOTE = Field("note", "text", "备注", "Note", aliases=("备注", "说明", "BZ", "REMARK", "NOTES"))

@@ -183,8 +183,10 @@ def _layer_select(layer: Layer, address: TileAddress, overviews: bool = True,
             parts.append(overview_select(layer, z, x, y, env))
         else:
             parts.append(_cells_select(layer, z, where, env, source))
-    return (f"SELECT ST_AsMVT(m, '{layer.id}', {EXTENT}, 'geom', 'fid') FROM ("
-            f"{' UNION ALL '.join(parts)}) m")
+    # a materialized CTE, not a subquery: Citus then encodes on the coordinator from typed rows
+    # (pushed down, ST_AsMVT of its record finds no geometry column)
+    return (f"WITH m AS MATERIALIZED ({' UNION ALL '.join(parts)}) "
+            f"SELECT ST_AsMVT(m, '{layer.id}', {EXTENT}, 'geom', 'fid') FROM m")
 
 
 #: A feature's larger side in degrees (from its bounding box, no geometry work).

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from gis.archive import Limits
 from gis.errors import InputError
-from layers import audit
+from layers import audit, history
 from layers.audit import Who
 from layers.errors import LandecoError
 from layers.importer import ImportOptions, Report, import_in_transaction, report_extras
@@ -435,6 +435,7 @@ def commit_upload(*, engine: sa.Engine, settings: Settings, upload_id: str,
                     raise _already()
                 raise UploadCommitError("the upload is being committed", code="upload_busy")
             _check_confirmed(conn, options, confirm)
+            history.tie(conn)  # the layer's history rows and the commit's audit entry: one transaction
             # the lock is ours: a row still 'committing' belongs to a committer that died
             row = side.execute(sa.text(
                 "UPDATE uploads SET state = 'committing', stage = 'reading', percentage = 0, error = NULL, "

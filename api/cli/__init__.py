@@ -125,6 +125,25 @@ def db_migrate(revision: str = typer.Argument("head", help="target revision")) -
     typer.echo(f"schema at revision {reached}")
 
 
+@db.command("distribute")
+def db_distribute(shards: int = typer.Option(None, help="shards per distributed table (Citus's "
+                                             "citus.shard_count, default 32)")) -> None:
+    """Distribute the layers by township with Citus (docs/scale.md); safe to repeat.
+
+    The database must be migrated and have the citus extension (refused otherwise).
+    """
+    from layers.store.citus import distribute
+    from layers.store.database import engine_for
+
+    url = database_url(_settings())
+    try:
+        with engine_for(url.render_as_string(hide_password=False)).begin() as conn:
+            done = distribute(conn, shard_count=shards)
+    except LandecoError as exc:
+        raise _fail(exc) from exc
+    typer.echo(json.dumps(done, ensure_ascii=False, indent=2))
+
+
 @db.command("revision")
 def db_revision(
     message: str = typer.Option(..., "-m", "--message", help="what the migration does"),

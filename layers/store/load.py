@@ -13,9 +13,9 @@ import shapely
 from shapely.geometry import MultiPolygon
 from sqlalchemy.engine import Connection
 
-from layers.model import Layer
+from layers.model import TOWNSHIP_CODE, Layer, township_of
 
-__all__ = ["copy_features", "copy_records", "encode_features", "ewkb_hex", "to_multi"]
+__all__ = ["copy_columns", "copy_features", "copy_records", "encode_features", "ewkb_hex", "to_multi"]
 
 #: The SRID flag (the type's high byte) and the stored SRID (lon/lat), as little-endian EWKB has them.
 _SRID_FLAG = b"\x20" + struct.pack("<I", 4326)
@@ -59,7 +59,8 @@ def encode_features(layer: Layer, rows: Sequence[dict[str, Any]], geoms: Sequenc
     """COPY records of features (attribute dicts and lon/lat geometries) for :func:`copy_records`.
 
     Unknown keys of a row go to ``extra``. Kept apart from the COPY so that a caller can
-    encode the next batch while the database is busy with this one.
+    encode the next batch while the database is busy with this one. A layer with villages gets
+    each row's township last (:func:`copy_columns`), sliced from the village here.
     """
     names = [f.name for f in layer.all_fields]
     known = set(names)
@@ -70,13 +71,22 @@ def encode_features(layer: Layer, rows: Sequence[dict[str, Any]], geoms: Sequenc
             return "{}"
         return json.dumps({k: v for k, v in row.items() if k not in known}, ensure_ascii=False)
 
+    if layer.by_township:
+        return [[*(row.get(n) for n in names), extra(row), geom, township_of(row.get("village_code"))]
+                for row, geom in zip(rows, ewkb, strict=True)]
     return [[*(row.get(n) for n in names), extra(row), geom] for row, geom in zip(rows, ewkb, strict=True)]
+
+
+def copy_columns(layer: Layer) -> list[str]:
+    """The columns of :func:`encode_features` records, in their order."""
+    town = [TOWNSHIP_CODE] if layer.by_township else []
+    return [*(f.name for f in layer.all_fields), "extra", "geom", *town]
 
 
 def copy_records(conn: Connection, layer: Layer, records: Iterable[Sequence[Any]], *,
                  progress: Callable[[int], None] | None = None, batch: int = 10_000) -> int:
     """COPY :func:`encode_features` records into ``layer``'s table; the number of rows written."""
-    cols = ", ".join([*(f.name for f in layer.all_fields), "extra", "geom"])
+    cols = ", ".join(copy_columns(layer))
     raw = conn.connection.driver_connection
     written = 0
     with raw.cursor() as cur, cur.copy(f"COPY {layer.table} ({cols}) FROM STDIN") as copy:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB, TSTZRANGE
 
-from layers.model import AREA_M2_SQL, LENGTH_M_SQL, M2_PER_MU, Field, Layer
+from layers.model import AREA_M2_SQL, LENGTH_M_SQL, M2_PER_MU, TOWNSHIP_CODE, TOWNSHIP_SQL, Field, Layer
 from layers.registry import LAYERS
 
 __all__ = ["AREA_M2_SQL", "AUDIT_MAX_FEATURE_IDS", "LENGTH_M_SQL", "M2_PER_MU", "UPLOAD_STATES",
@@ -58,7 +58,11 @@ def _field_checks(f: Field) -> list[sa.CheckConstraint]:
 
 def _columns(layer: Layer) -> list[sa.Column]:
     """Every column of a layer's table, in the order staff read them."""
-    cols = [sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True)]
+    # a sequence, not an identity: Citus refuses identity columns on a table with a foreign key
+    # to a reference table (citusdata/citus#7036); the key includes the township (docs/scale.md)
+    seq = sa.Sequence(f"{layer.table}_id_seq")
+    cols = [sa.Column("id", sa.BigInteger, seq, server_default=seq.next_value(), nullable=False,
+                      primary_key=not layer.by_township)]
     for f in layer.all_fields:
         col_type = _TYPES[f.type]
         if f.name == "village_code":
@@ -66,7 +70,7 @@ def _columns(layer: Layer) -> list[sa.Column]:
                                   sa.ForeignKey("villages.code", onupdate="CASCADE"),
                                   index=True))
         elif f.name == "code":
-            cols.append(sa.Column(f.name, sa.Text, nullable=False, unique=True))
+            cols.append(sa.Column(f.name, sa.Text, nullable=False, unique=not layer.by_township))
         else:
             cols.append(sa.Column(f.name, col_type, nullable=not f.required))
     cols += [
@@ -80,7 +84,18 @@ def _columns(layer: Layer) -> list[sa.Column]:
     ]
     cols += [sa.Column(m.name, sa.Double, sa.Computed(m.generated, persisted=True), index=m.indexed)
              for m in layer.stored_measures]
+    if layer.by_township:  # a plain column the writers fill: Citus cannot distribute by a generated one
+        cols.append(sa.Column(TOWNSHIP_CODE, sa.Text, nullable=False))
     return cols
+
+
+def _keys(layer: Layer) -> list[sa.Constraint]:
+    """Keys with the township (Citus distributes by it): id and code lead, for look-ups by them."""
+    if not layer.by_township:
+        return []
+    return [sa.PrimaryKeyConstraint("id", TOWNSHIP_CODE),
+            sa.UniqueConstraint("code", TOWNSHIP_CODE),
+            sa.CheckConstraint(f"{TOWNSHIP_CODE} = {TOWNSHIP_SQL}", name="township_of_village")]
 
 
 def build_table(layer: Layer, meta: sa.MetaData | None = None) -> sa.Table:
@@ -103,7 +118,7 @@ def _table(layer: Layer, meta: sa.MetaData = metadata) -> sa.Table:
         sa.CheckConstraint("NOT ST_IsEmpty(geom)", name="geom_not_empty"),
     ]
     checks += [sa.CheckConstraint(sql, name=name) for name, sql in layer.checks]
-    return sa.Table(layer.table, meta, *_columns(layer), *checks)
+    return sa.Table(layer.table, meta, *_columns(layer), *checks, *_keys(layer))
 
 
 _TABLES = {layer_id: _table(layer) for layer_id, layer in LAYERS.items()}
@@ -319,8 +334,10 @@ def build_history_table(layer: Layer, meta: sa.MetaData = metadata) -> sa.Table:
     role, ``xact`` the transaction, which ties a change to its audit entry.
     """
     name = layer.table + HISTORY_SUFFIX
+    seq = sa.Sequence(f"{name}_history_id_seq")
     cols = [
-        sa.Column("history_id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("history_id", sa.BigInteger, seq, server_default=seq.next_value(), nullable=False,
+                  primary_key=True),
         sa.Column("feature_id", sa.BigInteger, nullable=False),
         sa.Column("operation", sa.Text, nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
@@ -340,6 +357,8 @@ def build_history_table(layer: Layer, meta: sa.MetaData = metadata) -> sa.Table:
         sa.Column("geom", Geometry(layer.geometry_type, srid=4326, dimension=2, spatial_index=False)),
     ]
     cols += [sa.Column(m.name, sa.Double) for m in layer.stored_measures]
+    if layer.by_township:  # also on inserts' rows: the history lives beside its feature on Citus
+        cols.append(sa.Column(TOWNSHIP_CODE, sa.Text, nullable=False, primary_key=True))
     ops = ", ".join(f"'{o}'" for o in HISTORY_OPERATIONS)
     return sa.Table(
         name, meta, *cols,
@@ -429,9 +448,9 @@ __all__ += ["change_patch_steps_table"]
 #: their patch (a deleted patch's versions stay in ``change_patches_history``).
 change_patch_steps_table = sa.Table(
     "change_patch_steps", metadata,
-    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("patch_id", sa.BigInteger, sa.ForeignKey("change_patches.id", ondelete="CASCADE"),
-              nullable=False),
+    sa.Column("id", sa.BigInteger, sa.Sequence("change_patch_steps_id_seq"),
+              server_default=sa.Sequence("change_patch_steps_id_seq").next_value(), nullable=False),
+    sa.Column("patch_id", sa.BigInteger, nullable=False),
     sa.Column("code", sa.Text, nullable=False),
     sa.Column("from_status", sa.Text),  # NULL: the patch was found
     sa.Column("to_status", sa.Text, nullable=False),
@@ -439,6 +458,11 @@ change_patch_steps_table = sa.Table(
     sa.Column("by", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("db_user", sa.Text, nullable=False, server_default=sa.text("session_user")),
+    # the patch's township: the steps live beside their patch on Citus (migration 0016)
+    sa.Column(TOWNSHIP_CODE, sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("id", TOWNSHIP_CODE),
+    sa.ForeignKeyConstraint(["patch_id", TOWNSHIP_CODE],
+                            ["change_patches.id", "change_patches.township_code"], ondelete="CASCADE"),
     sa.Index("ix_change_patch_steps_patch_id", "patch_id", "id"),
     sa.Index("ix_change_patch_steps_at", "at"),
 )

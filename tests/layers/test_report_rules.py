@@ -111,6 +111,7 @@ def test_change_patches_count_in_the_period_their_status_became_rectified(engine
         assert _value(conn, "patches_rectified", "2022H1") == (0, 0)  # answerable: a computed zero
         try:
             # dated steps in the past: the workflow's trigger would stamp today, so it is bypassed here
+            # (and the one filling the township: it is given, as landeco's writers give it)
             conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
             rows = [
                 ("rectified", "2022-06-30", 12.5),
@@ -124,8 +125,8 @@ def test_change_patches_count_in_the_period_their_status_became_rectified(engine
                 conn.execute(
                     sa.text(
                         "INSERT INTO change_patches "
-                        "(code, village_code, kind, detected_on, status, status_at, geom) "
-                        "VALUES (:code, 'V1', 'loss', '2021-06-01', :s, :t, ST_Multi(ST_Transform("
+                        "(code, village_code, township_code, kind, detected_on, status, status_at, geom) "
+                        "VALUES (:code, 'V1', 'V1', 'loss', '2021-06-01', :s, :t, ST_Multi(ST_Transform("
                         "ST_MakeEnvelope(500000, 4200000, 500000 + :side, 4200000 + :side, 32648), 4326)))"
                     ),
                     {"code": f"BH-T-{n}", "s": status, "t": date.fromisoformat(day), "side": side},

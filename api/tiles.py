@@ -23,6 +23,7 @@ from layers.collections import extents
 from layers.history import parse_asof
 from layers.model import Layer
 from layers.registry import LAYERS, get_layer
+from layers.store.citus import any_distributed
 from layers.store.database import fetch_pipelined
 from layers.tile_cache import cached_tile
 from layers.tiles import (
@@ -76,6 +77,15 @@ def _fetch(request: Request, sql: str) -> bytes:
     return bytes(rows[0][0] or b"") if rows else b""
 
 
+def _distributed(request: Request) -> bool:
+    """Whether Citus distributes the layers (asked once per process: distributing takes a restart)."""
+    state = request.app.state
+    if getattr(state, "layers_distributed", None) is None:
+        with get_engine(request).connect() as conn:
+            state.layers_distributed = any_distributed(conn)
+    return state.layers_distributed
+
+
 def _cached(request: Request, layers: list[Layer], t: TileAddress, sql: str, past: bool = False) -> Response:
     """The tile from the shared cache when its layers have not changed since, else built.
 
@@ -114,7 +124,8 @@ def collection_tile(request: Request, collection_id: LayerId, tms: Tms, z: Z, x:
     layer = get_layer(collection_id)
     t = parse_tile(tms, z, x, y)
     past = parse_asof(asof)
-    return _cached(request, [layer], t, tile_sql(layer, t.z, t.x, t.y, asof=past), past is not None)
+    sql = tile_sql(layer, t.z, t.x, t.y, asof=past, materialize=_distributed(request))
+    return _cached(request, [layer], t, sql, past is not None)
 
 
 def _collections(value: str | None) -> list[Layer]:
@@ -135,7 +146,8 @@ def dataset_tile(request: Request, tms: Tms, z: Z, x: X, y: Y,
     layers = _collections(collections)
     t = parse_tile(tms, z, x, y)
     past = parse_asof(asof)
-    return _cached(request, layers, t, multi_tile_sql(layers, t.z, t.x, t.y, asof=past), past is not None)
+    sql = multi_tile_sql(layers, t.z, t.x, t.y, asof=past, materialize=_distributed(request))
+    return _cached(request, layers, t, sql, past is not None)
 
 
 def _vector_layer(layer: Layer) -> dict[str, Any]:

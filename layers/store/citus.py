@@ -27,8 +27,8 @@ from layers.errors import LandecoError
 from layers.registry import LAYERS
 from layers.store.schema import HISTORY_SUFFIX
 
-__all__ = ["CitusMissingError", "bump_version", "distribute", "distributed_tables", "is_distributed",
-           "plan", "same_township"]
+__all__ = ["CitusMissingError", "any_distributed", "bump_version", "distribute", "distributed_tables",
+           "is_distributed", "plan", "same_township"]
 
 #: Small tables read everywhere, or written by the layers' triggers from any node.
 REFERENCE = ("villages_history", "villages", "users", "api_tokens", "sessions", "login_attempts",
@@ -59,6 +59,14 @@ def is_distributed(conn: Connection, table: str) -> bool:
     return bool(conn.scalar(sa.text(
         "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(:t) "
         "AND partkey IS NOT NULL)"), {"t": table}))
+
+
+def any_distributed(conn: Connection) -> bool:
+    """Whether Citus distributes any table of the database (False on a server without Citus)."""
+    if not conn.scalar(sa.text("SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL")):
+        return False
+    return bool(conn.scalar(sa.text(
+        "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE partkey IS NOT NULL)")))
 
 
 def bump_version(conn: Connection, table: str) -> None:

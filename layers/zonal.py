@@ -308,7 +308,8 @@ def caragana_cover_by_year(conn: sa.Connection, *, raster_id: int | None = None,
 
     One row per (raster, planted_year): the plots with a value, their mean weighted by the
     valid area (m²), the lowest and highest plot mean and the valid area in 亩. From the
-    stored ``feature`` zone rows of ``caragana_plots`` (run the ``zonal`` job first).
+    stored ``feature`` zone rows of ``caragana_plots`` (run the ``zonal`` job first). Plots
+    planted after the image was taken are left out: on it they are bare ground, not caragana.
     """
     rows = conn.execute(sa.text(
         "SELECT z.raster_id, z.kind, z.acquired, p.planted_year, count(*) AS plots, "
@@ -316,6 +317,7 @@ def caragana_cover_by_year(conn: sa.Connection, *, raster_id: int | None = None,
         "max(z.mean) AS highest, sum(z.area_mu) AS area_mu "
         "FROM zonal_stats z JOIN caragana_plots p ON p.id = z.feature_id "
         "WHERE z.layer = 'caragana_plots' AND z.zone = 'feature' AND z.mean IS NOT NULL "
+        "AND p.planted_year <= extract(year FROM z.acquired) "
         "AND (CAST(:rid AS bigint) IS NULL OR z.raster_id = :rid) "
         "AND (CAST(:kind AS text) IS NULL OR z.kind = :kind) "
         "GROUP BY z.raster_id, z.kind, z.acquired, p.planted_year "

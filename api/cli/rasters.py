@@ -1,4 +1,4 @@
-"""``landeco raster add FILE --kind ndvi --date 2022-07-15``, ``landeco raster list``, ``… show ID``."""
+"""``landeco raster add FILE --kind ndvi --date 2022-07-15``, ``list``, ``show ID``, ``zonal ID LAYER``."""
 
 from __future__ import annotations
 
@@ -109,3 +109,44 @@ def register(app: typer.Typer) -> None:
         except LandecoError as exc:
             raise _fail(exc) from exc
         typer.echo(json.dumps({**r.as_json(), "uri": r.uri}, ensure_ascii=False, indent=2))
+
+    @raster.command("zonal")
+    def zonal_command(
+        raster_id: Annotated[int, typer.Argument(help="the raster's id")],
+        layer: Annotated[str, typer.Argument(help="the layer summarized, e.g. caragana_plots")],
+        ring: Annotated[float | None, typer.Option(help="also a ring this many metres outside")] = None,
+        stats: Annotated[str | None, typer.Option(
+            help="comma-separated: mean, median, min, max, stdev, area_m2, area_mu, share_above "
+                 "(default: all but share_above)")] = None,
+        threshold: Annotated[float | None, typer.Option(help="share_above counts pixels above this")] = None,
+        where: Annotated[str | None, typer.Option(help="only these features (CQL2)")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    ) -> None:
+        """Zonal statistics of LAYER's features over a raster, stored as the web's zonal job stores them."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from layers.zonal import run_zonal
+
+        engine, _ = _engine_settings()
+        names = [s.strip() for s in stats.split(",") if s.strip()] if stats is not None else None
+        columns = (TextColumn("分区统计 zonal"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        try:
+            with Progress(*columns, transient=True, disable=as_json) as bar:
+                task = bar.add_task("zonal", total=None)
+
+                def progress(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                summary = run_zonal(engine, raster_id=raster_id, layer=layer, stats=names, where=where,
+                                    threshold=threshold, ring_m=ring, on_progress=progress)
+        except LandecoError as exc:
+            raise _fail(exc) from exc
+        if as_json:
+            typer.echo(json.dumps(summary, ensure_ascii=False))
+            return
+        mean = summary["mean_of_means"]
+        tail = "" if mean is None else f"; mean of the means {mean:.4f}"
+        typer.echo(f"raster {summary['raster_id']} ({summary['kind']} {summary['acquired']}) × "
+                   f"{summary['layer']}: {summary['features']:,} features, "
+                   f"{summary['features_with_values']:,} with values, {summary['rows']:,} rows stored "
+                   f"({', '.join(summary['zones'])}){tail}")

@@ -64,3 +64,36 @@ def test_refusals_explain_and_store_nothing(cli_db, tmp_path):
     with cli_db.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM rasters")) == 0
     assert not any((tmp_path / "home" / "storage" / "rasters").glob("*"))
+
+
+def test_zonal_statistics_from_the_command_line(cli_db, tmp_path):
+    """``landeco raster zonal``: plots' statistics over a raster, stored, with a ring; refusals say why."""
+    runner = CliRunner()
+    added = runner.invoke(app, ["raster", "add", str(ndvi_file(tmp_path, value=0.42)), "--kind", "ndvi",
+                                "--date", "2022-07-15"])
+    assert added.exit_code == 0, added.output
+    with cli_db.begin() as conn:  # two plots inside the raster, one planted 2019, one 2021
+        conn.execute(sa.text(
+            "INSERT INTO caragana_plots (code, planted_year, method, geom) SELECT 'Z-' || y, y, 'enclosure', "
+            "ST_Multi(ST_Buffer(ST_Translate(ST_PointOnSurface(footprint), 0.002 * (y - 2020), 0)"
+            "::geography, 60)::geometry) FROM rasters, (VALUES (2019), (2021)) v(y) WHERE id = 1"))
+    ran = runner.invoke(app, ["raster", "zonal", "1", "caragana_plots", "--ring", "100", "--json"])
+    assert ran.exit_code == 0, ran.output
+    summary = json.loads(ran.stdout)
+    assert summary["features"] == 2 and summary["features_with_values"] == 2
+    assert summary["zones"] == ["feature", "ring_100"] and summary["mean_of_means"] == pytest.approx(0.42)
+    with cli_db.connect() as conn:
+        stored = conn.execute(sa.text("SELECT zone, count(*), min(mean), max(mean) FROM zonal_stats "
+                                      "WHERE raster_id = 1 AND layer = 'caragana_plots' GROUP BY zone "
+                                      "ORDER BY zone")).all()
+    assert [(z, n) for z, n, _, _ in stored] == [("feature", 2), ("ring_100", 2)]
+    assert all(lo == pytest.approx(0.42) and hi == pytest.approx(0.42) for _, _, lo, hi in stored)
+
+    only = runner.invoke(app, ["raster", "zonal", "1", "caragana_plots", "--where", "planted_year = 2019"])
+    assert only.exit_code == 0 and "1 features, 1 with values" in only.output
+    for args, code in ((["9", "caragana_plots"], "raster_not_found"),
+                       (["1", "fence_lines"], "unknown_zonal_layer"),
+                       (["1", "caragana_plots", "--stats", "mean,average"], "unknown_zonal_stat"),
+                       (["1", "caragana_plots", "--where", "nonsense ="], "invalid_filter")):
+        refused = runner.invoke(app, ["raster", "zonal", *args])
+        assert refused.exit_code == 1 and code in refused.output, (args, refused.output)

@@ -155,8 +155,9 @@ def test_caragana_cover_by_planting_year(township):
         table = caragana_cover_by_year(conn, kind="ndvi")
         years = dict(conn.execute(sa.text(
             "SELECT planted_year, count(*) FROM caragana_plots GROUP BY 1")).all())
+    # a plot planted after the image is bare ground on it: no row for its year on that date
     assert {(r["acquired"], r["planted_year"]) for r in table} == {
-        (d, y) for d in ("2020-07-15", "2022-07-15") for y in years}
+        (d, y) for d in ("2020-07-15", "2022-07-15") for y in years if y <= int(d[:4])}
     for row in table:
         extra = 0.05 if row["acquired"] == "2022-07-15" else 0.0
         assert row["plots"] == years[row["planted_year"]]

@@ -125,6 +125,7 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/rasters/new"): "surveyor",
     ("POST", "/rasters"): "surveyor",
     ("POST", "/rasters/form"): "surveyor",
+    ("DELETE", "/rasters/{raster_id}"): "admin",
     # zonal statistics (api/zonal.py): computing them is a surveyor's job; the series are read as features
     ("POST", "/rasters/{raster_id}/zonal"): "surveyor",
     ("GET", "/collections/{collection_id}/items/{feature_id}/zonal"): _READ,

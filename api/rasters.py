@@ -131,6 +131,18 @@ def get_raster(request: Request, conn: ConnDep, raster_id: str, f: FQuery = None
     return JSONResponse(raster)
 
 
+@router.delete("/rasters/{raster_id}", summary="Remove a raster: its file, its row and its zonal statistics",
+               status_code=204, response_class=Response)
+def delete_raster(request: Request, raster_id: str) -> Response:
+    """The raster goes (an administrator): its COG, its row and the zonal statistics computed from it.
+
+    The audit trail keeps what it was (``raster.delete``); change patches detected from it keep
+    their dates.
+    """
+    service.delete_raster(get_engine(request), raster_id, who=who(request))
+    return Response(status_code=204)
+
+
 # -- adding ------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""``landeco raster add FILE --kind ndvi --date 2022-07-15``, ``list``, ``show ID``, ``zonal ID LAYER``."""
+"""``landeco raster add FILE --kind ndvi --date 2022-07-15``, ``list``, ``show``, ``delete``, ``zonal``."""
 
 from __future__ import annotations
 
@@ -109,6 +109,27 @@ def register(app: typer.Typer) -> None:
         except LandecoError as exc:
             raise _fail(exc) from exc
         typer.echo(json.dumps({**r.as_json(), "uri": r.uri}, ensure_ascii=False, indent=2))
+
+    @raster.command("delete")
+    def delete_command(
+        raster_id: Annotated[str, typer.Argument(help="the raster's id")],
+        yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+    ) -> None:
+        """Remove a raster: its COG, its row and the zonal statistics computed from it."""
+        from layers.audit import cli_who
+        from layers.rasters import delete_raster, get_raster
+
+        engine, _ = _engine_settings()
+        try:
+            with engine.connect() as conn:
+                r = get_raster(conn, raster_id)
+            if not yes and not typer.confirm(f"remove raster {r.id} ({r.kind} {r.acquired.isoformat()}) "
+                                             "and its zonal statistics? 删除该栅格？"):
+                raise typer.Exit(1)
+            delete_raster(engine, r.id, who=cli_who("raster delete"))
+        except LandecoError as exc:
+            raise _fail(exc) from exc
+        typer.echo(f"raster {r.id} removed (已删除)")
 
     @raster.command("zonal")
     def zonal_command(

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from layers.store.database import engine_for
+from layers.zonal import run_zonal
 from tests.conftest import client_for, job_finished
 from tests.layers.test_rasters import _hostile, ndvi_file
 
@@ -172,3 +173,39 @@ def test_a_large_raster_is_added_by_a_job(raster_db, tmp_path):
             assert cut.json()["code"] == "raster_corrupt"
     assert _rows(raster_db) == 1
     assert [p.parent.name for p in _files(home)] == ["rasters"]
+
+
+def test_an_administrator_removes_a_raster_and_what_was_computed_from_it(raster_db, tmp_path):
+    """DELETE /rasters/{id}: an administrator only; the file, the row and its zonal statistics go."""
+    from layers import accounts
+
+    engine = engine_for(raster_db.render_as_string(hide_password=False))
+    home = tmp_path / "home"
+    with client_for(raster_db, home) as surveyor:
+        added = _post(surveyor, ndvi_file(tmp_path, value=0.3))
+        assert added.status_code == 201, added.text
+        rid = added.json()["id"]
+        with engine.begin() as conn:  # a plot over the raster, and its statistics
+            conn.execute(sa.text(
+                "INSERT INTO caragana_plots (code, planted_year, method, geom) "
+                "SELECT 'Z-1', 2019, 'enclosure', "
+                "ST_Multi(ST_Buffer(ST_PointOnSurface(footprint)::geography, 60)::geometry) FROM rasters"))
+        assert run_zonal(engine, raster_id=rid, layer="caragana_plots")["features_with_values"] == 1
+        refused = surveyor.delete(f"/rasters/{rid}")
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    accounts.add_user(engine=engine, name="raster-admin", roles=["admin"], password="raster-admin-pw")
+    token = accounts.create_token(engine=engine, name="raster-admin")[1]
+    with client_for(raster_db, home, surveyor=False) as admin:
+        admin.headers["Authorization"] = f"Bearer {token}"
+        for hostile in ("0", "-1", "1e3", "x", "99999999999999999999"):
+            assert admin.delete(f"/rasters/{hostile}").status_code in (400, 404)
+        gone = admin.delete(f"/rasters/{rid}")
+        assert gone.status_code == 204, gone.text
+        again = admin.get(f"/rasters/{rid}")
+        assert again.status_code == 404 and again.json()["code"] == "raster_not_found"
+        assert admin.delete(f"/rasters/{rid}").status_code == 404
+    assert _rows(raster_db) == 0 and [p for p in _files(home) if p.parent.name == "rasters"] == []
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM zonal_stats")) == 0
+        who = conn.scalar(sa.text("SELECT actor FROM audit WHERE action = 'raster.delete'"))
+        assert who == "raster-admin"

@@ -97,3 +97,22 @@ def test_zonal_statistics_from_the_command_line(cli_db, tmp_path):
                        (["1", "caragana_plots", "--where", "nonsense ="], "invalid_filter")):
         refused = runner.invoke(app, ["raster", "zonal", *args])
         assert refused.exit_code == 1 and code in refused.output, (args, refused.output)
+
+
+def test_delete_asks_then_removes_the_raster_and_its_statistics(cli_db, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(app, ["raster", "add", str(ndvi_file(tmp_path)), "--kind", "ndvi",
+                               "--date", "2022-07-15"]).exit_code == 0
+    kept = runner.invoke(app, ["raster", "delete", "1"], input="n\n")
+    assert kept.exit_code == 1 and "删除该栅格" in kept.output
+    with cli_db.connect() as conn:
+        uri = conn.scalar(sa.text("SELECT uri FROM rasters WHERE id = 1"))
+    assert Path(uri).is_file()
+    gone = runner.invoke(app, ["raster", "delete", "1", "--yes"])
+    assert gone.exit_code == 0 and "raster 1 removed" in gone.output
+    assert not Path(uri).exists()
+    with cli_db.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM rasters")) == 0
+        assert conn.scalar(sa.text("SELECT count(*) FROM audit WHERE action = 'raster.delete'")) == 1
+    missing = runner.invoke(app, ["raster", "delete", "1", "--yes"])
+    assert missing.exit_code == 1 and "raster_not_found" in missing.output

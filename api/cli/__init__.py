@@ -23,6 +23,7 @@ from api.cli import (
     uploads,
     users,
 )
+from api.cli.common import fail
 from layers.errors import LandecoError
 from layers.settings import Settings
 from layers.store.cluster import Cluster
@@ -49,11 +50,6 @@ def _settings() -> Settings:
     return Settings()
 
 
-def _fail(exc: LandecoError) -> typer.Exit:
-    typer.secho(f"error [{exc.code}]: {exc}", fg="red", err=True)
-    return typer.Exit(1)
-
-
 def _cluster(settings: Settings) -> Cluster | None:
     """The private cluster, or None when an external database is configured."""
     if settings.database_url:
@@ -74,7 +70,7 @@ def db_up() -> None:
         url = database_url(settings)
         typer.echo(json.dumps(ping(url)))
     except LandecoError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 @db.command("down")
@@ -87,7 +83,7 @@ def db_down() -> None:
             cluster.stop()
             typer.echo("PostGIS stopped.")
     except LandecoError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 @db.command("status")
@@ -107,7 +103,7 @@ def db_status() -> None:
             state["schema_revision"] = current_revision(url)
             state["schema_head"] = head_revision()
     except LandecoError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo(json.dumps(state, ensure_ascii=False, indent=2))
     if not state.get("postgis"):
         raise typer.Exit(3)
@@ -121,7 +117,7 @@ def db_migrate(revision: str = typer.Argument("head", help="target revision")) -
     try:
         reached = upgrade(database_url(_settings()), revision)
     except LandecoError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo(f"schema at revision {reached}")
 
 
@@ -140,7 +136,7 @@ def db_distribute(shards: int = typer.Option(None, help="shards per distributed 
         with engine_for(url.render_as_string(hide_password=False)).begin() as conn:
             done = distribute(conn, shard_count=shards)
     except LandecoError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo(json.dumps(done, ensure_ascii=False, indent=2))
 
 
@@ -163,7 +159,7 @@ def db_revision(
         url = None if empty else database_url(_settings())
         path = new_revision(url, message, autogenerate=not empty)
     except LandecoError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     except CommandError as exc:
         typer.secho(f"error [migration_error]: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
@@ -219,7 +215,7 @@ def demo(
 
                     counts["zonal_stats"] = sum(s["rows"] for s in run_examples(engine, on_progress=advance))
     except LandecoError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     for layer_id, n in counts.items():
         typer.echo(f"{layer_id:18} {n:>9,}")
 

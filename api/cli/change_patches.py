@@ -8,14 +8,8 @@ from typing import Annotated
 
 import typer
 
+from api.cli.common import db_engine
 from layers.errors import LandecoError
-
-
-def _engine():
-    from layers.settings import Settings
-    from layers.store.database import database_url, engine_for
-
-    return engine_for(database_url(Settings()).render_as_string(hide_password=False))
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +42,7 @@ def register(app: typer.Typer) -> None:
                 def show(fraction: float, message: str) -> None:
                     bar.update(task, completed=fraction, description=message)
 
-                out = cp.detect(_engine(), before=params["before"], after=params["after"],
+                out = cp.detect(db_engine(), before=params["before"], after=params["after"],
                                 threshold=params["threshold"], direction=params["direction"],
                                 min_mu=params["min_mu"], who=cli_who("changes detect"), on_progress=show)
         except LandecoError as exc:
@@ -71,6 +65,6 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             typer.secho("error [invalid_parameter]: dates are YYYY-MM-DD", fg="red", err=True)
             raise typer.Exit(1) from None
-        with _engine().connect() as conn:
+        with db_engine().connect() as conn:
             out = change_patch_summary(conn, start=first, end=last)
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))

@@ -6,19 +6,8 @@ from typing import Annotated
 
 import typer
 
+from api.cli.common import db_engine, fail
 from layers.errors import LandecoError
-
-
-def _engine():
-    from layers.settings import Settings
-    from layers.store.database import database_url, engine_for
-
-    return engine_for(database_url(Settings()).render_as_string(hide_password=False))
-
-
-def _fail(exc: LandecoError) -> typer.Exit:
-    typer.secho(f"error [{exc.code}]: {exc}", fg="red", err=True)
-    return typer.Exit(1)
 
 
 def _line(v: dict) -> str:
@@ -54,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             found = get_layer(layer)
-            engine = _engine()
+            engine = db_engine()
             if restore is not None:
                 who = cli_who("history --restore")
                 done = history.restore_feature(engine, found, feature_id, restore, who)
@@ -64,7 +53,7 @@ def register(app: typer.Typer) -> None:
             with engine.connect() as conn:
                 versions = history.versions(conn, found, feature_id)
         except LandecoError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         for v in versions:
             typer.echo(_line(v))
 
@@ -78,14 +67,14 @@ def register(app: typer.Typer) -> None:
         from layers.audit import cli_who
 
         try:
-            done = history.undo_upload(_engine(), upload_id, cli_who("undo"), force=force)
+            done = history.undo_upload(db_engine(), upload_id, cli_who("undo"), force=force)
         except history.UndoConflictError as exc:
             typer.secho(f"error [{exc.code}]: {exc}", fg="red", err=True)
             if exc.feature_ids:
                 typer.echo("changed since: " + ", ".join(map(str, exc.feature_ids)), err=True)
             raise typer.Exit(1) from exc
         except LandecoError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         typer.echo(f"undid upload {upload_id} on {done['layer']}: {done['removed']} removed, "
                    f"{done['restored']} restored, {done['recreated']} re-created"
                    + (f" (over {done['later_changes']} later change(s))" if done["forced"] else ""))

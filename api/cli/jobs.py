@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from api.cli.common import fail
 from layers.errors import LandecoError
 
 
@@ -20,11 +21,6 @@ def _context():
     url = database_url(settings)
     engine = make_engine(url, statement_timeout_ms=settings.query_timeout_ms)
     return settings, engine, JobQueue(settings, url)
-
-
-def _fail(exc: LandecoError) -> typer.Exit:
-    typer.secho(f"error [{exc.code}]: {exc}", fg="red", err=True)
-    return typer.Exit(1)
 
 
 def _line(job: dict) -> str:
@@ -90,7 +86,7 @@ def register(app: typer.Typer) -> None:
                 with engine.connect() as conn:
                     job = get_job(conn, job_id)
         except LandecoError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         typer.echo(json.dumps(job, ensure_ascii=False, indent=2))
         if job["state"] in ("failed", "cancelled"):
             raise typer.Exit(1)
@@ -111,7 +107,7 @@ def register(app: typer.Typer) -> None:
             job_id = submit(queue, engine, "export", {"layer": layer, "format": format, "crs": crs},
                             cli_who("jobs export").actor)
         except LandecoError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         typer.echo(f"job {job_id} queued")
         if not wait:
             return
@@ -132,7 +128,7 @@ def register(app: typer.Typer) -> None:
             with engine.begin() as conn:
                 job = cancel_job(queue, conn, job_id)
         except LandecoError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         typer.echo(_line(job))
 
     @jobs.command("prune")
